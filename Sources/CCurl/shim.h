@@ -1,0 +1,41 @@
+/* CCurl: typed, non-variadic wrappers over libcurl's variadic setopt/getinfo calls. No logic. */
+#ifndef ALERTFANOUT_CCURL_SHIM_H
+#define ALERTFANOUT_CCURL_SHIM_H
+
+#include <curl/curl.h>
+#include <sys/socket.h>
+
+/* ---- easy handle options, one wrapper per argument kind ---- */
+static inline CURLcode cc_easy_setopt_long(CURL *h, CURLoption o, long v) { return curl_easy_setopt(h, o, v); }
+static inline CURLcode cc_easy_setopt_ptr(CURL *h, CURLoption o, void *v) { return curl_easy_setopt(h, o, v); }
+static inline CURLcode cc_easy_setopt_string(CURL *h, CURLoption o, const char *v) { return curl_easy_setopt(h, o, v); }
+static inline CURLcode cc_easy_setopt_off_t(CURL *h, CURLoption o, curl_off_t v) { return curl_easy_setopt(h, o, v); }
+static inline CURLcode cc_easy_setopt_slist(CURL *h, CURLoption o, struct curl_slist *v) { return curl_easy_setopt(h, o, v); }
+static inline CURLcode cc_easy_setopt_write_cb(CURL *h, CURLoption o, curl_write_callback v) { return curl_easy_setopt(h, o, v); }
+static inline CURLcode cc_easy_setopt_opensocket_cb(CURL *h, curl_opensocket_callback v) { return curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, v); }
+static inline CURLcode cc_easy_setopt_closesocket_cb(CURL *h, curl_closesocket_callback v) { return curl_easy_setopt(h, CURLOPT_CLOSESOCKETFUNCTION, v); }
+
+/* ---- easy handle info ---- */
+static inline CURLcode cc_easy_getinfo_long(CURL *h, CURLINFO i, long *v) { return curl_easy_getinfo(h, i, v); }
+static inline CURLcode cc_easy_getinfo_off_t(CURL *h, CURLINFO i, curl_off_t *v) { return curl_easy_getinfo(h, i, v); }
+static inline CURLcode cc_easy_getinfo_ptr(CURL *h, CURLINFO i, void **v) { return curl_easy_getinfo(h, i, v); }
+
+static inline void *cc_private(CURL *h) { void *p = NULL; curl_easy_getinfo(h, CURLINFO_PRIVATE, &p); return p; }
+
+/* ---- multi handle options ---- */
+static inline CURLMcode cc_multi_setopt_long(CURLM *m, CURLMoption o, long v) { return curl_multi_setopt(m, o, v); }
+static inline CURLMcode cc_multi_setopt_ptr(CURLM *m, CURLMoption o, void *v) { return curl_multi_setopt(m, o, v); }
+static inline CURLMcode cc_multi_setopt_socket_cb(CURLM *m, curl_socket_callback v) { return curl_multi_setopt(m, CURLMOPT_SOCKETFUNCTION, v); }
+static inline CURLMcode cc_multi_setopt_timer_cb(CURLM *m, curl_multi_timer_callback v) { return curl_multi_setopt(m, CURLMOPT_TIMERFUNCTION, v); }
+
+/* ---- CURLMsg accessors (the union is awkward from Swift) ---- */
+static inline CURLMSG cc_msg_kind(const CURLMsg *m) { return m->msg; }
+static inline CURL *cc_msg_easy(const CURLMsg *m) { return m->easy_handle; }
+static inline CURLcode cc_msg_result(const CURLMsg *m) { return m->data.result; }
+
+/* ---- constants that Swift imports poorly (macros with casts) ---- */
+static inline curl_socket_t cc_socket_timeout(void) { return CURL_SOCKET_TIMEOUT; }
+static inline curl_socket_t cc_socket_bad(void) { return CURL_SOCKET_BAD; }
+static inline int cc_sockopt_ok(void) { return CURL_SOCKOPT_OK; }
+
+#endif

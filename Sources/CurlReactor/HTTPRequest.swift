@@ -1,0 +1,75 @@
+// HTTPRequest: what a caller submits to the reactor — method, URL, headers, body and deadlines.
+
+/// One header line. Names are sent as given; the reactor rejects names or values holding CR, LF or NUL.
+public struct HTTPHeader: Sendable, Hashable, CustomStringConvertible {
+    public var name: String
+    public var value: String
+
+    public init(_ name: String, _ value: String) {
+        self.name = name
+        self.value = value
+    }
+
+    public var description: String { "\(name): \(value)" }
+}
+
+/// The HTTP version a request asks libcurl for.
+public enum HTTPVersion: Sendable, Hashable {
+    /// HTTP/1.1 on every connection (the default: cheapest for keep-alive load).
+    case http1_1
+    /// HTTP/2 over cleartext with prior knowledge (`h2c`), HTTP/2 over TLS.
+    case http2
+}
+
+/// A request for the reactor.
+///
+/// Deadlines:
+/// - `timeout` is the per-request deadline. It starts when the reactor **admits** the request to libcurl
+///   (after any wait in the reactor's per-host admission queue), so a request never spends its deadline
+///   waiting for a connection slot.
+/// - `overallTimeout` counts from **submission** and includes the admission wait. A request still queued when
+///   it expires completes with `.deadline` without being sent; once admitted, libcurl is given
+///   `min(timeout, what is left of overallTimeout)`.
+/// - `connectTimeout` bounds connection set-up (TCP and TLS) inside the request deadline.
+public struct HTTPRequest: Sendable {
+    public var method: String
+    public var url: String
+    public var headers: [HTTPHeader]
+    public var body: [UInt8]?
+    public var timeout: Duration?
+    public var overallTimeout: Duration?
+    public var connectTimeout: Duration?
+    /// Response headers to keep, matched case-insensitively; captured names are returned lowercased.
+    public var captureHeaders: [String]
+    /// Response bodies larger than this fail with `.bodyTooLarge`. `nil` uses the reactor's configured cap.
+    public var maxResponseBodyBytes: Int?
+    /// Open a new connection for this request and close it afterwards (`CURLOPT_FORBID_REUSE`).
+    public var forbidReuse: Bool
+    public var httpVersion: HTTPVersion
+
+    public init(
+        method: String = "GET",
+        url: String,
+        headers: [HTTPHeader] = [],
+        body: [UInt8]? = nil,
+        timeout: Duration? = nil,
+        overallTimeout: Duration? = nil,
+        connectTimeout: Duration? = nil,
+        captureHeaders: [String] = ["retry-after"],
+        maxResponseBodyBytes: Int? = nil,
+        forbidReuse: Bool = false,
+        httpVersion: HTTPVersion = .http1_1
+    ) {
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+        self.timeout = timeout
+        self.overallTimeout = overallTimeout
+        self.connectTimeout = connectTimeout
+        self.captureHeaders = captureHeaders
+        self.maxResponseBodyBytes = maxResponseBodyBytes
+        self.forbidReuse = forbidReuse
+        self.httpVersion = httpVersion
+    }
+}

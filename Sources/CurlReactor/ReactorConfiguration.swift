@@ -1,0 +1,76 @@
+// ReactorConfiguration: admission limits, default deadlines and caps for one CurlReactor.
+
+/// Settings for a `CurlReactor`. Defaults suit a publisher fanning out to a handful of hosts; a load
+/// generator raises the per-host limit to its concurrency.
+public struct ReactorConfiguration: Sendable {
+    /// Requests admitted to libcurl at once per host (`scheme://host:port`); the rest wait in FIFO order.
+    public var maxInFlightPerHost: Int
+    /// Requests admitted to libcurl at once in total; hosts with waiting requests are served round-robin.
+    public var maxInFlightTotal: Int
+    /// Per-request deadline when a request sets none (`nil`: none).
+    public var defaultTimeout: Duration?
+    /// Connection set-up limit when a request sets none.
+    public var defaultConnectTimeout: Duration
+    /// Response body cap when a request sets none.
+    public var maxResponseBodyBytes: Int
+    /// Requests with a larger body are rejected with `.invalidRequest`.
+    public var maxRequestBodyBytes: Int
+    /// Idle connections libcurl may keep (`CURLMOPT_MAXCONNECTS`); at least `maxInFlightTotal` by default.
+    public var maxConnections: Int?
+    /// Label of the reactor's serial queue.
+    public var label: String
+
+    public init(
+        maxInFlightPerHost: Int = 64,
+        maxInFlightTotal: Int = 1024,
+        defaultTimeout: Duration? = .seconds(30),
+        defaultConnectTimeout: Duration = .seconds(10),
+        maxResponseBodyBytes: Int = 1 << 20,
+        maxRequestBodyBytes: Int = 16 << 20,
+        maxConnections: Int? = nil,
+        label: String = "alertfanout.reactor"
+    ) {
+        self.maxInFlightPerHost = maxInFlightPerHost
+        self.maxInFlightTotal = maxInFlightTotal
+        self.defaultTimeout = defaultTimeout
+        self.defaultConnectTimeout = defaultConnectTimeout
+        self.maxResponseBodyBytes = maxResponseBodyBytes
+        self.maxRequestBodyBytes = maxRequestBodyBytes
+        self.maxConnections = maxConnections
+        self.label = label
+    }
+
+    /// Every problem with these settings, empty when they are usable.
+    public func problems() -> [String] {
+        var out: [String] = []
+        if maxInFlightPerHost < 1 { out.append("maxInFlightPerHost must be at least 1 (got \(maxInFlightPerHost))") }
+        if maxInFlightTotal < 1 { out.append("maxInFlightTotal must be at least 1 (got \(maxInFlightTotal))") }
+        if let t = defaultTimeout, t <= .zero { out.append("defaultTimeout must be positive") }
+        if defaultConnectTimeout <= .zero { out.append("defaultConnectTimeout must be positive") }
+        if maxResponseBodyBytes < 0 { out.append("maxResponseBodyBytes must not be negative") }
+        if maxRequestBodyBytes < 0 { out.append("maxRequestBodyBytes must not be negative") }
+        if let c = maxConnections, c < 1 { out.append("maxConnections must be at least 1 (got \(c))") }
+        return out
+    }
+}
+
+/// Errors from creating a reactor.
+public enum ReactorError: Error, Sendable, CustomStringConvertible {
+    case invalidConfiguration([String])
+    case curlInitFailed(String)
+
+    public var description: String {
+        switch self {
+        case .invalidConfiguration(let p): return "invalid reactor configuration: " + p.joined(separator: "; ")
+        case .curlInitFailed(let m): return "libcurl initialisation failed: \(m)"
+        }
+    }
+}
+
+/// How `shutdown` treats requests that are queued or in flight.
+public enum ShutdownMode: Sendable {
+    /// Let every accepted request finish (each within its own deadline), then release everything.
+    case drain
+    /// Complete every queued and in-flight request at once with `.shutdown`, then release everything.
+    case cancel
+}

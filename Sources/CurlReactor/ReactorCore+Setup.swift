@@ -1,0 +1,169 @@
+// ReactorCore+Setup: request validation, easy-handle options per request, and turning curl's result into an outcome.
+import CCurl
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension ReactorCore {
+    /// A reason the request cannot be sent, or nil. Runs on the queue before anything reaches curl.
+    func validate(_ r: HTTPRequest) -> String? {
+        if r.method.isEmpty || !r.method.utf8.allSatisfy(isTokenByte) {
+            return "invalid HTTP method '\(r.method)': it must be a non-empty token (letters, digits, !#$%&'*+-.^_`|~)"
+        }
+        for h in r.headers {
+            if h.name.isEmpty || !h.name.utf8.allSatisfy(isTokenByte) {
+                return "invalid header name '\(h.name.debugDescription)': it must be a non-empty token"
+            }
+            if h.value.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A || $0 == 0 }) {
+                return "header '\(h.name)' has a CR, LF or NUL in its value"
+            }
+        }
+        if let body = r.body, body.count > config.maxRequestBodyBytes {
+            return "request body of \(body.count) bytes exceeds the limit of \(config.maxRequestBodyBytes) bytes"
+        }
+        if let t = r.timeout, t <= .zero { return "timeout must be positive" }
+        if let t = r.overallTimeout, t <= .zero { return "overallTimeout must be positive" }
+        if let t = r.connectTimeout, t <= .zero { return "connectTimeout must be positive" }
+        if let cap = r.maxResponseBodyBytes, cap < 0 { return "maxResponseBodyBytes must not be negative" }
+        return nil
+    }
+
+    /// Options that never change for an easy handle: callbacks, signals, protocols.
+    func configureOnce(_ easy: CurlEasy) {
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        easy.set(CURLOPT_NOSIGNAL, true)
+        easy.set(CURLOPT_WRITEFUNCTION, callback: curlWriteCallback)
+        easy.set(CURLOPT_HEADERFUNCTION, callback: curlHeaderCallback)
+        easy.setOpenSocket(curlOpenSocketCallback)
+        easy.set(CURLOPT_OPENSOCKETDATA, pointer: me)
+        easy.setCloseSocket(curlCloseSocketCallback)
+        easy.set(CURLOPT_CLOSESOCKETDATA, pointer: me)
+        easy.set(CURLOPT_PROTOCOLS_STR, string: "http,https")
+        easy.set(CURLOPT_TCP_NODELAY, true)
+        easy.set(CURLOPT_FOLLOWLOCATION, false)
+    }
+
+    /// Options for one request. Every option a previous request may have changed is set again here.
+    func configure(_ easy: CurlEasy, for t: Transfer) {
+        let r = t.request
+        easy.beginSetup()
+        let p = Unmanaged.passUnretained(t).toOpaque()
+        easy.set(CURLOPT_PRIVATE, pointer: p)
+        easy.set(CURLOPT_WRITEDATA, pointer: p)
+        easy.set(CURLOPT_HEADERDATA, pointer: p)
+        easy.set(CURLOPT_URL, string: r.url)
+
+        easy.set(CURLOPT_NOBODY, false)
+        let method = r.method
+        if method == "HEAD" {
+            easy.set(CURLOPT_NOBODY, true)
+            easy.set(CURLOPT_CUSTOMREQUEST, string: nil)
+        } else if let body = r.body {
+            easy.set(CURLOPT_POSTFIELDSIZE_LARGE, offset: Int64(body.count))
+            body.withUnsafeBytes { buf in
+                easy.set(CURLOPT_COPYPOSTFIELDS, pointer: UnsafeMutableRawPointer(mutating: buf.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!))
+            }
+            easy.set(CURLOPT_CUSTOMREQUEST, string: method == "POST" ? nil : method)
+        } else {
+            easy.set(CURLOPT_HTTPGET, true)
+            easy.set(CURLOPT_CUSTOMREQUEST, string: method == "GET" ? nil : method)
+        }
+
+        var list: UnsafeMutablePointer<curl_slist>? = nil
+        for h in r.headers {
+            list = curl_slist_append(list, "\(h.name): \(h.value)")
+        }
+        if r.body != nil {
+            list = curl_slist_append(list, "Expect:")  // no 100-continue round trip for webhook bodies
+        }
+        t.headerList = list
+        easy.set(CURLOPT_HTTPHEADER, list: list)
+
+        easy.set(CURLOPT_TIMEOUT_MS, t.timeoutMs)
+        let connect = (r.connectTimeout ?? config.defaultConnectTimeout).nanosecondsClamped
+        easy.set(CURLOPT_CONNECTTIMEOUT_MS, max(1, Int(min(connect / 1_000_000, UInt64(Int32.max)))))
+        easy.set(CURLOPT_FORBID_REUSE, r.forbidReuse)
+        switch r.httpVersion {
+        case .http1_1: easy.set(CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1)
+        case .http2: easy.set(CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE)
+        }
+
+        t.body = []
+        t.bodyCap = r.maxResponseBodyBytes ?? config.maxResponseBodyBytes
+        t.bodyOverflow = false
+        t.captured = []
+    }
+
+    /// Timings so far for a request that has not produced curl figures (queued, cancelled).
+    func timings(_ t: Transfer, now: UInt64) -> TransferTimings {
+        if t.admittedAt == 0 {
+            return TransferTimings(queued: .nanoseconds(Int64(clamping: now &- t.submittedAt)))
+        }
+        return TransferTimings(
+            queued: .nanoseconds(Int64(clamping: t.admittedAt &- t.submittedAt)),
+            total: .nanoseconds(Int64(clamping: now &- t.admittedAt)))
+    }
+
+    /// The response or typed error for a request curl reported done.
+    func outcome(_ t: Transfer, easy: CurlEasy, code: CURLcode) -> Result<HTTPResponse, TransferError> {
+        let timings = TransferTimings(
+            queued: .nanoseconds(Int64(clamping: t.admittedAt &- t.submittedAt)),
+            connect: .microseconds(easy.info(micros: CURLINFO_CONNECT_TIME_T)),
+            firstByte: .microseconds(easy.info(micros: CURLINFO_STARTTRANSFER_TIME_T)),
+            total: .microseconds(easy.info(micros: CURLINFO_TOTAL_TIME_T)))
+        if code == CURLE_OK {
+            let body = t.body
+            t.body = []
+            return .success(HTTPResponse(
+                status: easy.info(long: CURLINFO_RESPONSE_CODE),
+                headers: t.captured,
+                body: body,
+                timings: timings,
+                newConnection: easy.info(long: CURLINFO_NUM_CONNECTS) > 0))
+        }
+        let message = easy.errorMessage(for: code)
+        let kind = classify(code, t: t, easy: easy, timings: timings)
+        let shown = kind == .bodyTooLarge ? "response body exceeds the cap of \(t.bodyCap) bytes" : message
+        t.body = []
+        return .failure(TransferError(kind: kind, message: shown, curlCode: Int(code.rawValue), timings: timings))
+    }
+
+    private func classify(_ code: CURLcode, t: Transfer, easy: CurlEasy, timings: TransferTimings) -> TransferError.Kind {
+        switch code {
+        case CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY:
+            return .dns
+        case CURLE_COULDNT_CONNECT:
+            let err = Int32(easy.info(long: CURLINFO_OS_ERRNO))
+            return err == ECONNREFUSED || err == 0 ? .refused : .other
+        case CURLE_OPERATION_TIMEDOUT:
+            // A connect-phase expiry well before the request deadline is the connect timeout.
+            let connected = easy.info(micros: CURLINFO_CONNECT_TIME_T) > 0 || easy.info(long: CURLINFO_NUM_CONNECTS) == 0
+            let elapsedMs = Int(easy.info(micros: CURLINFO_TOTAL_TIME_T) / 1000)
+            if !connected && (t.timeoutMs == 0 || elapsedMs + 2 < t.timeoutMs) { return .connectTimeout }
+            return .deadline
+        case CURLE_SEND_ERROR, CURLE_RECV_ERROR, CURLE_GOT_NOTHING, CURLE_PARTIAL_FILE, CURLE_HTTP2, CURLE_HTTP2_STREAM:
+            return .reset
+        case CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CERTPROBLEM, CURLE_SSL_CIPHER,
+             CURLE_SSL_CACERT_BADFILE, CURLE_SSL_SHUTDOWN_FAILED, CURLE_SSL_ISSUER_ERROR, CURLE_SSL_PINNEDPUBKEYNOTMATCH,
+             CURLE_SSL_INVALIDCERTSTATUS, CURLE_SSL_ENGINE_NOTFOUND, CURLE_SSL_ENGINE_SETFAILED, CURLE_SSL_CRL_BADFILE,
+             CURLE_USE_SSL_FAILED:
+            return .tls
+        case CURLE_WRITE_ERROR where t.bodyOverflow:
+            return .bodyTooLarge
+        case CURLE_URL_MALFORMAT, CURLE_UNSUPPORTED_PROTOCOL:
+            return .invalidRequest
+        default:
+            return .other
+        }
+    }
+}
+
+/// RFC 9110 `tchar`.
+@inline(__always)
+func isTokenByte(_ c: UInt8) -> Bool {
+    switch c {
+    case 0x30...0x39, 0x41...0x5A, 0x61...0x7A: return true
+    case 0x21, 0x23, 0x24, 0x25, 0x26, 0x27, 0x2A, 0x2B, 0x2D, 0x2E, 0x5E, 0x5F, 0x60, 0x7C, 0x7E: return true
+    default: return false
+    }
+}

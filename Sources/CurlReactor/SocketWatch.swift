@@ -1,0 +1,35 @@
+// SocketWatch: one socket libcurl asked the reactor to watch, its Dispatch sources and whether curl wants them.
+import Dispatch
+
+/// The reactor's record of one socket, touched only on the reactor queue.
+///
+/// `owned` sockets were opened by the reactor (`CURLOPT_OPENSOCKETFUNCTION`) and are closed by it
+/// (`CURLOPT_CLOSESOCKETFUNCTION`) only after every source on them has run its cancel handler. Their read
+/// source lives as long as the socket; `wantRead` says whether curl currently cares. Sockets curl opened itself
+/// (the threaded resolver's wake-up pair) are never closed here: their sources are cancelled at `POLL_REMOVE`.
+///
+/// A watch is `retired` when its socket may be closed by curl behind the reactor's back (the resolver pair,
+/// and — a libcurl 7.88 bug, curl PR #11439 — a socket closed while still connecting, which curl closes with a
+/// plain `close()`). Until every source of a retired watch has run its cancel handler, libdispatch still keys a
+/// registration by that descriptor number, so no new source is created on the same number before then.
+final class SocketWatch: @unchecked Sendable {
+    let fd: Int32
+    let owned: Bool
+    var wantRead = false
+    var wantWrite = false
+    var readSource: DispatchSourceRead?
+    var writeSource: DispatchSourceWrite?
+    /// Sources created on this socket whose cancel handler has not run yet.
+    var liveSources = 0
+    /// curl asked to close the socket; the close happens when `liveSources` reaches zero.
+    var closing = false
+    /// curl has asked to read from this socket at least once (it finished connecting).
+    var everWantedRead = false
+    /// The socket may have been closed by curl itself; its sources are cancelled and it is no longer in the table.
+    var retired = false
+
+    init(fd: Int32, owned: Bool) {
+        self.fd = fd
+        self.owned = owned
+    }
+}

@@ -1,0 +1,110 @@
+// Transfer: one submitted request's life on the reactor queue — queued, admitted, finished — and its response buffers.
+import CCurl
+import Dispatch
+import DequeModule
+
+/// One request from submission to completion. Created on the submitting thread, then touched only on the
+/// reactor queue. States: `created` → `queued` → `admitted` → `finished`, or `created`/`queued` → `finished`
+/// (rejected, cancelled, expired, shut down). `finished` is final: the completion has been delivered exactly once.
+final class Transfer: @unchecked Sendable {
+    enum State { case created, queued, admitted, finished }
+
+    let request: HTTPRequest
+    let completion: @Sendable (Result<HTTPResponse, TransferError>) -> Void
+    let callbackQueue: DispatchQueue?
+    let submittedAt: UInt64
+
+    var state: State = .created
+    var admittedAt: UInt64 = 0
+    /// Absolute overall deadline on the uptime clock, `.max` when none.
+    var overallDeadline: UInt64 = .max
+    /// The timeout given to curl at admission, in milliseconds (0: none).
+    var timeoutMs: Int = 0
+    var host: HostQueue?
+    var easy: CurlEasy?
+    var headerList: UnsafeMutablePointer<curl_slist>?
+    /// Position in the reactor's `active` array while admitted.
+    var activeIndex: Int = -1
+
+    // Response accumulation, written by curl's write and header callbacks on the reactor queue.
+    var body: [UInt8] = []
+    var bodyCap: Int = 0
+    var bodyOverflow = false
+    var captured: [HTTPHeader] = []
+    let captureNames: [[UInt8]]
+
+    init(request: HTTPRequest, callbackQueue: DispatchQueue?, completion: @escaping @Sendable (Result<HTTPResponse, TransferError>) -> Void) {
+        self.request = request
+        self.callbackQueue = callbackQueue
+        self.completion = completion
+        self.submittedAt = DispatchTime.now().uptimeNanoseconds
+        self.captureNames = request.captureHeaders.map { Array($0.lowercased().utf8) }
+    }
+
+    deinit {
+        if let headerList { curl_slist_free_all(headerList) }
+    }
+
+    func freeHeaderList() {
+        if let headerList { curl_slist_free_all(headerList) }
+        headerList = nil
+    }
+
+    /// Appends body bytes; false (and `bodyOverflow`) once the cap would be exceeded.
+    @inline(__always)
+    func appendBody(_ p: UnsafeRawPointer, _ n: Int) -> Bool {
+        if body.count + n > bodyCap {
+            bodyOverflow = true
+            return false
+        }
+        body.append(contentsOf: UnsafeRawBufferPointer(start: p, count: n))
+        return true
+    }
+
+    /// Handles one raw header line from curl: a status line starts a new header block (redirects, 1xx).
+    func headerLine(_ p: UnsafeRawPointer, _ n: Int) {
+        guard !captureNames.isEmpty, n > 0 else { return }
+        let line = UnsafeRawBufferPointer(start: p, count: n)
+        if n >= 5, line[0] == 0x48, line[1] == 0x54, line[2] == 0x54, line[3] == 0x50, line[4] == 0x2F {  // "HTTP/"
+            captured.removeAll(keepingCapacity: true)
+            return
+        }
+        guard let colon = line.firstIndex(of: 0x3A) else { return }
+        for name in captureNames where name.count == colon {
+            var same = true
+            for i in 0..<colon {
+                var c = line[i]
+                if c >= 0x41 && c <= 0x5A { c |= 0x20 }
+                if c != name[i] { same = false; break }
+            }
+            guard same else { continue }
+            var start = colon + 1
+            var end = n
+            while start < end, line[start] == 0x20 || line[start] == 0x09 { start += 1 }
+            while end > start, line[end - 1] == 0x0D || line[end - 1] == 0x0A || line[end - 1] == 0x20 || line[end - 1] == 0x09 { end -= 1 }
+            let value = String(decoding: UnsafeRawBufferPointer(rebasing: line[start..<end]), as: UTF8.self)
+            captured.append(HTTPHeader(String(decoding: name, as: UTF8.self), value))
+            return
+        }
+    }
+}
+
+/// Per-host admission state: requests in flight to `scheme://host:port` and the FIFO of those waiting.
+final class HostQueue {
+    let key: String
+    var inFlight = 0
+    var waiting = Deque<Transfer>()
+    /// True while this host sits in the reactor's round-robin list of hosts that can admit a waiting request.
+    var inReadyList = false
+
+    init(key: String) { self.key = key }
+}
+
+/// A queued request's overall deadline, ordered for the reactor's min-heap.
+struct QueuedDeadline: Comparable {
+    let due: UInt64
+    let transfer: Transfer
+
+    static func < (a: QueuedDeadline, b: QueuedDeadline) -> Bool { a.due < b.due }
+    static func == (a: QueuedDeadline, b: QueuedDeadline) -> Bool { a.due == b.due && a.transfer === b.transfer }
+}

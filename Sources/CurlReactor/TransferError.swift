@@ -1,0 +1,48 @@
+// TransferError: the typed failure of one request, with libcurl's own message when curl produced it.
+
+/// Why a request did not produce an HTTP response.
+public struct TransferError: Error, Sendable, CustomStringConvertible {
+    public enum Kind: String, Sendable, Hashable, CaseIterable {
+        /// The request itself is malformed: bad URL, unsupported scheme, CR/LF in a header, body too big.
+        case invalidRequest = "invalid_request"
+        /// The peer refused the connection.
+        case refused
+        /// The host name did not resolve.
+        case dns
+        /// Connection set-up exceeded `connectTimeout`.
+        case connectTimeout = "connect_timeout"
+        /// The request deadline (or the overall deadline) passed.
+        case deadline
+        /// The connection broke: reset, closed early, nothing received.
+        case reset
+        /// TLS handshake or certificate failure.
+        case tls
+        /// The response body exceeded the configured cap.
+        case bodyTooLarge = "body_too_large"
+        /// The caller cancelled the request.
+        case cancelled
+        /// The reactor shut down before the request completed.
+        case shutdown
+        /// Anything else; `curlCode` and `message` say what.
+        case other
+    }
+
+    public var kind: Kind
+    public var message: String
+    /// libcurl's `CURLcode`, when the failure came from curl.
+    public var curlCode: Int?
+    /// Timings up to the failure (admission wait included).
+    public var timings: TransferTimings
+
+    public init(kind: Kind, message: String, curlCode: Int? = nil, timings: TransferTimings = .init()) {
+        self.kind = kind
+        self.message = message
+        self.curlCode = curlCode
+        self.timings = timings
+    }
+
+    public var description: String {
+        if let curlCode { return "\(kind.rawValue): \(message) (curl \(curlCode))" }
+        return "\(kind.rawValue): \(message)"
+    }
+}

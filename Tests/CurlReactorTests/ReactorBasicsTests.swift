@@ -1,0 +1,126 @@
+// ReactorBasicsTests: requests against a real MockTarget — methods, headers, bodies, reuse, bad input.
+import CurlReactor
+import MockTarget
+import XCTest
+
+final class ReactorBasicsTests: XCTestCase {
+    func testGetWithHeadersIsReceivedAsSent() async throws {
+        let server = try MockTarget()
+        defer { server.stop() }
+        let reactor = try CurlReactor()
+        let r = await reactor.execute(HTTPRequest(
+            url: server.url("/status/201?body=hello&retry_after=7"),
+            headers: [HTTPHeader("X-Trace", "abc 123"), HTTPHeader("Accept", "text/plain")]))
+        let resp = try XCTUnwrap(r.response, "\(r)")
+        XCTAssertEqual(resp.status, 201)
+        XCTAssertEqual(resp.bodyText, "hello")
+        XCTAssertEqual(resp.header("Retry-After"), "7")
+        XCTAssertTrue(resp.newConnection)
+        XCTAssertGreaterThan(resp.timings.total, .zero)
+        let rec = try XCTUnwrap(server.requests.first)
+        XCTAssertEqual(server.requests.count, 1)
+        XCTAssertEqual(rec.method, "GET")
+        XCTAssertEqual(rec.path, "/status/201")
+        XCTAssertEqual(rec.header("x-trace"), "abc 123")
+        XCTAssertEqual(rec.header("accept"), "text/plain")
+        XCTAssertTrue(rec.body.isEmpty)
+        await assertReleased(reactor)
+    }
+
+    func testPostBodyAndOtherMethods() async throws {
+        let server = try MockTarget()
+        defer { server.stop() }
+        let reactor = try CurlReactor()
+        let payload = Array(#"{"summary":"disk full ✓","n":1}"#.utf8) + [UInt8](repeating: 0x20, count: 5000)
+        let post = await reactor.execute(HTTPRequest(
+            method: "POST", url: server.url("/events"),
+            headers: [HTTPHeader("Content-Type", "application/json")], body: payload))
+        XCTAssertEqual(post.response?.status, 200, "\(post)")
+        let put = await reactor.execute(HTTPRequest(method: "PUT", url: server.url("/thing"), body: Array("x".utf8)))
+        XCTAssertEqual(put.response?.status, 200, "\(put)")
+        let del = await reactor.execute(HTTPRequest(method: "DELETE", url: server.url("/thing")))
+        XCTAssertEqual(del.response?.status, 200, "\(del)")
+        let head = await reactor.execute(HTTPRequest(method: "HEAD", url: server.url("/thing")))
+        XCTAssertEqual(head.response?.status, 200, "\(head)")
+        XCTAssertEqual(head.response?.body.count, 0)
+        let get = await reactor.execute(HTTPRequest(url: server.url("/after-head")))
+        XCTAssertEqual(get.response?.bodyText, "ok", "a GET after HEAD must read its body again")
+
+        let recs = server.requests
+        XCTAssertEqual(recs.map(\.method), ["POST", "PUT", "DELETE", "HEAD", "GET"])
+        XCTAssertEqual(recs[0].body, payload)
+        XCTAssertEqual(recs[0].header("content-type"), "application/json")
+        XCTAssertNil(recs[0].header("expect"), "no 100-continue round trip")
+        XCTAssertEqual(recs[1].bodyText, "x")
+        XCTAssertTrue(recs[2].body.isEmpty)
+        await assertReleased(reactor)
+    }
+
+    func testSequentialRequestsReuseOneConnection() async throws {
+        let server = try MockTarget(recordRequests: false)
+        defer { server.stop() }
+        let reactor = try CurlReactor(configuration: .init(maxInFlightPerHost: 4))
+        var newConnections = 0
+        for i in 0..<1000 {
+            let r = await reactor.execute(HTTPRequest(url: server.url("/seq?i=\(i)")))
+            let resp = try XCTUnwrap(r.response, "request \(i): \(r)")
+            XCTAssertEqual(resp.status, 200)
+            if resp.newConnection { newConnections += 1 }
+        }
+        let stats = reactor.stats()
+        XCTAssertEqual(stats.completed, 1000)
+        XCTAssertLessThanOrEqual(stats.connectionsOpened, 4, "\(stats)")
+        XCTAssertLessThanOrEqual(newConnections, 4)
+        XCTAssertLessThanOrEqual(server.connectionCount, 4)
+        XCTAssertEqual(server.requestCount, 1000)
+        await assertReleased(reactor)
+    }
+
+    func testBadInputIsATypedErrorNotACrash() async throws {
+        let server = try MockTarget()
+        defer { server.stop() }
+        let reactor = try CurlReactor(configuration: .init(maxRequestBodyBytes: 1024))
+        let cases: [(HTTPRequest, String)] = [
+            (HTTPRequest(url: "not a url"), "space"),
+            (HTTPRequest(url: "http//missing-colon"), "malformed"),
+            (HTTPRequest(url: ""), "empty"),
+            (HTTPRequest(url: "ftp://127.0.0.1/file"), "ftp"),
+            (HTTPRequest(url: "file:///etc/passwd"), "file"),
+            (HTTPRequest(url: server.url("/"), headers: [HTTPHeader("X-Evil", "a\r\nInjected: yes")]), "CR, LF"),
+            (HTTPRequest(url: server.url("/"), headers: [HTTPHeader("Bad Name", "v")]), "header name"),
+            (HTTPRequest(method: "PO ST", url: server.url("/")), "method"),
+            (HTTPRequest(method: "POST", url: server.url("/"), body: [UInt8](repeating: 1, count: 2048)), "exceeds"),
+            (HTTPRequest(url: server.url("/"), timeout: .zero), "timeout"),
+        ]
+        for (req, expected) in cases {
+            let r = await reactor.execute(req)
+            let e = try XCTUnwrap(r.failure, "\(req.url) should fail")
+            XCTAssertEqual(e.kind, .invalidRequest, "\(req.url): \(e)")
+            XCTAssertTrue(e.message.contains(expected), "'\(e.message)' should mention '\(expected)'")
+        }
+        XCTAssertEqual(server.requestCount, 0, "nothing invalid may reach the server")
+        await assertReleased(reactor)
+    }
+
+    func testResponseBodyCapAndSlowBody() async throws {
+        let server = try MockTarget()
+        defer { server.stop() }
+        let reactor = try CurlReactor(configuration: .init(maxResponseBodyBytes: 1000))
+        let big = await reactor.execute(HTTPRequest(url: server.url("/big?bytes=50000")))
+        XCTAssertEqual(big.failureKind, .bodyTooLarge, "\(big)")
+        let fits = await reactor.execute(HTTPRequest(url: server.url("/big?bytes=50000"), maxResponseBodyBytes: 60000))
+        XCTAssertEqual(fits.response?.body.count, 50000)
+        let slow = await reactor.execute(HTTPRequest(url: server.url("/slow?chunks=4&bytes=25&interval_ms=50")))
+        let resp = try XCTUnwrap(slow.response, "\(slow)")
+        XCTAssertEqual(resp.body.count, 100)
+        XCTAssertGreaterThanOrEqual(seconds(resp.timings.total), 0.15)
+        await assertReleased(reactor)
+    }
+
+    func testInvalidConfigurationIsRejected() {
+        XCTAssertThrowsError(try CurlReactor(configuration: .init(maxInFlightPerHost: 0, maxInFlightTotal: -1))) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("maxInFlightPerHost") && text.contains("maxInFlightTotal"), text)
+        }
+    }
+}

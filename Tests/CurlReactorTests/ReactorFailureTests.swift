@@ -1,0 +1,163 @@
+// ReactorFailureTests: refused, reset, deadlines (with and without admission waits), cancellation and shutdown.
+import CurlReactor
+import Dispatch
+import MockTarget
+import Synchronization
+import XCTest
+
+final class ReactorFailureTests: XCTestCase {
+    func testConnectionRefused() async throws {
+        let port = try unusedPort()
+        let reactor = try CurlReactor()
+        let r = await reactor.execute(HTTPRequest(url: "http://127.0.0.1:\(port)/"))
+        XCTAssertEqual(r.failureKind, .refused, "\(r)")
+        XCTAssertNotNil(r.failure?.curlCode)
+        await assertReleased(reactor)
+    }
+
+    func testResetBeforeAndDuringResponse() async throws {
+        let server = try MockTarget()
+        defer { server.stop() }
+        let reactor = try CurlReactor()
+        let mid = await reactor.execute(HTTPRequest(url: server.url("/reset-mid?sent=100&total=5000")))
+        XCTAssertEqual(mid.failureKind, .reset, "\(mid)")
+        let early = await reactor.execute(HTTPRequest(url: server.url("/reset")))
+        XCTAssertEqual(early.failureKind, .reset, "\(early)")
+        let closed = await reactor.execute(HTTPRequest(url: server.url("/close")))
+        XCTAssertEqual(closed.failureKind, .reset, "\(closed)")
+        // The reactor is still healthy afterwards.
+        let ok = await reactor.execute(HTTPRequest(url: server.url("/after")))
+        XCTAssertEqual(ok.response?.status, 200)
+        await assertReleased(reactor)
+    }
+
+    func testHangingServerHitsTheDeadlineOnTime() async throws {
+        let server = try MockTarget()
+        defer { server.stop() }
+        let reactor = try CurlReactor()
+        let started = ContinuousClock.now
+        let r = await reactor.execute(HTTPRequest(url: server.url("/hang"), timeout: .milliseconds(300)))
+        let elapsed = seconds(ContinuousClock.now - started)
+        XCTAssertEqual(r.failureKind, .deadline, "\(r)")
+        XCTAssertGreaterThanOrEqual(elapsed, 0.29)
+        XCTAssertLessThan(elapsed, 0.8, "the deadline should fire close to its time")
+        await assertReleased(reactor)
+    }
+
+    func testDeadlineStartsAtAdmissionNotSubmission() async throws {
+        let server = try MockTarget()
+        defer { server.stop() }
+        let reactor = try CurlReactor(configuration: .init(maxInFlightPerHost: 1))
+        let tally = CompletionTally(expected: 2)
+        let results = ResultBox()
+        for i in 0..<2 {
+            reactor.submit(HTTPRequest(url: server.url("/hang?i=\(i)"), timeout: .milliseconds(400))) { r in
+                results.set(i, r)
+                tally.record(i, r)
+            }
+        }
+        await tally.wait()
+        let second = try XCTUnwrap(results.get(1)?.failure)
+        XCTAssertEqual(second.kind, .deadline)
+        XCTAssertGreaterThanOrEqual(seconds(second.timings.queued), 0.35, "it waited behind the first request")
+        XCTAssertGreaterThanOrEqual(seconds(second.timings.total), 0.38, "it still got its whole deadline")
+        XCTAssertLessThan(seconds(second.timings.total), 0.9)
+        XCTAssertEqual(server.requestCount, 2)
+        await assertReleased(reactor)
+    }
+
+    func testOverallDeadlineExpiresWhileQueued() async throws {
+        let server = try MockTarget()
+        defer { server.stop() }
+        let reactor = try CurlReactor(configuration: .init(maxInFlightPerHost: 1))
+        let first = reactor.submit(HTTPRequest(url: server.url("/hang?first"), timeout: .seconds(5))) { _ in }
+        let started = ContinuousClock.now
+        let r = await reactor.execute(HTTPRequest(url: server.url("/hang?second"), timeout: .seconds(5), overallTimeout: .milliseconds(200)))
+        let elapsed = seconds(ContinuousClock.now - started)
+        XCTAssertEqual(r.failureKind, .deadline, "\(r)")
+        XCTAssertTrue(r.failure?.message.contains("waited for admission") ?? false)
+        XCTAssertLessThan(elapsed, 0.7)
+        XCTAssertEqual(server.requests.filter { $0.uri.contains("second") }.count, 0, "never sent")
+        first.cancel()
+        await assertReleased(reactor)
+    }
+
+    func testCancelBeforeAdmissionAndInFlight() async throws {
+        let server = try MockTarget()
+        defer { server.stop() }
+        let reactor = try CurlReactor(configuration: .init(maxInFlightPerHost: 1))
+        let tally = CompletionTally(expected: 2)
+        let results = ResultBox()
+        let inflight = reactor.submit(HTTPRequest(url: server.url("/hang?a"))) { r in results.set(0, r); tally.record(0, r) }
+        let queued = reactor.submit(HTTPRequest(url: server.url("/hang?b"))) { r in results.set(1, r); tally.record(1, r) }
+        try await waitUntil { server.requestCount == 1 }
+        queued.cancel()
+        try await Task.sleep(for: .milliseconds(50))
+        inflight.cancel()
+        inflight.cancel()  // twice is harmless
+        await tally.wait(seconds: 5)
+        XCTAssertEqual(results.get(0)?.failureKind, .cancelled)
+        XCTAssertEqual(results.get(1)?.failureKind, .cancelled)
+        XCTAssertEqual(tally.snapshot.perIndex, [1, 1])
+        XCTAssertEqual(server.requestCount, 1, "the queued request was never sent")
+        // The async facade cancels with its task.
+        let task = Task { await reactor.execute(HTTPRequest(url: server.url("/hang?c"))) }
+        try await waitUntil { server.requestCount == 2 }
+        task.cancel()
+        let r = await task.value
+        XCTAssertEqual(r.failureKind, .cancelled)
+        await assertReleased(reactor)
+    }
+
+    func testShutdownCancelCompletesEverything() async throws {
+        let server = try MockTarget()
+        defer { server.stop() }
+        let reactor = try CurlReactor(configuration: .init(maxInFlightPerHost: 4))
+        let tally = CompletionTally(expected: 10)
+        for i in 0..<10 {
+            reactor.submit(HTTPRequest(url: server.url("/hang?i=\(i)"))) { tally.record(i, $0) }
+        }
+        try await waitUntil { server.requestCount == 4 }
+        await reactor.shutdown(.cancel)
+        await tally.wait(seconds: 5)
+        let s = tally.snapshot
+        XCTAssertEqual(s.perIndex, [Int](repeating: 1, count: 10))
+        XCTAssertEqual(s.failures[.shutdown], 10)
+        // After shutdown: new work is refused with a typed error, and shutting down again is harmless.
+        let late = await reactor.execute(HTTPRequest(url: server.url("/late")))
+        XCTAssertEqual(late.failureKind, .shutdown)
+        await reactor.shutdown(.drain)
+        await assertReleased(reactor)
+    }
+
+    func testShutdownDrainLetsRequestsFinish() async throws {
+        let server = try MockTarget()
+        defer { server.stop() }
+        let reactor = try CurlReactor(configuration: .init(maxInFlightPerHost: 2))
+        let tally = CompletionTally(expected: 6)
+        for i in 0..<6 {
+            reactor.submit(HTTPRequest(url: server.url("/d?delay_ms=50&i=\(i)"))) { tally.record(i, $0) }
+        }
+        await reactor.shutdown(.drain)
+        await tally.wait(seconds: 5)
+        XCTAssertEqual(tally.snapshot.successes, 6, "drain lets queued and in-flight requests finish")
+        XCTAssertEqual(server.requestCount, 6)
+        await assertReleased(reactor)
+    }
+}
+
+/// Results by index, for tests that inspect individual completions.
+final class ResultBox: Sendable {
+    private let box = Mutex<[Int: Result<HTTPResponse, TransferError>]>([:])
+    func set(_ i: Int, _ r: Result<HTTPResponse, TransferError>) { box.withLock { $0[i] = r } }
+    func get(_ i: Int) -> Result<HTTPResponse, TransferError>? { box.withLock { $0[i] } }
+}
+
+/// Polls `condition` every 10 ms for up to `seconds`.
+func waitUntil(seconds: Double = 5, _ condition: @Sendable () -> Bool) async throws {
+    let end = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+    while !condition() {
+        if ContinuousClock.now > end { XCTFail("condition not met within \(seconds) s"); return }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+}
