@@ -70,4 +70,7 @@ enum CurlGlobal {
     static let initResult: CURLcode = curl_global_init(Int(CURL_GLOBAL_ALL))
 
     static var versionString: String { String(cString: curl_version()) }
+
+    /// Just `libcurl/X.Y.Z`.
+    static var shortVersion: String { String(versionString.split(separator: " ").first ?? "libcurl") }
 }

@@ -27,6 +27,9 @@ public final class CurlReactor: Sendable {
     /// libcurl's version string (`libcurl/7.88.1 OpenSSL/...`).
     public static var curlVersion: String { CurlGlobal.versionString }
 
+    /// `libcurl/X.Y.Z` only.
+    public static var curlShortVersion: String { CurlGlobal.shortVersion }
+
     /// Submits a request. `completion` is called exactly once — with a response, or with a typed error
     /// (invalid input, transport failure, deadline, cancellation, shutdown) — and never before this returns
     /// when called off the reactor queue.
