@@ -7,6 +7,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .library(name: "CurlReactor", targets: ["CurlReactor"]),
+        .library(name: "AlertFanout", targets: ["AlertFanout"]),
         .library(name: "MockTarget", targets: ["MockTarget"]),
         .executable(name: "fanout", targets: ["FanoutCLI"]),
         .executable(name: "mock-target", targets: ["MockTargetMain"]),
@@ -16,6 +17,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
     ],
     targets: [
         .systemLibrary(
@@ -30,6 +33,14 @@ let package = Package(
                 "CCurl",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "HeapModule", package: "swift-collections"),
+            ]
+        ),
+        .target(
+            name: "AlertFanout",
+            dependencies: [
+                "CurlReactor",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .target(
@@ -60,6 +71,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "CurlReactorTests", dependencies: ["CurlReactor", "MockTarget"]),
+        .testTarget(name: "AlertFanoutTests", dependencies: ["AlertFanout", "MockTarget"], exclude: ["Fixtures"]),
         .testTarget(name: "MockTargetTests", dependencies: ["MockTarget", "CurlReactor"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,0 +1,117 @@
+// Target: one configured destination — its type, URL, secret, headers and per-target limits.
+
+/// The kinds of target AlertFanout can publish to.
+public enum TargetType: String, Sendable, Hashable, CaseIterable {
+    case pagerduty, slack, rootly, webhook, alertmanager
+
+    /// The URL used when a target of this type gives none.
+    public var defaultURL: String? {
+        switch self {
+        case .pagerduty: return "https://events.pagerduty.com"
+        case .rootly: return "https://api.rootly.com"
+        case .slack, .webhook, .alertmanager: return nil
+        }
+    }
+
+    /// The configuration key of this type's secret.
+    public var secretKey: String? {
+        switch self {
+        case .pagerduty: return "routing_key"
+        case .rootly: return "api_key"
+        case .webhook: return "secret"
+        case .slack, .alertmanager: return nil
+        }
+    }
+}
+
+/// A credential. It never prints: `description` is `<redacted>`; `reveal()` is for building requests only.
+public struct Secret: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible {
+    private let value: String
+    public init(_ value: String) { self.value = value }
+    public func reveal() -> String { value }
+    public var description: String { "<redacted>" }
+    public var debugDescription: String { "<redacted>" }
+}
+
+/// A token-bucket rate limit: `requests` per `period`, bursts up to `burst`.
+public struct RateLimit: Sendable, Hashable, CustomStringConvertible {
+    public var requests: Double
+    public var periodSeconds: Double
+    public var burst: Int
+
+    public init(requests: Double, periodSeconds: Double, burst: Int? = nil) {
+        self.requests = requests
+        self.periodSeconds = periodSeconds
+        self.burst = burst ?? max(1, Int(requests.rounded(.down)))
+    }
+
+    public var perSecond: Double { requests / periodSeconds }
+    public var description: String { "\(requests)/\(periodSeconds)s burst \(burst)" }
+}
+
+/// One target from the targets file, validated.
+public struct Target: Sendable, Hashable {
+    public var name: String
+    public var type: TargetType
+    /// The endpoint. For PagerDuty and Rootly the API base (paths are added by the formatter).
+    /// It may itself be a secret (Slack webhook URLs are): it is never logged, put in metrics or in results.
+    public var url: String
+    public var enabled: Bool
+    public var headers: [(String, String)]
+    public var secret: Secret?
+    public var timeoutSeconds: Double?
+    public var maxInFlight: Int?
+    public var rateLimit: RateLimit?
+    public var insecure: Bool
+    /// Alertmanager targets: the `receiver` named in the envelope (defaults to the target name).
+    public var receiver: String?
+
+    public init(name: String, type: TargetType, url: String, enabled: Bool = true, headers: [(String, String)] = [],
+                secret: Secret? = nil, timeoutSeconds: Double? = nil, maxInFlight: Int? = nil,
+                rateLimit: RateLimit? = nil, insecure: Bool = false, receiver: String? = nil) {
+        self.name = name
+        self.type = type
+        self.url = url
+        self.enabled = enabled
+        self.headers = headers
+        self.secret = secret
+        self.timeoutSeconds = timeoutSeconds
+        self.maxInFlight = maxInFlight
+        self.rateLimit = rateLimit
+        self.insecure = insecure
+        self.receiver = receiver
+    }
+
+    public static func == (a: Target, b: Target) -> Bool {
+        a.name == b.name && a.type == b.type && a.url == b.url && a.enabled == b.enabled
+            && a.headers.map { "\($0.0):\($0.1)" } == b.headers.map { "\($0.0):\($0.1)" } && a.secret == b.secret
+            && a.timeoutSeconds == b.timeoutSeconds && a.maxInFlight == b.maxInFlight && a.rateLimit == b.rateLimit
+            && a.insecure == b.insecure && a.receiver == b.receiver
+    }
+
+    public func hash(into h: inout Hasher) {
+        h.combine(name)
+        h.combine(type)
+        h.combine(url)
+    }
+
+    /// The vendor's documented default rate limit for this target's credential, used when none is configured:
+    /// Slack 1 message/s per webhook, PagerDuty 120 events/min per routing key, Rootly 3000 requests/min per key.
+    public var effectiveRateLimit: RateLimit? {
+        if let rateLimit { return rateLimit }
+        switch type {
+        case .slack: return RateLimit(requests: 1, periodSeconds: 1, burst: 3)
+        case .pagerduty: return RateLimit(requests: 120, periodSeconds: 60, burst: 120)
+        case .rootly: return RateLimit(requests: 3000, periodSeconds: 60, burst: 100)
+        case .webhook, .alertmanager: return nil
+        }
+    }
+}
+
+/// All configured targets, in file order, with unique names.
+public struct TargetsConfig: Sendable {
+    public var targets: [Target]
+    public init(targets: [Target]) { self.targets = targets }
+    public subscript(name: String) -> Target? { targets.first { $0.name == name } }
+    public var enabled: [Target] { targets.filter(\.enabled) }
+}

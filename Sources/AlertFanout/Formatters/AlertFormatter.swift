@@ -1,0 +1,156 @@
+// AlertFormatter: what every vendor formatter provides — the request for an alert and how to read the vendor's answer.
+
+/// An HTTP request ready for the reactor.
+public struct OutboundRequest: Sendable, Hashable {
+    public var method: String
+    public var url: String
+    public var headers: [HTTPHeaderPair]
+    public var body: [UInt8]
+    /// Safe to send again after an ambiguous failure (a dedup or idempotency key makes a repeat harmless).
+    public var idempotent: Bool
+    /// What this request does, for reports: `trigger`, `resolve`, `create`, `post`.
+    public var action: String
+
+    public init(method: String = "POST", url: String, headers: [HTTPHeaderPair], body: [UInt8], idempotent: Bool, action: String) {
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+        self.idempotent = idempotent
+        self.action = action
+    }
+
+    public var bodyText: String { String(decoding: body, as: UTF8.self) }
+}
+
+public struct HTTPHeaderPair: Sendable, Hashable {
+    public var name: String
+    public var value: String
+    public init(_ name: String, _ value: String) {
+        self.name = name
+        self.value = value
+    }
+}
+
+/// How a vendor's response is to be read.
+public enum DeliveryVerdict: Sendable, Hashable {
+    /// Accepted. `detail` carries what the vendor returned worth keeping (a dedup key, an alert id).
+    case delivered(detail: String?)
+    /// Rejected for good: sending it again will not help (bad payload, bad key, gone).
+    case permanent(message: String)
+    /// Failed for now: may succeed later. `retryAfter` is the raw `Retry-After` header when present.
+    case retryable(message: String, retryAfter: String?)
+
+    public var isSuccess: Bool { if case .delivered = self { return true } else { return false } }
+}
+
+/// What a formatter may use besides the alert and the target. Pure data: the caller supplies the clock.
+public struct FormatContext: Sendable {
+    public var now: Timestamp
+    /// Envelope fields when the alert arrived in an Alertmanager webhook payload.
+    public var batch: AlertBatch?
+    /// Rootly: the id of the Rootly alert created for this alert's fingerprint, when known.
+    public var rootlyAlertID: String?
+
+    public init(now: Timestamp, batch: AlertBatch? = nil, rootlyAlertID: String? = nil) {
+        self.now = now
+        self.batch = batch
+        self.rootlyAlertID = rootlyAlertID
+    }
+}
+
+/// Why no request could be built.
+public struct FormatError: Error, Sendable, Hashable, CustomStringConvertible {
+    public enum Kind: String, Sendable { case missingSecret = "missing_secret", missingState = "missing_state", invalidURL = "invalid_url" }
+    public var kind: Kind
+    public var message: String
+    public init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+    public var description: String { message }
+}
+
+/// One vendor's wire format.
+public protocol AlertFormatter: Sendable {
+    /// The request that delivers `alert` to `target`.
+    func request(for alert: Alert, target: Target, context: FormatContext) throws(FormatError) -> OutboundRequest
+    /// How to read the vendor's response to that request.
+    func verdict(status: Int, body: [UInt8], retryAfter: String?) -> DeliveryVerdict
+}
+
+public enum Formatters {
+    /// The formatter for a target type.
+    public static func formatter(for type: TargetType) -> any AlertFormatter {
+        switch type {
+        case .pagerduty: return PagerDutyFormatter()
+        case .slack: return SlackFormatter()
+        case .rootly: return RootlyFormatter()
+        case .alertmanager: return AlertmanagerFormatter()
+        case .webhook: return WebhookFormatter()
+        }
+    }
+}
+
+/// The shared default reading of an HTTP status: 2xx delivered; 408, 425, 429 and 5xx retryable; the rest permanent.
+func defaultVerdict(status: Int, message: String, retryAfter: String?) -> DeliveryVerdict {
+    switch status {
+    case 200...299: return .delivered(detail: nil)
+    case 408, 425, 429, 500...599: return .retryable(message: message, retryAfter: retryAfter)
+    default: return .permanent(message: message)
+    }
+}
+
+/// `url` with `path` appended unless it already ends with it; no doubled slash.
+func joinURL(_ base: String, _ path: String) -> String {
+    if base.hasSuffix(path) { return base }
+    var b = base
+    while b.hasSuffix("/") { b.removeLast() }
+    return b + path
+}
+
+/// The first `maxLength` characters' worth of `text`, measured in Unicode scalars, never splitting a character
+/// (grapheme) and so never a UTF-8 sequence; an ellipsis marks a cut.
+func truncate(_ text: String, maxScalars: Int) -> String {
+    if text.unicodeScalars.count <= maxScalars { return text }
+    var out = ""
+    var used = 0
+    let budget = maxScalars - 1
+    for ch in text {
+        let n = ch.unicodeScalars.count
+        if used + n > budget { break }
+        out.append(ch)
+        used += n
+    }
+    return out + "…"
+}
+
+/// A short body excerpt for error messages (first 300 characters, one line).
+func bodyExcerpt(_ body: [UInt8]) -> String {
+    let text = String(decoding: body.prefix(600), as: UTF8.self)
+    return truncate(text.split(whereSeparator: \.isNewline).joined(separator: " "), maxScalars: 300)
+}
+
+/// The alert's one-line summary: `summary`, else `description`, else `message` annotation, else its name and labels.
+func summaryLine(_ alert: Alert) -> String {
+    for key in ["summary", "description", "message"] {
+        if let s = alert.annotations[key], !s.isEmpty { return s }
+    }
+    let interesting = alert.sortedLabels.filter { $0.0 != "alertname" }.prefix(4).map { "\($0.0)=\($0.1)" }
+    return interesting.isEmpty ? alert.name : "\(alert.name) (\(interesting.joined(separator: ", ")))"
+}
+
+extension Alert {
+    /// Labels as an ordered JSON object (names in byte order).
+    var labelsJSON: JSONValue { .strings(sortedLabels) }
+    var annotationsJSON: JSONValue { .strings(sortedAnnotations) }
+}
+
+extension Classification {
+    var json: JSONValue {
+        var m: [(String, JSONValue)] = [("severity", .string(severity.rawValue)), ("confidence", .double(confidence))]
+        if let reasoning { m.append(("reasoning", .string(reasoning))) }
+        if !recommendations.isEmpty { m.append(("recommendations", .array(recommendations.map { .string($0) }))) }
+        return .object(m)
+    }
+}

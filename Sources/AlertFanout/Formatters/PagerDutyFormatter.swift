@@ -1,0 +1,125 @@
+// PagerDutyFormatter: PagerDuty Events API v2 (`POST /v2/enqueue`) — trigger and resolve by dedup key, no stored state.
+
+/// PagerDuty Events API v2, as documented in PagerDuty's developer docs ("Send an Alert Event", Events API v2
+/// overview and rate limits) and its OpenAPI schema `reference/events-v2/openapiv3.json` (version 2.0).
+///
+/// - Trigger: `routing_key`, `event_action: trigger`, `dedup_key` = the alert fingerprint, `payload` with
+///   `summary` (≤ 1024 characters), `source`, `severity`, `timestamp`, and `component`/`group`/`class` from the
+///   labels of those names when present, `custom_details`; `links` from `generatorURL` and a `runbook_url`
+///   annotation; `images` from an `image_url` annotation served over https.
+/// - Resolve: `routing_key`, `event_action: resolve` and the same `dedup_key` — so it needs no stored state.
+/// - Success is 202. 400 is permanent; 429 and 5xx are retryable (PagerDuty's own table). Repeating an event
+///   with the same dedup key is harmless, so both actions are safe to retry.
+///
+/// Severity: the classification's severity when present (noise → info); else the `severity` label:
+///
+/// | label | PagerDuty |
+/// |---|---|
+/// | critical, fatal, page, p1, emergency | critical |
+/// | error, high, major, p2 | error |
+/// | warning, warn, medium, minor, p3 | warning |
+/// | info, informational, low, none, p4, p5 | info |
+/// | anything else or absent | warning |
+public struct PagerDutyFormatter: AlertFormatter {
+    public init() {}
+
+    public func request(for alert: Alert, target: Target, context: FormatContext) throws(FormatError) -> OutboundRequest {
+        guard let key = target.secret?.reveal() else {
+            throw FormatError(.missingSecret, "PagerDuty target '\(target.name)' has no routing_key")
+        }
+        let url = joinURL(target.url, "/v2/enqueue")
+        var headers = [HTTPHeaderPair("Content-Type", "application/json")]
+        headers += target.headers.map { HTTPHeaderPair($0.0, $0.1) }
+        if alert.status == .resolved {
+            let body: JSONValue = .object([
+                ("routing_key", .string(key)),
+                ("event_action", .string("resolve")),
+                ("dedup_key", .string(alert.fingerprint)),
+            ])
+            return OutboundRequest(url: url, headers: headers, body: body.serialized(), idempotent: true, action: "resolve")
+        }
+        var payload: [(String, JSONValue)] = [
+            ("summary", .string(truncate(summaryLine(alert), maxScalars: 1024))),
+            ("source", .string(PagerDutyFormatter.source(of: alert))),
+            ("severity", .string(PagerDutyFormatter.severity(of: alert))),
+            ("timestamp", .string(alert.startsAt.rfc3339Millis)),
+        ]
+        for field in ["component", "group", "class"] {
+            if let v = alert.labels[field], !v.isEmpty { payload.append((field, .string(v))) }
+        }
+        var details: [(String, JSONValue)] = [
+            ("alertname", .string(alert.name)),
+            ("fingerprint", .string(alert.fingerprint)),
+            ("labels", alert.labelsJSON),
+            ("annotations", alert.annotationsJSON),
+        ]
+        if let c = alert.classification { details.append(("classification", c.json)) }
+        payload.append(("custom_details", .object(details)))
+
+        var event: [(String, JSONValue)] = [
+            ("routing_key", .string(key)),
+            ("event_action", .string("trigger")),
+            ("dedup_key", .string(alert.fingerprint)),
+            ("payload", .object(payload)),
+        ]
+        var links: [JSONValue] = []
+        if isHTTPURL(alert.generatorURL) {
+            links.append(.strings([("href", alert.generatorURL), ("text", "Alert source")]))
+        }
+        if let runbook = alert.annotations["runbook_url"], isHTTPURL(runbook) {
+            links.append(.strings([("href", runbook), ("text", "Runbook")]))
+        }
+        if !links.isEmpty { event.append(("links", .array(links))) }
+        if let image = alert.annotations["image_url"], image.hasPrefix("https://") {
+            event.append(("images", .array([.strings([("src", image), ("alt", alert.name)])])))
+        }
+        event.append(("client", .string("AlertFanout")))
+        if let ext = context.batch?.externalURL, isHTTPURL(ext) { event.append(("client_url", .string(ext))) }
+        return OutboundRequest(url: url, headers: headers, body: JSONValue.object(event).serialized(), idempotent: true, action: "trigger")
+    }
+
+    public func verdict(status: Int, body: [UInt8], retryAfter: String?) -> DeliveryVerdict {
+        let parsed = try? JSONValue.parse(body)
+        var message = parsed?["message"]?.stringValue ?? parsed?["status"]?.stringValue ?? bodyExcerpt(body)
+        if let errors = parsed?["errors"]?.arrayValue?.compactMap(\.stringValue), !errors.isEmpty {
+            message += ": " + errors.joined(separator: "; ")
+        }
+        if (200...299).contains(status) {
+            return .delivered(detail: parsed?["dedup_key"]?.stringValue)
+        }
+        if message.isEmpty { message = "HTTP \(status)" }
+        return defaultVerdict(status: status, message: message, retryAfter: retryAfter)
+    }
+
+    /// `instance`, `host`, `hostname`, `job`, `service` label, else the generator URL's host, else "alertfanout".
+    static func source(of alert: Alert) -> String {
+        for key in ["instance", "host", "hostname", "job", "service"] {
+            if let v = alert.labels[key], !v.isEmpty { return truncate(v, maxScalars: 255) }
+        }
+        if case .success(let u) = SimpleURL.parse(alert.generatorURL) { return u.host }
+        return "alertfanout"
+    }
+
+    static func severity(of alert: Alert) -> String {
+        if let c = alert.classification {
+            switch c.severity {
+            case .critical: return "critical"
+            case .warning: return "warning"
+            case .info, .noise: return "info"
+            }
+        }
+        switch (alert.labels["severity"] ?? "").lowercased() {
+        case "critical", "fatal", "page", "p1", "emergency": return "critical"
+        case "error", "high", "major", "p2": return "error"
+        case "warning", "warn", "medium", "minor", "p3": return "warning"
+        case "info", "informational", "low", "none", "p4", "p5": return "info"
+        default: return "warning"
+        }
+    }
+}
+
+func isHTTPURL(_ s: String) -> Bool {
+    guard s.hasPrefix("http://") || s.hasPrefix("https://") else { return false }
+    if case .success = SimpleURL.parse(s) { return true }
+    return false
+}

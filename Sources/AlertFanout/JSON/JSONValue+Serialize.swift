@@ -1,0 +1,97 @@
+// JSONValue+Serialize: compact, deterministic JSON text (RFC 8259; UTF-8 kept as is, `/` not escaped).
+
+extension JSONValue {
+    /// Compact JSON bytes.
+    public func serialized() -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(256)
+        write(into: &out)
+        return out
+    }
+
+    /// Compact JSON text.
+    public var jsonText: String { String(decoding: serialized(), as: UTF8.self) }
+
+    /// Indented JSON text (two spaces), for people.
+    public func prettyText() -> String {
+        var out: [UInt8] = []
+        writePretty(into: &out, indent: 0)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    func write(into out: inout [UInt8]) {
+        switch self {
+        case .null: out.append(contentsOf: "null".utf8)
+        case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
+        case .number(let n): out.append(contentsOf: n.utf8)
+        case .string(let s): JSONValue.writeString(s, into: &out)
+        case .array(let a):
+            out.append(0x5B)
+            for (i, v) in a.enumerated() {
+                if i > 0 { out.append(0x2C) }
+                v.write(into: &out)
+            }
+            out.append(0x5D)
+        case .object(let o):
+            out.append(0x7B)
+            for (i, (k, v)) in o.enumerated() {
+                if i > 0 { out.append(0x2C) }
+                JSONValue.writeString(k, into: &out)
+                out.append(0x3A)
+                v.write(into: &out)
+            }
+            out.append(0x7D)
+        }
+    }
+
+    private func writePretty(into out: inout [UInt8], indent: Int) {
+        func newline(_ n: Int) {
+            out.append(0x0A)
+            out.append(contentsOf: [UInt8](repeating: 0x20, count: n * 2))
+        }
+        switch self {
+        case .array(let a) where !a.isEmpty:
+            out.append(0x5B)
+            for (i, v) in a.enumerated() {
+                if i > 0 { out.append(0x2C) }
+                newline(indent + 1)
+                v.writePretty(into: &out, indent: indent + 1)
+            }
+            newline(indent)
+            out.append(0x5D)
+        case .object(let o) where !o.isEmpty:
+            out.append(0x7B)
+            for (i, (k, v)) in o.enumerated() {
+                if i > 0 { out.append(0x2C) }
+                newline(indent + 1)
+                JSONValue.writeString(k, into: &out)
+                out.append(contentsOf: ": ".utf8)
+                v.writePretty(into: &out, indent: indent + 1)
+            }
+            newline(indent)
+            out.append(0x7D)
+        default:
+            write(into: &out)
+        }
+    }
+
+    static func writeString(_ s: String, into out: inout [UInt8]) {
+        out.append(0x22)
+        for c in s.utf8 {
+            switch c {
+            case 0x22: out.append(contentsOf: [0x5C, 0x22])
+            case 0x5C: out.append(contentsOf: [0x5C, 0x5C])
+            case 0x0A: out.append(contentsOf: [0x5C, 0x6E])
+            case 0x0D: out.append(contentsOf: [0x5C, 0x72])
+            case 0x09: out.append(contentsOf: [0x5C, 0x74])
+            case 0x08: out.append(contentsOf: [0x5C, 0x62])
+            case 0x0C: out.append(contentsOf: [0x5C, 0x66])
+            case 0x00..<0x20, 0x7F:
+                let hex: [UInt8] = Array("0123456789abcdef".utf8)
+                out.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, hex[Int(c >> 4)], hex[Int(c & 0xF)]])
+            default: out.append(c)
+            }
+        }
+        out.append(0x22)
+    }
+}

@@ -1,0 +1,80 @@
+// JSONValue: an ordered JSON tree — objects keep their key order so vendor payloads are byte-exact.
+
+/// A JSON value. Objects are ordered lists of members, so a payload serialises in the order it was built
+/// (the order the vendor documents), and parsing keeps the input's order.
+public enum JSONValue: Sendable, Hashable {
+    case null
+    case bool(Bool)
+    /// A number kept as its JSON text (`42`, `-1.5e3`), so integers of any size round-trip exactly.
+    case number(String)
+    case string(String)
+    case array([JSONValue])
+    case object([(String, JSONValue)])
+
+    public static func == (a: JSONValue, b: JSONValue) -> Bool {
+        switch (a, b) {
+        case (.null, .null): return true
+        case (.bool(let x), .bool(let y)): return x == y
+        case (.number(let x), .number(let y)): return x == y || Double(x) == Double(y)
+        case (.string(let x), .string(let y)): return x == y
+        case (.array(let x), .array(let y)): return x == y
+        case (.object(let x), .object(let y)):
+            return x.count == y.count && zip(x, y).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
+        default: return false
+        }
+    }
+
+    public func hash(into h: inout Hasher) {
+        switch self {
+        case .null: h.combine(0)
+        case .bool(let b): h.combine(b)
+        case .number(let n): h.combine(Double(n) ?? 0)
+        case .string(let s): h.combine(s)
+        case .array(let a): h.combine(a)
+        case .object(let o):
+            h.combine(o.count)
+            for (k, v) in o { h.combine(k); h.combine(v) }
+        }
+    }
+
+    public static func int<I: BinaryInteger>(_ v: I) -> JSONValue { .number(String(v)) }
+
+    public static func double(_ v: Double) -> JSONValue {
+        if v.isNaN || v.isInfinite { return .null }
+        if v == v.rounded(), abs(v) < 1e15 { return .number(String(Int64(v))) }
+        return .number(String(v))
+    }
+
+    /// An object from string pairs, in the given order.
+    public static func strings(_ pairs: [(String, String)]) -> JSONValue {
+        .object(pairs.map { ($0.0, .string($0.1)) })
+    }
+
+    public subscript(key: String) -> JSONValue? {
+        if case .object(let members) = self { return members.last(where: { $0.0 == key })?.1 }
+        return nil
+    }
+
+    public var stringValue: String? { if case .string(let s) = self { return s } else { return nil } }
+    public var boolValue: Bool? { if case .bool(let b) = self { return b } else { return nil } }
+    public var arrayValue: [JSONValue]? { if case .array(let a) = self { return a } else { return nil } }
+    public var objectValue: [(String, JSONValue)]? { if case .object(let o) = self { return o } else { return nil } }
+    public var doubleValue: Double? { if case .number(let n) = self { return Double(n) } else { return nil } }
+    public var intValue: Int? {
+        if case .number(let n) = self { return Int(n) ?? Double(n).flatMap { $0 == $0.rounded() && abs($0) < 9e15 ? Int($0) : nil } }
+        return nil
+    }
+    public var isNull: Bool { if case .null = self { return true } else { return false } }
+
+    /// The JSON type's name, for error messages.
+    public var typeName: String {
+        switch self {
+        case .null: return "null"
+        case .bool: return "a boolean"
+        case .number: return "a number"
+        case .string: return "a string"
+        case .array: return "an array"
+        case .object: return "an object"
+        }
+    }
+}

@@ -1,0 +1,150 @@
+// Timestamp: an instant with nanosecond precision, parsed from and printed as RFC 3339 the way Alertmanager does.
+
+/// Seconds and nanoseconds since the Unix epoch (UTC).
+public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible {
+    public var seconds: Int64
+    public var nanoseconds: Int32
+
+    public init(seconds: Int64, nanoseconds: Int32 = 0) {
+        self.seconds = seconds
+        self.nanoseconds = nanoseconds
+    }
+
+    /// Go's zero time, `0001-01-01T00:00:00Z`: what Alertmanager sends as `endsAt` of a firing alert.
+    public static let goZero = Timestamp(seconds: -62_135_596_800)
+
+    public var isGoZero: Bool { self == .goZero }
+
+    public static func < (a: Timestamp, b: Timestamp) -> Bool {
+        (a.seconds, a.nanoseconds) < (b.seconds, b.nanoseconds)
+    }
+
+    public func adding(seconds s: Double) -> Timestamp {
+        let total = Double(nanoseconds) / 1e9 + s
+        let whole = total.rounded(.down)
+        return Timestamp(seconds: seconds + Int64(whole), nanoseconds: Int32(((total - whole) * 1e9).rounded()))
+    }
+
+    public var description: String { rfc3339 }
+
+    /// RFC 3339 in UTC with the fraction's trailing zeros dropped (Go's `RFC3339Nano`):
+    /// `2024-05-01T12:00:00Z`, `2024-05-01T12:00:00.5Z`, `2024-05-01T12:00:00.123456789Z`.
+    public var rfc3339: String {
+        let c = civil
+        var s = "\(pad(c.year, 4))-\(pad(c.month, 2))-\(pad(c.day, 2))T\(pad(c.hour, 2)):\(pad(c.minute, 2)):\(pad(c.second, 2))"
+        if nanoseconds > 0 {
+            var frac = pad(Int(nanoseconds), 9)
+            while frac.hasSuffix("0") { frac.removeLast() }
+            s += "." + frac
+        }
+        return s + "Z"
+    }
+
+    /// RFC 3339 in UTC with exactly milliseconds: `2024-05-01T12:00:00.000Z` (PagerDuty's examples' precision).
+    public var rfc3339Millis: String {
+        let c = civil
+        return "\(pad(c.year, 4))-\(pad(c.month, 2))-\(pad(c.day, 2))T\(pad(c.hour, 2)):\(pad(c.minute, 2)):\(pad(c.second, 2)).\(pad(Int(nanoseconds / 1_000_000), 3))Z"
+    }
+
+    /// Parses RFC 3339 (`T` or `t` or a space between date and time; `Z`, `±HH:MM` or `±HHMM` offsets;
+    /// any number of fraction digits, nanoseconds kept). Returns nil for anything else.
+    public static func parse(_ text: String) -> Timestamp? {
+        let b = Array(text.utf8)
+        var i = 0
+        func digits(_ n: Int) -> Int? {
+            guard i + n <= b.count else { return nil }
+            var v = 0
+            for k in 0..<n {
+                let c = b[i + k]
+                guard c >= 0x30 && c <= 0x39 else { return nil }
+                v = v * 10 + Int(c - 0x30)
+            }
+            i += n
+            return v
+        }
+        func expect(_ c: UInt8) -> Bool {
+            guard i < b.count, b[i] == c else { return false }
+            i += 1
+            return true
+        }
+        guard let year = digits(4), expect(0x2D), let month = digits(2), expect(0x2D), let day = digits(2) else { return nil }
+        guard i < b.count, b[i] == 0x54 || b[i] == 0x74 || b[i] == 0x20 else { return nil }
+        i += 1
+        guard let hour = digits(2), expect(0x3A), let minute = digits(2), expect(0x3A), let second = digits(2) else { return nil }
+        guard (1...12).contains(month), day >= 1, day <= daysIn(month: month, year: year), hour < 24, minute < 60, second <= 60 else { return nil }
+        var nanos = 0
+        if i < b.count, b[i] == 0x2E {
+            i += 1
+            var n = 0, scale = 100_000_000
+            let start = i
+            while i < b.count, b[i] >= 0x30 && b[i] <= 0x39 {
+                if scale > 0 { n += Int(b[i] - 0x30) * scale; scale /= 10 }
+                i += 1
+            }
+            guard i > start else { return nil }
+            nanos = n
+        }
+        var offset = 0
+        guard i < b.count else { return nil }
+        if b[i] == 0x5A || b[i] == 0x7A {
+            i += 1
+        } else if b[i] == 0x2B || b[i] == 0x2D {
+            let sign = b[i] == 0x2D ? -1 : 1
+            i += 1
+            guard let oh = digits(2) else { return nil }
+            _ = expect(0x3A)
+            guard let om = digits(2), oh < 24, om < 60 else { return nil }
+            offset = sign * (oh * 3600 + om * 60)
+        } else {
+            return nil
+        }
+        guard i == b.count else { return nil }
+        let days = daysFromCivil(year: year, month: month, day: day)
+        let secs = Int64(days) * 86400 + Int64(hour * 3600 + minute * 60 + min(second, 59)) - Int64(offset)
+        return Timestamp(seconds: secs, nanoseconds: Int32(nanos))
+    }
+
+    private var civil: (year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int) {
+        var days = seconds / 86400
+        var rem = seconds % 86400
+        if rem < 0 { rem += 86400; days -= 1 }
+        let (y, m, d) = Timestamp.civilFromDays(Int(days))
+        return (y, m, d, Int(rem / 3600), Int(rem % 3600 / 60), Int(rem % 60))
+    }
+
+    /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+    static func daysFromCivil(year: Int, month: Int, day: Int) -> Int {
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let mp = (month + 9) % 12
+        let doy = (153 * mp + 2) / 5 + day - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return era * 146097 + doe - 719468
+    }
+
+    static func civilFromDays(_ z0: Int) -> (Int, Int, Int) {
+        let z = z0 + 719468
+        let era = (z >= 0 ? z : z - 146096) / 146097
+        let doe = z - era * 146097
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1
+        let m = mp < 10 ? mp + 3 : mp - 9
+        return (yoe + era * 400 + (m <= 2 ? 1 : 0), m, d)
+    }
+
+    private static func daysIn(month: Int, year: Int) -> Int {
+        switch month {
+        case 2: return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
+        case 4, 6, 9, 11: return 30
+        default: return 31
+        }
+    }
+}
+
+private func pad(_ v: Int, _ width: Int) -> String {
+    let s = String(v)
+    return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
+}

@@ -1,0 +1,121 @@
+// ModelTests: timestamps, fingerprints, JSON parsing and serialisation, and alert input decoding with field-named errors.
+@testable import AlertFanout
+import XCTest
+
+final class ModelTests: XCTestCase {
+    func testTimestampsParseAndPrintLikeAlertmanager() throws {
+        let cases: [(String, String)] = [
+            ("2024-05-01T12:00:00Z", "2024-05-01T12:00:00Z"),
+            ("2024-05-01T12:00:00.500Z", "2024-05-01T12:00:00.5Z"),
+            ("2024-05-01T12:00:00.123456789Z", "2024-05-01T12:00:00.123456789Z"),
+            ("2018-05-22T20:00:32.729840058-04:00", "2018-05-23T00:00:32.729840058Z"),
+            ("2024-05-01t12:00:00+0530", "2024-05-01T06:30:00Z"),
+            ("2024-02-29 23:59:59Z", "2024-02-29T23:59:59Z"),
+            ("0001-01-01T00:00:00Z", "0001-01-01T00:00:00Z"),
+            ("1969-12-31T23:59:59Z", "1969-12-31T23:59:59Z"),
+        ]
+        for (input, printed) in cases {
+            XCTAssertEqual(Timestamp.parse(input)?.rfc3339, printed, input)
+        }
+        XCTAssertEqual(Timestamp.parse("0001-01-01T00:00:00Z"), .goZero)
+        XCTAssertEqual(Timestamp.parse("1970-01-01T00:00:00Z")?.seconds, 0)
+        XCTAssertEqual(Timestamp.parse("2024-05-01T12:00:00.5Z")?.rfc3339Millis, "2024-05-01T12:00:00.500Z")
+        for bad in ["", "2024-05-01", "2024-13-01T00:00:00Z", "2023-02-29T00:00:00Z", "2024-05-01T24:00:00Z",
+                    "2024-05-01T12:00:00", "2024-05-01T12:00:00.Z", "2024-05-01T12:00:00Zjunk", "yesterday"] {
+            XCTAssertNil(Timestamp.parse(bad), bad)
+        }
+    }
+
+    func testFingerprintsMatchPrometheusTestVectors() {
+        // prometheus/common model/signature_test.go.
+        XCTAssertEqual(Alert.fingerprint(of: [:]), "cbf29ce484222325")
+        XCTAssertEqual(Alert.fingerprint(of: ["name": "garland, briggs", "fear": "love is not enough"]), String(5_799_056_148_416_392_346, radix: 16))
+        XCTAssertEqual(Alert.fingerprint(of: ["first-label": "first-label-value"]), "476b44f5db3e21f9")
+        XCTAssertEqual(Alert.fingerprint(of: ["first-label": "first-label-value", "second-label": "second-label-value"]), "2c59c33dd8453b1d")
+        XCTAssertEqual(Alert.fingerprint(of: ["first-label": "first-label-value", "second-label": "second-label-value", "third-label": "third-label-value"]), "c01c58139d52b4b9")
+        XCTAssertEqual(Alert.fingerprint(of: ["alertname": "test"]), "1f56cb8f931d1bd4")
+    }
+
+    func testJSONRoundTripsAndReportsWhereItIsWrong() throws {
+        let text = #"{"b":1,"a":[true,false,null,-1.5e3,"x\"\\\/\n\u00e9\ud83d\ude00"],"c":{}}"#
+        let v = try JSONValue.parse(text)
+        XCTAssertEqual(v.objectValue?.map(\.0), ["b", "a", "c"], "key order is kept")
+        XCTAssertEqual(v.jsonText, #"{"b":1,"a":[true,false,null,-1.5e3,"x\"\\/\né😀"],"c":{}}"#)
+        XCTAssertEqual(JSONValue.string("\u{1}\t").jsonText, #""\u0001\t""#)
+        let errors: [(String, String)] = [
+            ("{\"a\":1,}", "member name"), ("[1 2]", "',' or ']'"), ("{\"a\" 1}", "':'"), ("\"abc", "unterminated"),
+            ("01", "after the JSON value"), ("{\"a\":tru}", "'true'"), ("\"\\ud800\"", "surrogate"), ("", "end of input"),
+        ]
+        for (input, fragment) in errors {
+            XCTAssertThrowsError(try JSONValue.parse(input), input) { e in
+                XCTAssertTrue("\(e)".contains(fragment), "\(input): \(e)")
+            }
+        }
+        XCTAssertThrowsError(try JSONValue.parse("{\n  \"a\": [1,\n  x]\n}")) { e in
+            XCTAssertTrue("\(e)".contains("line 3, column 3"), "\(e)")
+        }
+    }
+
+    let now = Timestamp.parse("2024-05-01T12:00:00Z")!
+
+    func testDecodesOneAlertAnArrayAndAnAlertmanagerPayload() throws {
+        let one = try AlertInput.decode(json: Array(#"{"labels":{"alertname":"A","severity":"critical"},"annotations":{"summary":"s"},"classification":{"severity":"warning","confidence":0.5,"recommendations":["r1"]}}"#.utf8), now: now)
+        XCTAssertEqual(one.alerts.count, 1)
+        XCTAssertEqual(one.alerts[0].status, .firing)
+        XCTAssertEqual(one.alerts[0].startsAt, now, "startsAt defaults to now")
+        XCTAssertEqual(one.alerts[0].fingerprint, Alert.fingerprint(of: ["alertname": "A", "severity": "critical"]))
+        XCTAssertEqual(one.alerts[0].classification?.severity, .warning)
+
+        let array = try AlertInput.decode(json: Array(#"[{"labels":{"alertname":"A"}},{"labels":{"alertname":"B"},"endsAt":"2024-05-01T11:00:00Z","startsAt":"2024-05-01T10:00:00Z"}]"#.utf8), now: now)
+        XCTAssertEqual(array.alerts.map(\.status), [.firing, .resolved], "an alert whose end has passed is resolved")
+
+        let am = """
+        {"receiver":"web\\\\.hook","status":"firing","alerts":[{"status":"firing","labels":{"alertname":"X","job":"p"},
+         "annotations":{},"startsAt":"2024-05-01T11:59:00.1Z","endsAt":"0001-01-01T00:00:00Z","generatorURL":"http://p:9090/g",
+         "fingerprint":"0123456789abcdef"}],"groupLabels":{"alertname":"X"},"commonLabels":{},"commonAnnotations":{},
+         "externalURL":"http://am:9093","version":"4","groupKey":"{}:{alertname=\\"X\\"}","truncatedAlerts":0}
+        """
+        let batch = try AlertInput.decode(json: Array(am.utf8), now: now)
+        XCTAssertEqual(batch.alerts.count, 1)
+        XCTAssertNil(batch.alerts[0].endsAt, "Go's zero time means no end")
+        XCTAssertEqual(batch.alerts[0].fingerprint, "0123456789abcdef", "a given fingerprint is kept")
+        XCTAssertEqual(batch.groupKey, #"{}:{alertname="X"}"#)
+        XCTAssertEqual(batch.externalURL, "http://am:9093")
+        XCTAssertEqual(batch.groupLabels, ["alertname": "X"])
+    }
+
+    func testDecodingErrorsNameEveryFieldAndProblem() {
+        let input = #"""
+        {"version":"3","alerts":[
+          {"labels":{"alertname":7,"bad-name":"x"},"status":"open","startsAt":"yesterday","fingerprint":"XYZ"},
+          {"annotations":[],"classification":{"severity":"huge","confidence":2}},
+          {"labels":{"a":"b"},"startsAt":"2024-05-01T12:00:00Z","endsAt":"2024-05-01T11:00:00Z"},
+          "nope"
+        ]}
+        """#
+        XCTAssertThrowsError(try AlertInput.decode(json: Array(input.utf8), now: now)) { e in
+            let text = "\(e)"
+            for fragment in [
+                "version: unsupported Alertmanager webhook version \"3\"",
+                "alerts[0].labels.alertname: must be a string, not a number",
+                "alerts[0].labels.bad-name: label names must match",
+                "alerts[0].status: must be \"firing\" or \"resolved\", not \"open\"",
+                "alerts[0].startsAt: \"yesterday\" is not an RFC 3339 time",
+                "alerts[0].fingerprint: must be 16 lowercase hex digits",
+                "alerts[1].labels: is required",
+                "alerts[1].annotations: must be an object of string values, not an array",
+                "alerts[1].classification.severity: must be one of critical, warning, info, noise",
+                "alerts[1].classification.confidence: must be a number from 0 to 1, not 2",
+                "alerts[2].endsAt: is before startsAt",
+                "alerts[3]: an alert must be an object, not a string",
+            ] {
+                XCTAssertTrue(text.contains(fragment), "missing '\(fragment)' in:\n\(text)")
+            }
+        }
+        XCTAssertThrowsError(try AlertInput.decode(json: Array("{\"labels\":".utf8), now: now)) { e in
+            XCTAssertTrue("\(e)".contains("invalid JSON at line 1"), "\(e)")
+        }
+        XCTAssertThrowsError(try AlertInput.decode(json: Array("[]".utf8), now: now))
+        XCTAssertThrowsError(try AlertInput.decode(json: Array("42".utf8), now: now))
+    }
+}
