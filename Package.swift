@@ -8,6 +8,7 @@ let package = Package(
     products: [
         .library(name: "CurlReactor", targets: ["CurlReactor"]),
         .library(name: "AlertFanout", targets: ["AlertFanout"]),
+        .library(name: "FanoutCore", targets: ["FanoutCore"]),
         .library(name: "MockTarget", targets: ["MockTarget"]),
         .executable(name: "fanout", targets: ["FanoutCLI"]),
         .executable(name: "mock-target", targets: ["MockTargetMain"]),
@@ -35,10 +36,13 @@ let package = Package(
                 .product(name: "HeapModule", package: "swift-collections"),
             ]
         ),
+        .target(name: "FanoutCore"),
         .target(
             name: "AlertFanout",
             dependencies: [
                 "CurlReactor",
+                "FanoutCore",
+                .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
@@ -72,6 +76,7 @@ let package = Package(
         ),
         .testTarget(name: "CurlReactorTests", dependencies: ["CurlReactor", "MockTarget"]),
         .testTarget(name: "AlertFanoutTests", dependencies: ["AlertFanout", "MockTarget"], exclude: ["Fixtures"]),
+        .testTarget(name: "FanoutCoreTests", dependencies: ["FanoutCore"]),
         .testTarget(name: "MockTargetTests", dependencies: ["MockTarget", "CurlReactor"]),
     ],
     swiftLanguageModes: [.v6]

@@ -21,6 +21,9 @@ public final class CurlReactor: Sendable {
     /// The reactor's serial queue. Work submitted here runs between socket events; keep it short.
     public var queue: DispatchQueue { core.queue }
 
+    /// True when the caller is running on the reactor queue.
+    public var isOnQueue: Bool { core.isOnQueue }
+
     /// The configuration this reactor was created with.
     public var configuration: ReactorConfiguration { core.config }
 

@@ -1,0 +1,207 @@
+// FanoutPublisher: publishes alerts to many targets at once on the one reactor, carrying out FanoutMachine's actions.
+import CurlReactor
+import DequeModule
+import Dispatch
+import Synchronization
+
+/// Publishes each alert to its targets in parallel, on the reactor shared by every publish. Completions are
+/// exact: one `PublishReport` per publish with one result per requested target, in request order.
+///
+/// Threading: methods may be called from any thread. All publisher state — per-target lanes, the Rootly id
+/// index, active runs — lives on the reactor queue, so there are no locks on the hot path.
+public final class FanoutPublisher: @unchecked Sendable {
+    public let reactor: CurlReactor
+    public let config: TargetsConfig
+    let ownsReactor: Bool
+    let queue: DispatchQueue
+
+    // Reactor-queue state.
+    var lanes: [String: TargetLane] = [:]
+    var runs: [ObjectIdentifier: PublishRun] = [:]
+    let rootlyIndex = RootlyAlertIndex()
+
+    /// Uses `reactor` when given (shared with other users), else creates and owns one.
+    public init(targets: TargetsConfig, reactor: CurlReactor? = nil) throws {
+        if let reactor {
+            self.reactor = reactor
+            ownsReactor = false
+        } else {
+            self.reactor = try CurlReactor(configuration: .init(maxInFlightPerHost: 64, maxInFlightTotal: 1024, label: "alertfanout.publisher"))
+            ownsReactor = true
+        }
+        config = targets
+        queue = self.reactor.queue
+    }
+
+    /// Publishes `alert`. `completion` is called exactly once, on `callbackQueue` (or inline on the reactor
+    /// queue when nil): with the report when at least one target succeeded, or a `PublishError` that still
+    /// carries every per-target result.
+    @discardableResult
+    public func publish(
+        _ alert: Alert, options: PublishOptions = .init(), batch: AlertBatch? = nil, callbackQueue: DispatchQueue? = nil,
+        completion: @escaping @Sendable (Result<PublishReport, PublishError>) -> Void
+    ) -> PublishHandle {
+        let deliver: @Sendable (Result<PublishReport, PublishError>) -> Void = { result in
+            if let q = callbackQueue { q.async { completion(result) } } else { completion(result) }
+        }
+        let handle = PublishHandle()
+        let selected: [Target]
+        switch select(options.selection) {
+        case .failure(let e):
+            queue.async { deliver(.failure(e)) }
+            return handle
+        case .success(let t):
+            selected = t
+        }
+        if let problem = validate(options) {
+            queue.async { deliver(.failure(.invalidInput(problem))) }
+            return handle
+        }
+        guard selected.contains(where: \.enabled) else {
+            queue.async { deliver(.failure(.noEnabledTargets)) }
+            return handle
+        }
+        let run = PublishRun(publisher: self, alert: alert, targets: selected, options: options, batch: batch, completion: deliver)
+        handle.attach(run)
+        onQueue { [self] in
+            runs[ObjectIdentifier(run)] = run
+            run.start()
+        }
+        return handle
+    }
+
+    /// Async form: returns the report, throws `PublishError`. Cancelling the task cancels the publish.
+    public func publish(_ alert: Alert, options: PublishOptions = .init(), batch: AlertBatch? = nil) async throws(PublishError) -> PublishReport {
+        let handle = Mutex<PublishHandle?>(nil)
+        let result = await withTaskCancellationHandler {
+            await withCheckedContinuation { (c: CheckedContinuation<Result<PublishReport, PublishError>, Never>) in
+                let h = publish(alert, options: options, batch: batch) { c.resume(returning: $0) }
+                handle.withLock { $0 = h }
+            }
+        } onCancel: {
+            handle.withLock { $0 }?.cancel()
+        }
+        return try result.get()
+    }
+
+    /// Cancels every publish in flight, then shuts the reactor down if this publisher created it.
+    public func shutdown() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            onQueue { [self] in
+                for run in Array(runs.values) { run.cancel() }
+                c.resume()
+            }
+        }
+        if ownsReactor { await reactor.shutdown(.drain) }
+    }
+
+    /// Publishes in flight now (reactor queue snapshot).
+    public var activePublishes: Int {
+        if reactor.isOnQueue { return runs.count }
+        return queue.sync { runs.count }
+    }
+
+    func onQueue(_ body: @escaping @Sendable () -> Void) {
+        if reactor.isOnQueue { body() } else { queue.async(execute: body) }
+    }
+
+    func runFinished(_ run: PublishRun) {
+        runs[ObjectIdentifier(run)] = nil
+    }
+
+    func lane(for target: Target, options: PublishOptions) -> TargetLane {
+        if let l = lanes[target.name] { return l }
+        let l = TargetLane(limit: options.maxInFlightPerTarget ?? target.maxInFlight ?? Int.max)
+        lanes[target.name] = l
+        return l
+    }
+
+    private func select(_ selection: TargetSelection) -> Result<[Target], PublishError> {
+        switch selection {
+        case .all:
+            return .success(config.targets)
+        case .named(let names):
+            guard !names.isEmpty else { return .failure(.invalidInput("no targets named")) }
+            var out: [Target] = []
+            var unknown: [String] = []
+            var seen = Set<String>()
+            for n in names {
+                guard seen.insert(n).inserted else { return .failure(.invalidInput("target '\(n)' is named twice")) }
+                if let t = config[n] { out.append(t) } else { unknown.append(n) }
+            }
+            guard unknown.isEmpty else {
+                return .failure(.invalidInput("unknown target\(unknown.count == 1 ? "" : "s"): \(unknown.joined(separator: ", ")) (configured: \(config.targets.map(\.name).joined(separator: ", ")))"))
+            }
+            return .success(out)
+        }
+    }
+
+    private func validate(_ o: PublishOptions) -> String? {
+        if o.deadline <= .zero { return "the deadline must be positive" }
+        if o.defaultTargetTimeout <= .zero { return "the default target timeout must be positive" }
+        if let m = o.maxInFlightPerTarget, m < 1 { return "maxInFlightPerTarget must be at least 1" }
+        return nil
+    }
+}
+
+/// Cancels one publish.
+public final class PublishHandle: Sendable {
+    private let run = Mutex<PublishRun?>(nil)
+
+    init() {}
+
+    func attach(_ r: PublishRun) { run.withLock { $0 = r } }
+
+    /// Ends the publish now: targets still in flight are reported failed (`cancelled`) and the completion
+    /// receives `PublishError.cancelled` with the report, unless it had already completed.
+    public func cancel() {
+        guard let r = run.withLock({ $0 }) else { return }
+        r.publisher.onQueue { r.cancel() }
+    }
+}
+
+/// Requests in flight to one target, across publishes, with a FIFO of attempts waiting for a slot.
+/// Reactor queue only.
+final class TargetLane: @unchecked Sendable {
+    let limit: Int
+    var inFlight = 0
+    var waiting = Deque<() -> Void>()
+
+    init(limit: Int) { self.limit = limit }
+
+    func acquire(_ start: @escaping () -> Void) {
+        if inFlight < limit {
+            inFlight += 1
+            start()
+        } else {
+            waiting.append(start)
+        }
+    }
+
+    func release() {
+        if let next = waiting.popFirst() {
+            next()
+        } else {
+            inFlight -= 1
+        }
+    }
+}
+
+/// Rootly alert ids by target and fingerprint, so a resolved alert resolves the Rootly alert created for it.
+/// In memory and bounded (oldest entries dropped past 100,000); lost on restart, after which a resolve is
+/// reported failed with kind `missing_state`.
+final class RootlyAlertIndex: @unchecked Sendable {
+    private var ids: [String: String] = [:]
+    private var order = Deque<String>()
+    let capacity = 100_000
+
+    func id(target: String, fingerprint: String) -> String? { ids["\(target)|\(fingerprint)"] }
+
+    func remember(target: String, fingerprint: String, id: String) {
+        let key = "\(target)|\(fingerprint)"
+        if ids.updateValue(id, forKey: key) == nil { order.append(key) }
+        while order.count > capacity, let old = order.popFirst() { ids[old] = nil }
+    }
+
+    func forget(target: String, fingerprint: String) { ids["\(target)|\(fingerprint)"] = nil }
+}

@@ -1,0 +1,150 @@
+// PublishRun: one alert's publish on the reactor queue — formats, sends, reads verdicts and feeds FanoutMachine.
+import CurlReactor
+import Dispatch
+
+/// Lives on the reactor queue from `start()` to its single completion.
+final class PublishRun: @unchecked Sendable {
+    let publisher: FanoutPublisher
+    let alert: Alert
+    let targets: [Target]
+    let options: PublishOptions
+    let batch: AlertBatch?
+    let completion: @Sendable (Result<PublishReport, PublishError>) -> Void
+    var machine: FanoutMachine
+    var handles: [Int: RequestHandle] = [:]
+    var finished = false
+
+    init(publisher: FanoutPublisher, alert: Alert, targets: [Target], options: PublishOptions, batch: AlertBatch?,
+         completion: @escaping @Sendable (Result<PublishReport, PublishError>) -> Void) {
+        self.publisher = publisher
+        self.alert = alert
+        self.targets = targets
+        self.options = options
+        self.batch = batch
+        self.completion = completion
+        let candidates = targets.map {
+            FanoutMachine.Candidate(name: $0.name, type: $0.type.rawValue, enabled: $0.enabled, health: .unknown, timeoutSeconds: $0.timeoutSeconds)
+        }
+        machine = FanoutMachine(
+            alertName: alert.name, fingerprint: alert.fingerprint, status: alert.status.rawValue, candidates: candidates,
+            options: .init(deadlineSeconds: options.deadline.seconds, strategy: options.strategy, defaultTimeoutSeconds: options.defaultTargetTimeout.seconds),
+            now: WallClock.monotonic())
+    }
+
+    func start() {
+        apply(machine.start(now: WallClock.monotonic()))
+    }
+
+    func cancel() {
+        guard !finished else { return }
+        let inFlight = handles
+        handles.removeAll()
+        apply(machine.cancel(now: WallClock.monotonic()))
+        for (_, h) in inFlight { h.cancel() }
+    }
+
+    private func apply(_ actions: [FanoutMachine.Action]) {
+        for action in actions {
+            switch action {
+            case .send(let index, let attempt, let timeout):
+                send(index: index, attempt: attempt, timeoutSeconds: timeout)
+            case .complete(let report):
+                finish(report)
+            }
+        }
+    }
+
+    private func send(index: Int, attempt: Int, timeoutSeconds: Double) {
+        let target = targets[index]
+        let formatter = Formatters.formatter(for: target.type)
+        let context = FormatContext(now: WallClock.now(), batch: batch,
+                                    rootlyAlertID: publisher.rootlyIndex.id(target: target.name, fingerprint: alert.fingerprint))
+        let request: OutboundRequest
+        do {
+            request = try formatter.request(for: alert, target: target, context: context)
+        } catch {
+            let kind = error.kind == .missingState ? "missing_state" : "format"
+            apply(machine.attemptFinished(index: index, outcome: .failed(kind: kind, status: nil, message: error.message, retryable: false, action: nil), now: WallClock.monotonic()))
+            return
+        }
+        let lane = publisher.lane(for: target, options: options)
+        lane.acquire { [self] in
+            guard !finished else {
+                lane.release()
+                return
+            }
+            // Time spent waiting for the lane comes out of this attempt's deadline.
+            let now = WallClock.monotonic()
+            let timeout = min(timeoutSeconds, machine.deadline - now)
+            guard timeout > 0.001 else {
+                lane.release()
+                apply(machine.attemptFinished(index: index, outcome: .failed(kind: "timeout", status: nil, message: "the publish deadline passed while waiting for a slot to \(target.name)", retryable: true, action: request.action), now: now))
+                return
+            }
+            let http = HTTPRequest(
+                method: request.method, url: request.url, headers: request.headers.map { HTTPHeader($0.name, $0.value) },
+                body: request.body, timeout: .milliseconds(Int64((timeout * 1000).rounded(.up))),
+                connectTimeout: .milliseconds(Int64((min(timeout, 5) * 1000).rounded(.up))),
+                captureHeaders: ["retry-after"], maxResponseBodyBytes: 64 * 1024)
+            handles[index] = publisher.reactor.submit(http) { [self] result in
+                lane.release()
+                handles[index] = nil
+                received(index: index, target: target, request: request, formatter: formatter, result: result)
+            }
+        }
+    }
+
+    private func received(index: Int, target: Target, request: OutboundRequest, formatter: any AlertFormatter,
+                          result: Result<HTTPResponse, TransferError>) {
+        guard !finished else { return }
+        let outcome: FanoutMachine.AttemptOutcome
+        switch result {
+        case .success(let response):
+            switch formatter.verdict(status: response.status, body: response.body, retryAfter: response.header("retry-after")) {
+            case .delivered(let detail):
+                if target.type == .rootly {
+                    if request.action == "create", let id = detail {
+                        publisher.rootlyIndex.remember(target: target.name, fingerprint: alert.fingerprint, id: id)
+                    } else if request.action == "resolve" {
+                        publisher.rootlyIndex.forget(target: target.name, fingerprint: alert.fingerprint)
+                    }
+                }
+                outcome = .delivered(status: response.status, action: request.action, detail: detail)
+            case .permanent(let message):
+                outcome = .failed(kind: "http_status", status: response.status, message: message, retryable: false, action: request.action)
+            case .retryable(let message, _):
+                outcome = .failed(kind: "http_status", status: response.status, message: message, retryable: true, action: request.action)
+            }
+        case .failure(let error):
+            let kind: String
+            switch error.kind {
+            case .deadline, .connectTimeout: kind = "timeout"
+            case .cancelled, .shutdown: kind = "cancelled"
+            default: kind = error.kind.rawValue
+            }
+            let retryable = [.refused, .reset, .deadline, .connectTimeout, .dns].contains(error.kind)
+            outcome = .failed(kind: kind, status: nil, message: error.message, retryable: retryable, action: request.action)
+        }
+        apply(machine.attemptFinished(index: index, outcome: outcome, now: WallClock.monotonic()))
+    }
+
+    private func finish(_ report: PublishReport) {
+        guard !finished else { return }
+        finished = true
+        publisher.runFinished(self)
+        let cancelled = report.results.contains { $0.errorKind == "cancelled" }
+        let result: Result<PublishReport, PublishError>
+        if cancelled && report.succeeded < report.results.count {
+            result = .failure(.cancelled(report))
+        } else if report.succeeded > 0 {
+            result = .success(report)
+        } else if report.failed > 0 {
+            result = .failure(.allFailed(report))
+        } else if report.results.contains(where: { [.unhealthy, .degraded, .circuitOpen].contains($0.skipReason) }) {
+            result = .failure(.noHealthyTargets(report))
+        } else {
+            result = .failure(.noEnabledTargets)
+        }
+        completion(result)
+    }
+}

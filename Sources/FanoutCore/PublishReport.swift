@@ -1,0 +1,90 @@
+// PublishReport: one result per requested target, in request order, with totals and partial-success semantics.
+
+/// Why a target was not attempted.
+public enum SkipReason: String, Sendable, Hashable, CaseIterable {
+    case disabled
+    case unhealthy
+    case degraded
+    case circuitOpen = "circuit_open"
+    case rateLimited = "rate_limited"
+    case notSelected = "not_selected"
+}
+
+/// What happened at one target.
+public enum TargetOutcome: String, Sendable, Hashable {
+    case succeeded, failed, skipped
+}
+
+/// The result for one requested target.
+public struct TargetResult: Sendable, Hashable {
+    public var target: String
+    public var type: String
+    public var outcome: TargetOutcome
+    /// For failures: `timeout`, `http_status`, `refused`, `reset`, `dns`, `tls`, `format`, `missing_state`,
+    /// `cancelled`, … (transport kinds come from the reactor).
+    public var errorKind: String?
+    public var skipReason: SkipReason?
+    public var httpStatus: Int?
+    /// The vendor's own message or the transport error's message. Never contains secrets.
+    public var message: String?
+    public var attempts: Int
+    public var retryable: Bool
+    /// From the publish's start to this target's final outcome.
+    public var durationSeconds: Double
+    /// The attempt deadline this target was given (the last attempt's), nil when skipped.
+    public var deadlineSeconds: Double?
+    /// What was sent: `trigger`, `resolve`, `create`, `post`, `notify`.
+    public var action: String?
+    /// What the vendor returned worth keeping (PagerDuty dedup key, Rootly alert id).
+    public var detail: String?
+
+    public init(target: String, type: String, outcome: TargetOutcome, errorKind: String? = nil, skipReason: SkipReason? = nil,
+                httpStatus: Int? = nil, message: String? = nil, attempts: Int = 0, retryable: Bool = false,
+                durationSeconds: Double = 0, deadlineSeconds: Double? = nil, action: String? = nil, detail: String? = nil) {
+        self.target = target
+        self.type = type
+        self.outcome = outcome
+        self.errorKind = errorKind
+        self.skipReason = skipReason
+        self.httpStatus = httpStatus
+        self.message = message
+        self.attempts = attempts
+        self.retryable = retryable
+        self.durationSeconds = durationSeconds
+        self.deadlineSeconds = deadlineSeconds
+        self.action = action
+        self.detail = detail
+    }
+}
+
+/// Everything one publish did.
+public struct PublishReport: Sendable, Hashable {
+    public var alertName: String
+    public var fingerprint: String
+    public var status: String
+    /// One entry per requested target, in request order.
+    public var results: [TargetResult]
+    public var durationSeconds: Double
+    public var deadlineSeconds: Double
+
+    public init(alertName: String, fingerprint: String, status: String, results: [TargetResult], durationSeconds: Double, deadlineSeconds: Double) {
+        self.alertName = alertName
+        self.fingerprint = fingerprint
+        self.status = status
+        self.results = results
+        self.durationSeconds = durationSeconds
+        self.deadlineSeconds = deadlineSeconds
+    }
+
+    public var succeeded: Int { results.count(where: { $0.outcome == .succeeded }) }
+    public var failed: Int { results.count(where: { $0.outcome == .failed }) }
+    public var skipped: Int { results.count(where: { $0.outcome == .skipped }) }
+    /// Every requested target succeeded.
+    public var allSucceeded: Bool { !results.isEmpty && succeeded == results.count }
+    /// Some targets succeeded and some did not (failed or skipped). Partial success is success.
+    public var isPartialSuccess: Bool { succeeded > 0 && succeeded < results.count }
+    /// At least one target succeeded.
+    public var reachedAnyTarget: Bool { succeeded > 0 }
+    /// The slowest attempted target's duration.
+    public var slowestTargetSeconds: Double { results.filter { $0.outcome != .skipped }.map(\.durationSeconds).max() ?? 0 }
+}

@@ -1,0 +1,193 @@
+// PublisherTests: fan-out against real MockTargets on 127.0.0.1 — order, timeouts, skips, semantics, cancel, volume.
+@testable import AlertFanout
+import CurlReactor
+import MockTarget
+import Synchronization
+import XCTest
+
+final class PublisherTests: XCTestCase {
+    func webhook(_ name: String, _ server: MockTarget, _ path: String, enabled: Bool = true, timeout: Double? = nil) -> Target {
+        Target(name: name, type: .webhook, url: server.url(path), enabled: enabled, timeoutSeconds: timeout)
+    }
+
+    func testFiveTargetsAtDifferentLatenciesAreReportedInRequestOrder() async throws {
+        let server = try MockTarget()
+        defer { server.stop() }
+        let delays = [120, 10, 80, 40, 0]
+        let targets = delays.enumerated().map { webhook("t\($0.offset)", server, "/d\($0.offset)?delay_ms=\($0.element)") }
+        let publisher = try FanoutPublisher(targets: TargetsConfig(targets: targets))
+        let report = try await publisher.publish(Samples.firingFull)
+        XCTAssertEqual(report.results.map(\.target), ["t0", "t1", "t2", "t3", "t4"])
+        XCTAssertTrue(report.allSucceeded, "\(report.results)")
+        XCTAssertEqual(report.results.map(\.httpStatus), [200, 200, 200, 200, 200])
+        XCTAssertEqual(report.results.map(\.attempts), [1, 1, 1, 1, 1])
+        XCTAssertGreaterThanOrEqual(report.results[0].durationSeconds, 0.12)
+        XCTAssertLessThan(report.results[4].durationSeconds, report.results[0].durationSeconds)
+        XCTAssertLessThan(report.durationSeconds, 0.5, "in parallel, not in sequence (sum of delays is 250 ms)")
+        XCTAssertGreaterThanOrEqual(report.durationSeconds, report.slowestTargetSeconds)
+        // Every target saw exactly one well-formed, signed-or-not webhook body.
+        XCTAssertEqual(server.requestCount, 5)
+        for r in server.requests {
+            let body = try JSONValue.parse(r.body)
+            XCTAssertEqual(body["data"]?["fingerprint"]?.stringValue, Samples.firingFull.fingerprint)
+            XCTAssertEqual(r.header("content-type"), "application/json")
+        }
+        await publisher.shutdown()
+        XCTAssertTrue(publisher.reactor.stats().isIdleAndEmpty)
+    }
+
+    func testAHangingTargetIsReportedAsTimeoutWhileTheOthersSucceed() async throws {
+        let server = try MockTarget()
+        defer { server.stop() }
+        let publisher = try FanoutPublisher(targets: TargetsConfig(targets: [
+            webhook("fast", server, "/ok"), webhook("stuck", server, "/hang"), webhook("slow", server, "/s?delay_ms=100"),
+        ]))
+        let started = ContinuousClock.now
+        let report = try await publisher.publish(Samples.firingFull, options: .init(deadline: .milliseconds(600)))
+        let elapsed = ContinuousClock.now - started
+        XCTAssertEqual(report.results.map(\.outcome), [.succeeded, .failed, .succeeded])
+        XCTAssertEqual(report.results[1].errorKind, "timeout")
+        XCTAssertTrue(report.results[1].retryable)
+        XCTAssertEqual(report.results[1].deadlineSeconds ?? 0, 0.6, accuracy: 0.05)
+        XCTAssertTrue(report.isPartialSuccess)
+        XCTAssertLessThan(elapsed, .milliseconds(1200), "the deadline bounds the publish")
+        await publisher.shutdown()
+    }
+
+    func testDisabledTargetsAreSkippedAndSemanticsOfFailure() async throws {
+        let server = try MockTarget()
+        defer { server.stop() }
+        let publisher = try FanoutPublisher(targets: TargetsConfig(targets: [
+            webhook("ok", server, "/ok"), webhook("off", server, "/ok", enabled: false),
+            webhook("bad", server, "/status/400?body=nope"), webhook("down", server, "/status/503"),
+        ]))
+        let partial = try await publisher.publish(Samples.firingFull)
+        XCTAssertEqual(partial.results.map(\.outcome), [.succeeded, .skipped, .failed, .failed])
+        XCTAssertEqual(partial.results[1].skipReason, .disabled)
+        XCTAssertEqual(partial.results[2].httpStatus, 400)
+        XCTAssertEqual(partial.results[2].message, "nope")
+        XCTAssertFalse(partial.results[2].retryable)
+        XCTAssertTrue(partial.results[3].retryable)
+        XCTAssertTrue(partial.isPartialSuccess)
+        XCTAssertEqual(server.requests.filter { $0.path == "/ok" }.count, 1, "the disabled target was not contacted")
+
+        do {
+            _ = try await publisher.publish(Samples.firingFull, options: .init(selection: .named(["bad", "down", "off"])))
+            XCTFail("all attempted targets failed")
+        } catch .allFailed(let report) {
+            XCTAssertEqual(report.results.map(\.target), ["bad", "down", "off"], "the error still carries every result")
+            XCTAssertEqual(report.results.map(\.outcome), [.failed, .failed, .skipped])
+        }
+        do {
+            _ = try await publisher.publish(Samples.firingFull, options: .init(selection: .named(["off"])))
+            XCTFail("nothing enabled")
+        } catch {
+            guard case .noEnabledTargets = error else { return XCTFail("\(error)") }
+        }
+        await publisher.shutdown()
+    }
+
+    func testInvalidInputIsRejectedBeforeAnythingIsSent() async throws {
+        let server = try MockTarget()
+        defer { server.stop() }
+        let publisher = try FanoutPublisher(targets: TargetsConfig(targets: [webhook("a", server, "/ok")]))
+        for options in [PublishOptions(selection: .named(["a", "zz"])), PublishOptions(selection: .named([])),
+                        PublishOptions(deadline: .zero), PublishOptions(selection: .named(["a", "a"]))] {
+            do {
+                _ = try await publisher.publish(Samples.firingFull, options: options)
+                XCTFail("\(options) should be rejected")
+            } catch {
+                guard case .invalidInput(let m) = error else { return XCTFail("\(error)") }
+                XCTAssertFalse(m.isEmpty)
+            }
+        }
+        XCTAssertEqual(server.requestCount, 0)
+        await publisher.shutdown()
+    }
+
+    func testCancelMidPublishReportsEveryTarget() async throws {
+        let server = try MockTarget()
+        defer { server.stop() }
+        let publisher = try FanoutPublisher(targets: TargetsConfig(targets: [webhook("ok", server, "/ok"), webhook("stuck", server, "/hang")]))
+        let box = Mutex<Result<PublishReport, PublishError>?>(nil)
+        let handle = publisher.publish(Samples.firingFull, options: .init(deadline: .seconds(30))) { r in box.withLock { $0 = r } }
+        while server.requestCount < 2 { try await Task.sleep(for: .milliseconds(5)) }
+        try await Task.sleep(for: .milliseconds(30))
+        handle.cancel()
+        handle.cancel()
+        for _ in 0..<200 where box.withLock({ $0 }) == nil { try await Task.sleep(for: .milliseconds(5)) }
+        guard case .failure(.cancelled(let report))? = box.withLock({ $0 }) else { return XCTFail("\(String(describing: box.withLock { $0 }))") }
+        XCTAssertEqual(report.results.map(\.outcome), [.succeeded, .failed])
+        XCTAssertEqual(report.results[1].errorKind, "cancelled")
+        XCTAssertEqual(publisher.activePublishes, 0)
+        await publisher.shutdown()
+        XCTAssertTrue(publisher.reactor.stats().isIdleAndEmpty)
+    }
+
+    func testAThousandAlertsToFiveTargetsAreAccountedForExactlyOnce() async throws {
+        let servers = try (0..<5).map { _ in try MockTarget(recordRequests: false) }
+        defer { servers.forEach { $0.stop() } }
+        let targets = servers.enumerated().map { webhook("t\($0.offset)", $0.element, "/ok?delay_ms=\($0.offset * 2)") }
+        let publisher = try FanoutPublisher(targets: TargetsConfig(targets: targets))
+        let n = 1000
+        let tally = Mutex<(reports: Int, results: [Int], errors: Int)>((0, [Int](repeating: 0, count: 5), 0))
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            for i in 0..<n {
+                var alert = Samples.minimal
+                alert.labels["i"] = String(i)
+                alert.fingerprint = Alert.fingerprint(of: alert.labels)
+                publisher.publish(alert) { result in
+                    let done = tally.withLock { t -> Bool in
+                        t.reports += 1
+                        switch result {
+                        case .success(let r):
+                            for (k, res) in r.results.enumerated() where res.target == "t\(k)" && res.outcome == .succeeded { t.results[k] += 1 }
+                        case .failure: t.errors += 1
+                        }
+                        return t.reports == n
+                    }
+                    if done { c.resume() }
+                }
+            }
+        }
+        let t = tally.withLock { $0 }
+        XCTAssertEqual(t.reports, n, "one report per publish")
+        XCTAssertEqual(t.errors, 0)
+        XCTAssertEqual(t.results, [n, n, n, n, n], "every target of every alert, exactly once, in order")
+        XCTAssertEqual(servers.map(\.requestCount), [n, n, n, n, n], "every request reached its server")
+        await publisher.shutdown()
+        let stats = publisher.reactor.stats()
+        XCTAssertTrue(stats.isIdleAndEmpty && stats.released, "\(stats)")
+        XCTAssertEqual(stats.submitted, 5 * n)
+    }
+
+    func testVendorTargetsAgainstLoopbackVendorsIncludingRootlyResolveByStoredID() async throws {
+        let server = try MockTarget(routes: [
+            "/v2/enqueue": .text(#"{"status":"success","message":"Event processed","dedup_key":"k"}"#, status: 202),
+            "/v1/alerts/rootly-42/resolve": .text(#"{"data":{"id":"rootly-42","type":"alerts"}}"#, status: 200),
+            "/v1/alerts": .text(#"{"data":{"id":"rootly-42","type":"alerts"}}"#, status: 201),
+            "/slack": .text("ok"),
+        ])
+        defer { server.stop() }
+        let publisher = try FanoutPublisher(targets: TargetsConfig(targets: [
+            Target(name: "pd", type: .pagerduty, url: server.baseURL, secret: Secret("R0123456789abcdef0123456789abcde")),
+            Target(name: "rootly", type: .rootly, url: server.baseURL, secret: Secret("k")),
+            Target(name: "slack", type: .slack, url: server.url("/slack")),
+        ]))
+        let fired = try await publisher.publish(Samples.firingFull)
+        XCTAssertTrue(fired.allSucceeded, "\(fired.results)")
+        XCTAssertEqual(fired.results.map(\.httpStatus), [202, 201, 200])
+        XCTAssertEqual(fired.results[1].detail, "rootly-42")
+        let resolved = try await publisher.publish(Samples.resolved)
+        XCTAssertTrue(resolved.allSucceeded, "\(resolved.results)")
+        XCTAssertEqual(resolved.results.map(\.action), ["resolve", "resolve", "post"])
+        XCTAssertEqual(server.requests.map(\.path).sorted(),
+                       ["/slack", "/slack", "/v1/alerts", "/v1/alerts/rootly-42/resolve", "/v2/enqueue", "/v2/enqueue"])
+        XCTAssertTrue(server.requests.contains { $0.path == "/v1/alerts/rootly-42/resolve" })
+        // Resolving again: the id was forgotten after the resolve, so the formatter reports missing state.
+        let again = try await publisher.publish(Samples.resolved, options: .init(selection: .named(["rootly", "pd"])))
+        XCTAssertEqual(again.results[0].errorKind, "missing_state")
+        XCTAssertEqual(again.results[1].outcome, .succeeded)
+        await publisher.shutdown()
+    }
+}
