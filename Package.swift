@@ -54,6 +54,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             path: "tools/MockTarget/Sources/MockTarget"
         ),
@@ -69,6 +70,7 @@ let package = Package(
             name: "FanoutCLI",
             dependencies: [
                 "CurlReactor",
+                "AlertFanout",
                 "MockTarget",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),

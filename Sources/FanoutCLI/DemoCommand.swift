@@ -1,48 +1,223 @@
-// DemoCommand: `fanout demo` — a bounded burst on the reactor against an embedded loopback MockTarget.
+// DemoCommand: `fanout demo` — publishes a stream of sample alerts to built-in loopback vendors and reports what happened.
+import AlertFanout
 import ArgumentParser
 import CurlReactor
+import Histogram
 import MockTarget
+import Synchronization
 
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Run the engine against built-in loopback targets; no configuration, no network.",
-        discussion: "Starts a MockTarget on 127.0.0.1, fires a bounded burst of keep-alive requests at it and prints throughput and latency.")
+        abstract: "Publish sample alerts to built-in loopback targets shaped like each vendor; no configuration, no network.",
+        discussion: """
+            Starts loopback MockTargets that behave like PagerDuty, Slack, Rootly, an Alertmanager receiver and a signed
+            webhook endpoint (each validates what it receives), plus one flaky webhook that answers 503 to every 5th
+            request. Publishes a stream of alerts — each firing, then resolved — and prints a per-target table and a
+            summary: alerts per second, fan-out latency and the overhead above the slowest target.
+            """)
 
-    @Option(name: .short, help: "Requests in flight at once.")
-    var concurrency = 64
+    @Option(name: .short, help: "How long to publish (e.g. 5s).", transform: parseDuration)
+    var duration: Duration = .seconds(5)
 
-    @Option(name: .short, help: "Requests in the burst.")
-    var requests = 20_000
+    @Option(help: "New alerts per second (each is also resolved later).")
+    var rate: Double = 40
 
-    @Option(name: .short, help: "Upper bound on the burst's duration (e.g. 5s).", transform: parseDuration)
-    var duration: Duration = .seconds(10)
+    @Option(help: "Time between an alert firing and its resolve (e.g. 1s).", transform: parseDuration)
+    var resolveAfter: Duration = .seconds(1)
 
     func validate() throws {
-        guard concurrency >= 1 else { throw ValidationError("-c must be at least 1") }
-        guard requests >= 1 else { throw ValidationError("-n must be at least 1") }
-        guard duration > .zero else { throw ValidationError("-d must be positive") }
+        guard duration > .zero, duration <= .seconds(600) else { throw ValidationError("-d must be between 0 and 10m") }
+        guard rate > 0, rate <= 5000 else { throw ValidationError("--rate must be in (0, 5000]") }
+        guard resolveAfter >= .zero else { throw ValidationError("--resolve-after must not be negative") }
+    }
+
+    struct DemoVendor {
+        var name: String
+        var type: TargetType
+        var delay: Duration
+        var server: MockTarget
+        var target: Target
     }
 
     func run() async throws {
-        let server = try MockTarget(recordRequests: false)
-        defer { server.stop() }
-        let reactor = try CurlReactor(configuration: .init(maxInFlightPerHost: concurrency, maxInFlightTotal: concurrency))
-        let url = server.url("/demo")
-        let runner = ClosedLoopRunner(reactor: reactor, concurrency: concurrency, maxRequests: requests, duration: duration) { _ in
-            HTTPRequest(url: url, timeout: .seconds(5), captureHeaders: [])
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+        func server(_ routes: [String: MockBehavior]) throws -> MockTarget { try MockTarget(routes: routes, recordRequests: false) }
+        let pd = try server(["/v2/enqueue": VendorSimulators.pagerDuty(delay: .milliseconds(30))])
+        let slack = try server(["/services/T0/B0/demo": VendorSimulators.slack(delay: .milliseconds(15))])
+        let rootly = try server(["/v1/alerts": VendorSimulators.rootly(delay: .milliseconds(50))])
+        let am = try server(["/hook": VendorSimulators.alertmanagerReceiver(delay: .milliseconds(5))])
+        let hook = try server(["/alerts": VendorSimulators.signedWebhook(secret: secret, delay: .milliseconds(20))])
+        let flaky = try server(["/alerts": .flap(every: 5, failure: .text("upstream unavailable", status: 503, delay: .milliseconds(40)),
+                                                 success: .text("ok", delay: .milliseconds(40)))])
+        let vendors = [
+            DemoVendor(name: "pagerduty", type: .pagerduty, delay: .milliseconds(30), server: pd,
+                       target: Target(name: "pagerduty", type: .pagerduty, url: pd.baseURL, secret: Secret("R0123456789abcdef0123456789abcde"))),
+            DemoVendor(name: "slack", type: .slack, delay: .milliseconds(15), server: slack,
+                       target: Target(name: "slack", type: .slack, url: slack.url("/services/T0/B0/demo"), rateLimit: RateLimit(requests: 10_000, periodSeconds: 1))),
+            DemoVendor(name: "rootly", type: .rootly, delay: .milliseconds(50), server: rootly,
+                       target: Target(name: "rootly", type: .rootly, url: rootly.baseURL, secret: Secret("demo-rootly-key"))),
+            DemoVendor(name: "am-receiver", type: .alertmanager, delay: .milliseconds(5), server: am,
+                       target: Target(name: "am-receiver", type: .alertmanager, url: am.url("/hook"))),
+            DemoVendor(name: "webhook", type: .webhook, delay: .milliseconds(20), server: hook,
+                       target: Target(name: "webhook", type: .webhook, url: hook.url("/alerts"), secret: Secret(secret))),
+            DemoVendor(name: "flaky-hook", type: .webhook, delay: .milliseconds(40), server: flaky,
+                       target: Target(name: "flaky-hook", type: .webhook, url: flaky.url("/alerts"))),
+        ]
+        defer { vendors.forEach { $0.server.stop() } }
+        let publisher = try FanoutPublisher(targets: TargetsConfig(targets: vendors.map(\.target)))
+        let delays = Dictionary(uniqueKeysWithValues: vendors.map { ($0.name, $0.delay.seconds) })
+        let stats = DemoStats(targets: vendors.map(\.name), delays: delays)
+
+        // The schedule: alert i fires at i/rate and resolves resolveAfter later.
+        let count = max(1, Int((duration.seconds * rate).rounded(.down)))
+        var events: [(at: Double, index: Int, resolved: Bool)] = []
+        for i in 0..<count {
+            let t = Double(i) / rate
+            events.append((t, i, false))
+            events.append((t + resolveAfter.seconds, i, true))
         }
-        let summary = await runner.run()
-        let stats = reactor.stats()
-        await reactor.shutdown(.drain)
-        let after = reactor.stats()
-        print(renderSummary(
-            title: "fanout demo: \(summary.requests) keep-alive GETs to an embedded MockTarget at \(server.baseURL), \(concurrency) in flight (\(CurlReactor.curlShortVersion))",
-            summary, stats: stats, cpuNote: "client and in-process server together"))
-        print("  server saw   \(server.requestCount) requests on \(server.connectionCount) connections")
-        print("  reactor      \(stats.socketActionCalls) socket_action calls, \(stats.timerFires) timer fires; after shutdown: \(after.isIdleAndEmpty && after.released ? "everything released" : "LEAK \(after)")")
-        if server.requestCount != summary.requests || !(after.isIdleAndEmpty && after.released) {
-            throw ExitCode(1)
+        events.sort { ($0.at, $0.resolved ? 1 : 0) < ($1.at, $1.resolved ? 1 : 0) }
+        print("fanout demo: \(count) alerts at \(fmt(rate, 0))/s, each resolved after \(fmt(resolveAfter.seconds, 1)) s, to \(vendors.count) loopback targets (\(CurlReactor.curlShortVersion))")
+        let clock = ContinuousClock()
+        let start = clock.now
+        let cpu0 = processCPUSeconds()
+        for e in events {
+            try? await clock.sleep(until: start + .nanoseconds(Int64(e.at * 1e9)), tolerance: .milliseconds(1))
+            let alert = DemoCommand.sampleAlert(e.index, resolved: e.resolved)
+            publisher.publish(alert, options: .init(deadline: .seconds(5))) { result in stats.record(result) }
         }
+        await stats.waitFor(events.count)
+        let elapsed = (clock.now - start).seconds
+        let cpu = processCPUSeconds() - cpu0
+        await publisher.shutdown()
+        let reactorStats = publisher.reactor.stats()
+
+        let s = stats.snapshot
+        var rows = [["TARGET", "TYPE", "SENT", "OK", "FAILED", "SKIPPED", "P50 MS", "P99 MS", "SERVER SAW", "NOTES"]]
+        var lost = false
+        for v in vendors {
+            let t = s.perTarget[v.name]!
+            let saw = v.server.requestCount
+            if saw != t.attempts { lost = true }
+            let notes = t.failures.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", ")
+            rows.append([v.name, v.type.rawValue, String(t.attempts), String(t.ok), String(t.failed), String(t.skipped),
+                         ms(t.latency.valueAtPercentile(50)), ms(t.latency.valueAtPercentile(99)), String(saw), notes])
+        }
+        table(rows).forEach { print("  " + $0) }
+        let publishes = s.reports
+        print("  summary    \(publishes) publishes (\(count) firing + \(count) resolved) in \(fmt(elapsed, 2)) s = \(fmt(Double(publishes) / elapsed, 1)) alerts/s; \(s.partial) partial, \(s.allFailed) reached no target")
+        print("  fan-out    p50 \(ms(s.fanout.valueAtPercentile(50))) ms  p99 \(ms(s.fanout.valueAtPercentile(99))) ms  max \(ms(s.fanout.max)) ms")
+        print("  overhead   above the slowest target's own latency: p50 \(ms(s.overhead.valueAtPercentile(50))) ms  p99 \(ms(s.overhead.valueAtPercentile(99))) ms")
+        print("  accounting every target of every alert reported exactly once: \(s.complete ? "yes" : "NO"); servers saw every request: \(lost ? "NO" : "yes")")
+        print("  process    \(fmt(cpu, 2)) CPU-s (client and in-process servers), \(reactorStats.connectionsOpened) connections opened; reactor released: \(reactorStats.released && reactorStats.isIdleAndEmpty ? "yes" : "NO")")
+        if lost || !s.complete || !reactorStats.released { throw ExitCode(1) }
+    }
+
+    static func sampleAlert(_ i: Int, resolved: Bool) -> Alert {
+        let kinds: [(String, String, String)] = [
+            ("DiskFull", "critical", "Disk / is 97% full"), ("HighLatency", "warning", "p99 latency above 500 ms"),
+            ("PodCrashLooping", "critical", "Pod restarted 5 times in 10 minutes"), ("CertExpiring", "info", "TLS certificate expires in 6 days"),
+        ]
+        let k = kinds[i % kinds.count]
+        let labels = ["alertname": k.0, "severity": k.1, "instance": "host-\(i % 20):9100", "job": "node", "seq": String(i)]
+        var alert = Alert(labels: labels, annotations: ["summary": "\(k.2) on host-\(i % 20)", "runbook_url": "https://runbooks.example.com/\(k.0)"],
+                          status: .firing, startsAt: currentTimestamp(), generatorURL: "http://prometheus.example:9090/graph")
+        if resolved {
+            alert.status = .resolved
+            alert.endsAt = currentTimestamp()
+        }
+        return alert
+    }
+}
+
+private func ms(_ micros: UInt64) -> String { fmt(Double(micros) / 1000, 2) }
+
+/// Aggregates demo reports; thread-safe.
+final class DemoStats: Sendable {
+    struct Target {
+        var attempts = 0, ok = 0, failed = 0, skipped = 0
+        var failures: [String: Int] = [:]
+        var latency = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+    }
+
+    struct State {
+        var perTarget: [String: Target] = [:]
+        var reports = 0, partial = 0, allFailed = 0
+        var complete = true
+        var fanout = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+        var overhead = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+        var waiter: (Int, CheckedContinuation<Void, Never>)?
+    }
+
+    let names: [String]
+    let delays: [String: Double]
+    let state: Mutex<State>
+
+    init(targets: [String], delays: [String: Double]) {
+        names = targets
+        self.delays = delays
+        var s = State()
+        for t in targets { s.perTarget[t] = Target() }
+        state = Mutex(s)
+    }
+
+    var snapshot: State { state.withLock { $0 } }
+
+    func record(_ result: Result<PublishReport, PublishError>) {
+        let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            s.reports += 1
+            let report: PublishReport?
+            switch result {
+            case .success(let r): report = r; if !r.allSucceeded { s.partial += 1 }
+            case .failure(let e): report = e.report; s.allFailed += 1
+            }
+            if let r = report {
+                if r.results.map(\.target) != names { s.complete = false }
+                var slowestDelay = 0.0
+                for t in r.results {
+                    var agg = s.perTarget[t.target] ?? Target()
+                    agg.attempts += t.attempts
+                    switch t.outcome {
+                    case .succeeded: agg.ok += 1
+                    case .failed: agg.failed += 1; agg.failures["\(t.errorKind ?? "error")\(t.httpStatus.map { " \($0)" } ?? "")", default: 0] += 1
+                    case .skipped: agg.skipped += 1
+                    }
+                    if t.outcome != .skipped {
+                        _ = agg.latency.record(UInt64(max(1, t.durationSeconds * 1e6)))
+                        slowestDelay = max(slowestDelay, delays[t.target] ?? 0)
+                    }
+                    s.perTarget[t.target] = agg
+                }
+                _ = s.fanout.record(UInt64(max(1, r.durationSeconds * 1e6)))
+                _ = s.overhead.record(UInt64(max(1, (r.durationSeconds - slowestDelay) * 1e6)))
+            } else {
+                s.complete = false
+            }
+            if let (n, c) = s.waiter, s.reports >= n {
+                s.waiter = nil
+                return c
+            }
+            return nil
+        }
+        waiter?.resume()
+    }
+
+    func waitFor(_ n: Int) async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let ready = state.withLock { s -> Bool in
+                if s.reports >= n { return true }
+                s.waiter = (n, c)
+                return false
+            }
+            if ready { c.resume() }
+        }
+    }
+}
+
+extension Duration {
+    var seconds: Double {
+        let c = components
+        return Double(c.seconds) + Double(c.attoseconds) / 1e18
     }
 }

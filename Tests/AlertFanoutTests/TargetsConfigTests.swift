@@ -147,6 +147,24 @@ final class TargetsConfigTests: XCTestCase {
         }
     }
 
+    func testYAMLScalarsFollowTheCoreSchema() throws {
+        // YAML 1.1 would read `off` and `no` as booleans and an unquoted all-digit key as a number.
+        let yaml = """
+        targets:
+          - name: off
+            type: webhook
+            url: https://example.com/a
+          - name: no
+            type: pagerduty
+            routing_key: 12345678901234567890123456789012
+            enabled: false
+        """
+        let config = try TargetsConfigLoader.load(text: yaml, environment: [:])
+        XCTAssertEqual(config.targets.map(\.name), ["off", "no"])
+        XCTAssertEqual(config["no"]?.secret?.reveal(), "12345678901234567890123456789012")
+        XCTAssertEqual(config["no"]?.enabled, false)
+    }
+
     func testSyntaxErrorsAndShapes() {
         XCTAssertThrowsError(try TargetsConfigLoader.load(text: "targets: [\n  {name: a", environment: [:])) { e in
             XCTAssertTrue("\(e)".contains("not valid YAML"), "\(e)")

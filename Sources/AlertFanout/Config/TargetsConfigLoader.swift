@@ -41,21 +41,25 @@ public enum TargetsConfigLoader {
         var description: String
     }
 
+    /// YAML to JSON with YAML 1.2 core-schema scalars: only `true`/`false` are booleans and only `null`/`~`/empty
+    /// are null, so `name: off` or `name: no` stay strings (YAML 1.1 would make them false).
     static func yamlToJSON(_ node: Node) throws -> JSONValue {
         switch node {
         case .scalar(let s):
-            if s.style == .plain {
-                if node.null != nil { return .null }
-                if let b = node.bool { return .bool(b) }
-                if let i = node.int { return .int(i) }
-                if let d = node.float { return .double(d) }
+            guard s.style == .plain else { return .string(s.string) }
+            switch s.string {
+            case "", "~", "null", "Null", "NULL": return .null
+            case "true", "True", "TRUE": return .bool(true)
+            case "false", "False", "FALSE": return .bool(false)
+            default: break
             }
+            if let parsed = try? JSONValue.parse(s.string), case .number = parsed { return parsed }
             return .string(s.string)
         case .mapping(let m):
             var members: [(String, JSONValue)] = []
             for (k, v) in m {
-                guard let key = k.string else { throw YAMLShapeError(description: "mapping keys must be strings") }
-                members.append((key, try yamlToJSON(v)))
+                guard case .scalar(let ks) = k else { throw YAMLShapeError(description: "mapping keys must be strings") }
+                members.append((ks.string, try yamlToJSON(v)))
             }
             return .object(members)
         case .sequence(let seq):
@@ -110,7 +114,7 @@ public enum TargetsConfigLoader {
             problems.append(InputProblem("targets[\(i)]", "must be a mapping, not \(v.typeName)"))
             return nil
         }
-        let rawName = v["name"]?.stringValue
+        let rawName = v["name"]?.textValue
         let at = label(i, rawName)
         func add(_ field: String, _ message: String) { problems.append(InputProblem("\(at).\(field)", message)) }
 
@@ -125,7 +129,7 @@ public enum TargetsConfigLoader {
             add("name", v["name"] == nil ? "is required" : "must be a string")
         }
         var type: TargetType?
-        if let raw = v["type"]?.stringValue {
+        if let raw = v["type"]?.textValue {
             type = TargetType(rawValue: raw.lowercased())
             if type == nil { add("type", "'\(raw)' is not one of \(TargetType.allCases.map(\.rawValue).joined(separator: ", "))") }
         } else {
@@ -142,7 +146,7 @@ public enum TargetsConfigLoader {
         // URL (may hold ${ENV}; Slack webhook URLs are secrets themselves).
         var url = ""
         if let u = v["url"] {
-            if let s = u.stringValue {
+            if let s = u.textValue {
                 url = expand(s, field: "url", at: at, environment: environment, problems: &problems) ?? ""
             } else {
                 add("url", "must be a string")
@@ -172,7 +176,7 @@ public enum TargetsConfigLoader {
             }
             if let key = type.secretKey {
                 if let raw = v[key] {
-                    if let s = raw.stringValue, let value = expand(s, field: key, at: at, environment: environment, problems: &problems) {
+                    if let s = raw.textValue, let value = expand(s, field: key, at: at, environment: environment, problems: &problems) {
                         if value.isEmpty {
                             add(key, "is empty")
                         } else if type == .pagerduty && value.count != 32 {
@@ -180,7 +184,7 @@ public enum TargetsConfigLoader {
                         } else {
                             secret = Secret(value)
                         }
-                    } else if raw.stringValue == nil {
+                    } else if raw.textValue == nil {
                         add(key, "must be a string")
                     }
                 } else if type != .webhook {
@@ -196,8 +200,8 @@ public enum TargetsConfigLoader {
                         add("headers.\(hn)", "is not a valid header name")
                         continue
                     }
-                    guard let s = hv.stringValue, let value = expand(s, field: "headers.\(hn)", at: at, environment: environment, problems: &problems) else {
-                        if hv.stringValue == nil { add("headers.\(hn)", "must be a string") }
+                    guard let s = hv.textValue, let value = expand(s, field: "headers.\(hn)", at: at, environment: environment, problems: &problems) else {
+                        if hv.textValue == nil { add("headers.\(hn)", "must be a string") }
                         continue
                     }
                     if value.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A || $0 == 0 }) {
@@ -227,7 +231,7 @@ public enum TargetsConfigLoader {
         var receiver: String?
         if let r = v["receiver"] {
             if type != .alertmanager { add("receiver", "applies only to alertmanager targets") }
-            if let s = r.stringValue { receiver = s } else { add("receiver", "must be a string") }
+            if let s = r.textValue { receiver = s } else { add("receiver", "must be a string") }
         }
         guard let type, !name.isEmpty else { return nil }
         return Target(name: name, type: type, url: url, enabled: enabled, headers: headers, secret: secret,

@@ -56,6 +56,14 @@ public enum JSONValue: Sendable, Hashable {
     }
 
     public var stringValue: String? { if case .string(let s) = self { return s } else { return nil } }
+    /// A string, or a number's text (config values such as `name: 123` or an all-digit key written unquoted).
+    public var textValue: String? {
+        switch self {
+        case .string(let s): return s
+        case .number(let n): return n
+        default: return nil
+        }
+    }
     public var boolValue: Bool? { if case .bool(let b) = self { return b } else { return nil } }
     public var arrayValue: [JSONValue]? { if case .array(let a) = self { return a } else { return nil } }
     public var objectValue: [(String, JSONValue)]? { if case .object(let o) = self { return o } else { return nil } }

@@ -1,0 +1,40 @@
+// PublishReport+JSON: the stable JSON shape of a publish report (used by `fanout publish --json`).
+
+extension PublishReport {
+    /// `{alert, fingerprint, status, duration_ms, deadline_ms, succeeded, failed, skipped, partial_success, results: [...]}`;
+    /// each result: `target, type, outcome` and, when they apply, `action, http_status, error_kind, skip_reason,
+    /// message, attempts, retryable, duration_ms, deadline_ms, detail`. Never contains URLs or secrets.
+    public var json: JSONValue {
+        .object([
+            ("alert", .string(alertName)),
+            ("fingerprint", .string(fingerprint)),
+            ("status", .string(status)),
+            ("duration_ms", .double(ms(durationSeconds))),
+            ("deadline_ms", .double(ms(deadlineSeconds))),
+            ("succeeded", .int(succeeded)),
+            ("failed", .int(failed)),
+            ("skipped", .int(skipped)),
+            ("partial_success", .bool(isPartialSuccess)),
+            ("results", .array(results.map(\.json))),
+        ])
+    }
+}
+
+extension TargetResult {
+    public var json: JSONValue {
+        var m: [(String, JSONValue)] = [("target", .string(target)), ("type", .string(type)), ("outcome", .string(outcome.rawValue))]
+        if let action { m.append(("action", .string(action))) }
+        if let httpStatus { m.append(("http_status", .int(httpStatus))) }
+        if let errorKind { m.append(("error_kind", .string(errorKind))) }
+        if let skipReason { m.append(("skip_reason", .string(skipReason.rawValue))) }
+        if let message { m.append(("message", .string(message))) }
+        m.append(("attempts", .int(attempts)))
+        if outcome == .failed { m.append(("retryable", .bool(retryable))) }
+        m.append(("duration_ms", .double(ms(durationSeconds))))
+        if let deadlineSeconds { m.append(("deadline_ms", .double(ms(deadlineSeconds)))) }
+        if let detail { m.append(("detail", .string(detail))) }
+        return .object(m)
+    }
+}
+
+private func ms(_ seconds: Double) -> Double { (seconds * 1000 * 1000).rounded() / 1000 }

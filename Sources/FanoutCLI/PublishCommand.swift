@@ -1,0 +1,158 @@
+// PublishCommand: `fanout publish` — publish alerts from a file or stdin to the targets in a targets file.
+import AlertFanout
+import ArgumentParser
+import Foundation
+
+struct PublishCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "publish",
+        abstract: "Publish alerts to every configured target at once and report one result per target.",
+        discussion: """
+            --alerts takes one alert object, an array of alerts, or an Alertmanager webhook payload (version "4");
+            '-' reads standard input. ${ENV} references in the targets file are expanded from the environment.
+            Exit status: 0 every target of every alert succeeded; 1 partial success; 2 an alert reached no target;
+            64 bad input (the message names the file and field).
+            """)
+
+    @Option(name: .long, help: "Targets file (YAML or JSON, a 'targets:' list).")
+    var targets: String
+
+    @Option(name: .long, help: "Alerts file, or '-' for standard input.")
+    var alerts: String
+
+    @Option(help: "Deadline for each alert's whole fan-out (e.g. 10s).", transform: parseDuration)
+    var deadline: Duration = .seconds(10)
+
+    @Option(help: "Health strategy: skip_unhealthy, publish_to_all or skip_unhealthy_and_degraded.")
+    var strategy: String = HealthStrategy.skipUnhealthy.rawValue
+
+    @Option(name: .customLong("target"), help: "Publish only to this target (repeatable; order kept).")
+    var only: [String] = []
+
+    @Option(help: "Requests in flight at once per target.")
+    var maxInFlight: Int?
+
+    @Flag(help: "Print the reports as JSON instead of tables.")
+    var json = false
+
+    func validate() throws {
+        guard HealthStrategy(rawValue: strategy) != nil else {
+            throw ValidationError("--strategy must be one of \(HealthStrategy.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard deadline > .zero else { throw ValidationError("--deadline must be positive") }
+        if let m = maxInFlight, m < 1 { throw ValidationError("--max-in-flight must be at least 1") }
+    }
+
+    func run() async throws {
+        let config: TargetsConfig
+        let batch: AlertBatch
+        do {
+            let text = try readText(targets, what: "targets file")
+            config = try TargetsConfigLoader.load(text: text, file: targets, environment: ProcessInfo.processInfo.environment)
+            let alertBytes = Array(try readText(alerts, what: "alerts file").utf8)
+            do {
+                batch = try AlertInput.decode(json: alertBytes, now: currentTimestamp())
+            } catch let e as AlertDecodingError {
+                throw InputError(message: "\(alerts == "-" ? "standard input" : alerts): \(e)")
+            }
+        } catch let e as InputError {
+            FileHandle.standardError.write(Data("fanout publish: \(e.message)\n".utf8))
+            throw ExitCode(64)
+        } catch let e as TargetsConfigError {
+            FileHandle.standardError.write(Data("fanout publish: \(e)\n".utf8))
+            throw ExitCode(64)
+        }
+        let publisher = try FanoutPublisher(targets: config)
+        let options = PublishOptions(deadline: deadline, strategy: HealthStrategy(rawValue: strategy)!,
+                                     selection: only.isEmpty ? .all : .named(only), maxInFlightPerTarget: maxInFlight)
+        var outcomes: [Result<PublishReport, PublishError>] = []
+        await withTaskGroup(of: (Int, Result<PublishReport, PublishError>).self) { group in
+            for (i, alert) in batch.alerts.enumerated() {
+                group.addTask {
+                    do throws(PublishError) { return (i, .success(try await publisher.publish(alert, options: options, batch: batch))) } catch { return (i, .failure(error)) }
+                }
+            }
+            var collected: [(Int, Result<PublishReport, PublishError>)] = []
+            for await r in group { collected.append(r) }
+            outcomes = collected.sorted { $0.0 < $1.0 }.map(\.1)
+        }
+        await publisher.shutdown()
+
+        if json {
+            let items: [JSONValue] = outcomes.map { r in
+                switch r {
+                case .success(let rep): return rep.json
+                case .failure(let e):
+                    if let rep = e.report { return .object([("error", .string(e.description))] + (rep.json.objectValue ?? [])) }
+                    return .object([("error", .string(e.description))])
+                }
+            }
+            print(JSONValue.array(items).prettyText())
+        } else {
+            for (alert, r) in zip(batch.alerts, outcomes) { print(renderPublish(alert: alert, r)) }
+        }
+        var exit: Int32 = 0
+        for r in outcomes {
+            switch r {
+            case .success(let rep): if !rep.allSucceeded { exit = max(exit, 1) }
+            case .failure(.invalidInput): exit = max(exit, 64)
+            case .failure: exit = max(exit, 2)
+            }
+        }
+        if exit != 0 { throw ExitCode(exit) }
+    }
+}
+
+struct InputError: Error { var message: String }
+
+func readText(_ path: String, what: String) throws -> String {
+    if path == "-" {
+        let data = FileHandle.standardInput.readDataToEndOfFile()
+        guard let s = String(data: data, encoding: .utf8) else { throw InputError(message: "standard input is not UTF-8 text") }
+        return s
+    }
+    guard FileManager.default.fileExists(atPath: path) else { throw InputError(message: "\(what) '\(path)' does not exist") }
+    guard let data = FileManager.default.contents(atPath: path) else { throw InputError(message: "cannot read \(what) '\(path)'") }
+    guard let s = String(data: data, encoding: .utf8) else { throw InputError(message: "\(what) '\(path)' is not UTF-8 text") }
+    return s
+}
+
+func currentTimestamp() -> Timestamp {
+    let now = Date().timeIntervalSince1970
+    let s = now.rounded(.down)
+    return Timestamp(seconds: Int64(s), nanoseconds: Int32((now - s) * 1e9))
+}
+
+/// One alert's table: target, type, outcome, HTTP status, attempts, milliseconds, and the reason or message.
+func renderPublish(alert: Alert, _ r: Result<PublishReport, PublishError>) -> String {
+    let report: PublishReport
+    var head: String
+    switch r {
+    case .success(let rep):
+        report = rep
+        head = rep.allSucceeded ? "delivered" : "partial"
+    case .failure(let e):
+        guard let rep = e.report else { return "alert \(alert.name) [\(alert.fingerprint)]: \(e)" }
+        report = rep
+        head = e.description
+    }
+    var lines = ["alert \(alert.name) [\(alert.fingerprint)] \(alert.status.rawValue): \(head) — \(report.succeeded) ok, \(report.failed) failed, \(report.skipped) skipped in \(fmt(report.durationSeconds * 1000, 1)) ms"]
+    var rows = [["TARGET", "TYPE", "OUTCOME", "HTTP", "TRIES", "MS", "DETAIL"]]
+    for t in report.results {
+        let outcome = t.outcome == .skipped ? "skipped" : t.outcome.rawValue
+        let detail = t.skipReason?.rawValue ?? [t.errorKind, t.message].compactMap { $0 }.joined(separator: ": ")
+        rows.append([t.target, t.type, outcome, t.httpStatus.map(String.init) ?? "-", String(t.attempts),
+                     t.outcome == .skipped ? "-" : fmt(t.durationSeconds * 1000, 1), String(detail.prefix(80))])
+    }
+    lines.append(contentsOf: table(rows).map { "  " + $0 })
+    return lines.joined(separator: "\n")
+}
+
+func table(_ rows: [[String]]) -> [String] {
+    guard let first = rows.first else { return [] }
+    var widths = [Int](repeating: 0, count: first.count)
+    for r in rows { for (i, c) in r.enumerated() { widths[i] = max(widths[i], c.count) } }
+    return rows.map { r in
+        r.enumerated().map { i, c in i == r.count - 1 ? c : c.padding(toLength: widths[i], withPad: " ", startingAt: 0) }.joined(separator: "  ")
+    }
+}
