@@ -1,4 +1,5 @@
-// FanoutMachine: the pure per-alert fan-out state machine — which targets to send to, with which deadline, and when the publish is done.
+// FanoutMachine: the pure per-alert fan-out state machine — eligibility, breakers, rate limits, adaptive deadlines,
+// retries, and exactly one report.
 
 /// How health decides eligibility.
 public enum HealthStrategy: String, Sendable, Hashable, CaseIterable {
@@ -15,34 +16,45 @@ public enum HealthStatus: String, Sendable, Hashable, CaseIterable {
     case healthy, degraded, unhealthy, unknown
 }
 
-/// The per-alert fan-out. Events in, actions out; time is passed in (seconds on a monotonic clock), nothing is
-/// owned. Each target moves `planned` → `inFlight` → `done`, or `planned` → `done` (skipped). The machine
-/// emits `.complete` exactly once, when every target is `done`.
+/// The per-alert fan-out. Events in, actions out; time (seconds, monotonic), randomness and the shared
+/// `GuardBook` are passed in, nothing is owned.
 ///
-/// Deadlines: every attempt gets `min(target timeout, what is left of the publish deadline)`; a target whose
-/// attempt runs out of time is reported failed with kind `timeout`, never dropped.
+/// Each target moves `planned` → `waiting`/`inFlight` ⇄ `waiting` (retry backoff, rate-limit wait) → `done`,
+/// or `planned` → `done` (skipped). The machine emits `.complete` exactly once, when every target is `done`.
+///
+/// - Eligibility: disabled → `skipped: disabled`; health per strategy → `unhealthy`/`degraded`; an open
+///   breaker → `circuit_open`; a rate limit whose wait does not fit the deadline → `rate_limited`.
+/// - Deadlines: an attempt gets `min(adaptive or configured timeout, what is left of the publish deadline)`;
+///   a target that runs out of time is `failed: timeout`, never dropped.
+/// - Retries: retryable failures that are safe to repeat are retried after `max(Retry-After, full-jitter
+///   backoff)` while attempts, the retry budget and the deadline allow.
 public struct FanoutMachine: Sendable {
     public struct Candidate: Sendable, Hashable {
         public var name: String
         public var type: String
         public var enabled: Bool
-        public var health: HealthStatus
-        /// This target's own attempt timeout, if configured.
+        /// This target's configured attempt timeout.
         public var timeoutSeconds: Double?
+        /// Rate limit: bucket key (per credential), tokens per second and burst.
+        public var rateKey: String?
+        public var ratePerSecond: Double?
+        public var rateBurst: Int
 
-        public init(name: String, type: String, enabled: Bool = true, health: HealthStatus = .unknown, timeoutSeconds: Double? = nil) {
+        public init(name: String, type: String, enabled: Bool = true, timeoutSeconds: Double? = nil,
+                    rateKey: String? = nil, ratePerSecond: Double? = nil, rateBurst: Int = 1) {
             self.name = name
             self.type = type
             self.enabled = enabled
-            self.health = health
             self.timeoutSeconds = timeoutSeconds
+            self.rateKey = rateKey
+            self.ratePerSecond = ratePerSecond
+            self.rateBurst = rateBurst
         }
     }
 
     public struct Options: Sendable, Hashable {
         public var deadlineSeconds: Double
         public var strategy: HealthStrategy
-        /// Attempt timeout for targets that configure none.
         public var defaultTimeoutSeconds: Double
 
         public init(deadlineSeconds: Double = 10, strategy: HealthStrategy = .skipUnhealthy, defaultTimeoutSeconds: Double = 10) {
@@ -55,19 +67,25 @@ public struct FanoutMachine: Sendable {
     /// How one attempt ended, as the publisher observed it.
     public enum AttemptOutcome: Sendable, Hashable {
         case delivered(status: Int, action: String?, detail: String?)
-        case failed(kind: String, status: Int?, message: String, retryable: Bool, action: String?)
+        /// `safeToRepeat`: the request is idempotent or provably unprocessed. `retryAfterSeconds`: parsed header.
+        case failed(kind: String, status: Int?, message: String, retryable: Bool, safeToRepeat: Bool,
+                    retryAfterSeconds: Double?, action: String?)
     }
 
     public enum Action: Sendable, Hashable {
         /// Send attempt `attempt` (1-based) to target `index` with this deadline.
         case send(index: Int, attempt: Int, timeoutSeconds: Double)
+        /// Call `timerFired(index:)` after this many seconds (retry backoff or a rate-limit wait).
+        case wait(index: Int, seconds: Double)
         /// Every target is accounted for.
         case complete(PublishReport)
     }
 
     enum TargetState: Sendable, Hashable {
         case planned
-        case inFlight(attempt: Int, timeoutSeconds: Double)
+        /// Waiting before `attempt`. `admission` is set when the breaker already admitted it (rate-limit wait).
+        case waiting(attempt: Int, admission: CircuitBreaker.Admission?, last: TargetResult?)
+        case inFlight(attempt: Int, timeoutSeconds: Double, admission: CircuitBreaker.Admission, sentAt: Double)
         case done(TargetResult)
     }
 
@@ -79,6 +97,8 @@ public struct FanoutMachine: Sendable {
     let status: String
     private(set) var states: [TargetState]
     private(set) var completed = false
+    /// The shortest time worth starting an attempt with.
+    static let minimumAttemptSeconds = 0.005
 
     public init(alertName: String, fingerprint: String, status: String, candidates: [Candidate], options: Options, now: Double) {
         self.alertName = alertName
@@ -92,82 +112,167 @@ public struct FanoutMachine: Sendable {
 
     /// Absolute publish deadline.
     public var deadline: Double { startedAt + options.deadlineSeconds }
-
-    /// Plans every target: skips (disabled, health) and first attempts.
-    public mutating func start(now: Double) -> [Action] {
-        var actions: [Action] = []
-        for (i, c) in candidates.enumerated() {
-            if let reason = skipReason(c) {
-                states[i] = .done(TargetResult(target: c.name, type: c.type, outcome: .skipped, skipReason: reason,
-                                               durationSeconds: max(0, now - startedAt)))
-                continue
-            }
-            let timeout = attemptTimeout(c, now: now)
-            guard timeout > 0 else {
-                states[i] = .done(timeoutResult(i, attempts: 0, now: now, message: "the publish deadline passed before the first attempt"))
-                continue
-            }
-            states[i] = .inFlight(attempt: 1, timeoutSeconds: timeout)
-            actions.append(.send(index: i, attempt: 1, timeoutSeconds: timeout))
-        }
-        return actions + completionIfDone(now: now)
-    }
-
-    /// Records how an attempt ended.
-    public mutating func attemptFinished(index i: Int, outcome: AttemptOutcome, now: Double) -> [Action] {
-        guard i >= 0, i < states.count, case .inFlight(let attempt, let timeout) = states[i] else { return [] }
-        let c = candidates[i]
-        let elapsed = max(0, now - startedAt)
-        switch outcome {
-        case .delivered(let status, let action, let detail):
-            states[i] = .done(TargetResult(target: c.name, type: c.type, outcome: .succeeded, httpStatus: status, attempts: attempt,
-                                           durationSeconds: elapsed, deadlineSeconds: timeout, action: action, detail: detail))
-        case .failed(let kind, let status, let message, let retryable, let action):
-            states[i] = .done(TargetResult(target: c.name, type: c.type, outcome: .failed, errorKind: kind, httpStatus: status,
-                                           message: message, attempts: attempt, retryable: retryable, durationSeconds: elapsed,
-                                           deadlineSeconds: timeout, action: action))
-        }
-        return completionIfDone(now: now)
-    }
-
-    /// Ends every target still in flight as failed with kind `cancelled`.
-    public mutating func cancel(now: Double) -> [Action] {
-        for i in states.indices {
-            if case .inFlight(let attempt, let timeout) = states[i] {
-                let c = candidates[i]
-                states[i] = .done(TargetResult(target: c.name, type: c.type, outcome: .failed, errorKind: "cancelled",
-                                               message: "the publish was cancelled", attempts: attempt, retryable: true,
-                                               durationSeconds: max(0, now - startedAt), deadlineSeconds: timeout))
-            }
-        }
-        return completionIfDone(now: now)
-    }
-
     public var isComplete: Bool { completed }
 
-    /// Targets still in flight.
+    /// Targets with an attempt in flight.
     public var inFlightIndices: [Int] {
         states.indices.filter { if case .inFlight = states[$0] { return true } else { return false } }
     }
 
-    func skipReason(_ c: Candidate) -> SkipReason? {
-        if !c.enabled { return .disabled }
-        switch (options.strategy, c.health) {
-        case (.publishToAll, _): return nil
-        case (_, .unhealthy): return .unhealthy
-        case (.skipUnhealthyAndDegraded, .degraded): return .degraded
-        default: return nil
+    /// Plans every target: skips and first attempts.
+    public mutating func start<R: RandomNumberGenerator>(now: Double, book: inout GuardBook, rng: inout R) -> [Action] {
+        var actions: [Action] = []
+        for (i, c) in candidates.enumerated() {
+            if !c.enabled {
+                states[i] = .done(skipped(i, .disabled, now: now))
+                continue
+            }
+            switch (options.strategy, book.health(c.name, now: now)) {
+            case (.publishToAll, _): break
+            case (_, .unhealthy):
+                states[i] = .done(skipped(i, .unhealthy, now: now))
+                continue
+            case (.skipUnhealthyAndDegraded, .degraded):
+                states[i] = .done(skipped(i, .degraded, now: now))
+                continue
+            default: break
+            }
+            actions += attempt(i, number: 1, admission: nil, last: nil, now: now, book: &book)
+        }
+        return actions + completionIfDone(now: now)
+    }
+
+    /// A `.wait` has elapsed.
+    public mutating func timerFired<R: RandomNumberGenerator>(index i: Int, now: Double, book: inout GuardBook, rng: inout R) -> [Action] {
+        guard i >= 0, i < states.count, case .waiting(let n, let admission, let last) = states[i] else { return [] }
+        return attempt(i, number: n, admission: admission, last: last, now: now, book: &book) + completionIfDone(now: now)
+    }
+
+    /// Records how an attempt ended, and decides whether to retry.
+    public mutating func attemptFinished<R: RandomNumberGenerator>(index i: Int, outcome: AttemptOutcome, now: Double,
+                                                                   book: inout GuardBook, rng: inout R) -> [Action] {
+        guard i >= 0, i < states.count, case .inFlight(let n, let timeout, let admission, let sentAt) = states[i] else { return [] }
+        let c = candidates[i]
+        let latency = max(0, now - sentAt)
+        switch outcome {
+        case .delivered(let status, let action, let detail):
+            book.record(c.name, outcome: .success, latency: latency, timedOut: false, admission: admission, now: now)
+            states[i] = .done(TargetResult(target: c.name, type: c.type, outcome: .succeeded, httpStatus: status, attempts: n,
+                                           durationSeconds: elapsed(now), deadlineSeconds: timeout, action: action, detail: detail))
+            return completionIfDone(now: now)
+        case .failed(let kind, let status, let message, let retryable, let safe, let retryAfter, let action):
+            let cancelled = kind == "cancelled"
+            let timedOut = kind == "timeout"
+            book.record(c.name, outcome: cancelled ? .neutral : .failure, latency: timedOut ? timeout : latency,
+                        timedOut: timedOut, admission: admission, now: now)
+            var result = TargetResult(target: c.name, type: c.type, outcome: .failed, errorKind: kind, httpStatus: status,
+                                      message: message, attempts: n, retryable: retryable, durationSeconds: elapsed(now),
+                                      deadlineSeconds: timeout, action: action)
+            guard retryable, safe, !cancelled else {
+                states[i] = .done(result)
+                return completionIfDone(now: now)
+            }
+            let left = deadline - now
+            guard n < book.config.retry.maxAttempts else {
+                states[i] = .done(result)
+                return completionIfDone(now: now)
+            }
+            var delay = book.config.retry.backoff(afterAttempt: n, rng: &rng)
+            if let ra = retryAfter {
+                guard ra + FanoutMachine.minimumAttemptSeconds < left else {
+                    result.message = "\(message) (Retry-After \(format(ra)) s exceeds the \(format(max(0, left))) s left)"
+                    states[i] = .done(result)
+                    return completionIfDone(now: now)
+                }
+                delay = max(delay, ra)
+            }
+            delay = min(delay, max(0, left - FanoutMachine.minimumAttemptSeconds))
+            guard left - delay >= FanoutMachine.minimumAttemptSeconds else {
+                states[i] = .done(result)
+                return completionIfDone(now: now)
+            }
+            guard book.withdrawRetry(c.name, now: now) else {
+                result.message = "\(message) (retry budget exhausted)"
+                states[i] = .done(result)
+                return completionIfDone(now: now)
+            }
+            states[i] = .waiting(attempt: n + 1, admission: nil, last: result)
+            return [.wait(index: i, seconds: delay)]
         }
     }
 
-    func attemptTimeout(_ c: Candidate, now: Double) -> Double {
-        min(c.timeoutSeconds ?? options.defaultTimeoutSeconds, deadline - now)
+    /// Ends every target still waiting or in flight as failed with kind `cancelled`.
+    public mutating func cancel(now: Double, book: inout GuardBook) -> [Action] {
+        for i in states.indices {
+            let c = candidates[i]
+            switch states[i] {
+            case .inFlight(let n, let timeout, let admission, _):
+                book.record(c.name, outcome: .neutral, latency: 0, timedOut: false, admission: admission, now: now)
+                states[i] = .done(TargetResult(target: c.name, type: c.type, outcome: .failed, errorKind: "cancelled",
+                                               message: "the publish was cancelled", attempts: n, retryable: true,
+                                               durationSeconds: elapsed(now), deadlineSeconds: timeout))
+            case .waiting(let n, let admission, let last):
+                if let admission { book.record(c.name, outcome: .neutral, latency: 0, timedOut: false, admission: admission, now: now) }
+                states[i] = .done(TargetResult(target: c.name, type: c.type, outcome: .failed, errorKind: "cancelled",
+                                               message: "the publish was cancelled", attempts: last?.attempts ?? n - 1, retryable: true,
+                                               durationSeconds: elapsed(now), deadlineSeconds: last?.deadlineSeconds))
+            case .planned, .done:
+                break
+            }
+        }
+        return completionIfDone(now: now)
     }
 
-    func timeoutResult(_ i: Int, attempts: Int, now: Double, message: String) -> TargetResult {
+    // MARK: - Internals
+
+    /// Starts attempt `number` now, after a rate-limit wait, or not at all.
+    private mutating func attempt(_ i: Int, number n: Int, admission given: CircuitBreaker.Admission?, last: TargetResult?,
+                                  now: Double, book: inout GuardBook) -> [Action] {
         let c = candidates[i]
-        return TargetResult(target: c.name, type: c.type, outcome: .failed, errorKind: "timeout", message: message,
-                            attempts: attempts, retryable: true, durationSeconds: max(0, now - startedAt))
+        let left = deadline - now
+        guard left >= FanoutMachine.minimumAttemptSeconds else {
+            if let given { book.record(c.name, outcome: .neutral, latency: 0, timedOut: false, admission: given, now: now) }
+            states[i] = .done(last ?? TargetResult(target: c.name, type: c.type, outcome: .failed, errorKind: "timeout",
+                                                   message: "the publish deadline passed before the attempt", attempts: n - 1,
+                                                   retryable: true, durationSeconds: elapsed(now)))
+            return []
+        }
+        var admission = given
+        if admission == nil {
+            let a = book.admit(c.name, now: now)
+            if case .rejected = a {
+                states[i] = .done(last.map { r in
+                    var r = r
+                    r.message = (r.message ?? "") + " (circuit opened before the retry)"
+                    return r
+                } ?? skipped(i, .circuitOpen, now: now))
+                return []
+            }
+            admission = a
+            // Rate limit: wait if it fits the deadline, else give up on this target.
+            if let key = c.rateKey, let rate = c.ratePerSecond {
+                guard let wait = book.reserve(key: key, perSecond: rate, burst: c.rateBurst, now: now,
+                                              maxWait: left - FanoutMachine.minimumAttemptSeconds) else {
+                    book.record(c.name, outcome: .neutral, latency: 0, timedOut: false, admission: a, now: now)
+                    states[i] = .done(last ?? skipped(i, .rateLimited, now: now))
+                    return []
+                }
+                if wait > 0 {
+                    states[i] = .waiting(attempt: n, admission: a, last: last)
+                    return [.wait(index: i, seconds: wait)]
+                }
+            }
+        }
+        if n == 1 { book.deposit(c.name, now: now) }
+        let timeout = min(book.attemptTimeout(c.name, configured: c.timeoutSeconds ?? options.defaultTimeoutSeconds), left)
+        states[i] = .inFlight(attempt: n, timeoutSeconds: timeout, admission: admission ?? .allowed, sentAt: now)
+        return [.send(index: i, attempt: n, timeoutSeconds: timeout)]
+    }
+
+    private func elapsed(_ now: Double) -> Double { max(0, now - startedAt) }
+
+    private func skipped(_ i: Int, _ reason: SkipReason, now: Double) -> TargetResult {
+        TargetResult(target: candidates[i].name, type: candidates[i].type, outcome: .skipped, skipReason: reason, durationSeconds: elapsed(now))
     }
 
     private mutating func completionIfDone(now: Double) -> [Action] {
@@ -179,6 +284,11 @@ public struct FanoutMachine: Sendable {
         }
         completed = true
         return [.complete(PublishReport(alertName: alertName, fingerprint: fingerprint, status: status, results: results,
-                                        durationSeconds: max(0, now - startedAt), deadlineSeconds: options.deadlineSeconds))]
+                                        durationSeconds: elapsed(now), deadlineSeconds: options.deadlineSeconds))]
     }
+}
+
+private func format(_ s: Double) -> String {
+    let r = (s * 10).rounded() / 10
+    return r == r.rounded() ? String(Int(r)) : String(r)
 }

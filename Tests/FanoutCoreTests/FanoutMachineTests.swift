@@ -4,6 +4,12 @@ import XCTest
 
 final class FanoutMachineTests: XCTestCase {
     typealias C = FanoutMachine.Candidate
+    var book = GuardBook()
+    var rng = SplitMix64(seed: 7)
+
+    func failure(_ kind: String = "http_status", status: Int? = 503, retryable: Bool = true, safe: Bool = true, retryAfter: Double? = nil) -> FanoutMachine.AttemptOutcome {
+        .failed(kind: kind, status: status, message: "boom", retryable: retryable, safeToRepeat: safe, retryAfterSeconds: retryAfter, action: "post")
+    }
 
     func machine(_ candidates: [C], deadline: Double = 10, strategy: HealthStrategy = .skipUnhealthy, now: Double = 100) -> FanoutMachine {
         FanoutMachine(alertName: "A", fingerprint: "0123456789abcdef", status: "firing", candidates: candidates,
@@ -25,14 +31,16 @@ final class FanoutMachineTests: XCTestCase {
         var m = machine([
             C(name: "a", type: "webhook", timeoutSeconds: 2),
             C(name: "b", type: "slack", enabled: false),
-            C(name: "c", type: "pagerduty", health: .unhealthy),
-            C(name: "d", type: "rootly", health: .degraded, timeoutSeconds: 30),
+            C(name: "c", type: "pagerduty"),
+            C(name: "d", type: "rootly", timeoutSeconds: 30),
         ])
-        let start = m.start(now: 100)
+        teach(book: &book, "c", successes: 0, failures: 10)
+        teach(book: &book, "d", successes: 8, failures: 2)
+        let start = m.start(now: 100, book: &book, rng: &rng)
         XCTAssertEqual(sends(start), [0: 2, 3: 10], "own timeout, or the deadline when it is shorter")
         XCTAssertNil(report(start))
-        XCTAssertEqual(m.attemptFinished(index: 3, outcome: .delivered(status: 202, action: "create", detail: "id1"), now: 100.5).count, 0)
-        let end = m.attemptFinished(index: 0, outcome: .failed(kind: "timeout", status: nil, message: "slow", retryable: true, action: "post"), now: 102)
+        XCTAssertEqual(m.attemptFinished(index: 3, outcome: .delivered(status: 202, action: "create", detail: "id1"), now: 100.5, book: &book, rng: &rng).count, 0)
+        let end = m.attemptFinished(index: 0, outcome: .failed(kind: "timeout", status: nil, message: "slow", retryable: false, safeToRepeat: true, retryAfterSeconds: nil, action: "post"), now: 102, book: &book, rng: &rng)
         let r = try! XCTUnwrap(report(end))
         XCTAssertEqual(r.results.map(\.target), ["a", "b", "c", "d"])
         XCTAssertEqual(r.results.map(\.outcome), [.failed, .skipped, .skipped, .succeeded])
@@ -45,39 +53,52 @@ final class FanoutMachineTests: XCTestCase {
         XCTAssertTrue(r.isPartialSuccess)
         XCTAssertEqual(r.durationSeconds, 2, accuracy: 1e-9)
         XCTAssertTrue(m.isComplete)
-        XCTAssertEqual(m.attemptFinished(index: 0, outcome: .delivered(status: 200, action: nil, detail: nil), now: 103).count, 0, "done is final")
-        XCTAssertEqual(m.cancel(now: 104).count, 0, "completion happens exactly once")
+        XCTAssertEqual(m.attemptFinished(index: 0, outcome: .delivered(status: 200, action: nil, detail: nil), now: 103, book: &book, rng: &rng).count, 0, "done is final")
+        XCTAssertEqual(m.cancel(now: 104, book: &book).count, 0, "completion happens exactly once")
+    }
+
+    /// Feeds outcomes so the target's health becomes what the test needs (breakers off so nothing opens).
+    func teach(book: inout GuardBook, _ name: String, successes: Int, failures: Int, at now: Double = 99) {
+        for _ in 0..<successes { book.record(name, outcome: .success, latency: 0.01, timedOut: false, admission: .allowed, now: now) }
+        for _ in 0..<failures { book.record(name, outcome: .failure, latency: 0.01, timedOut: false, admission: .allowed, now: now) }
     }
 
     func testHealthStrategies() {
-        let cs = [C(name: "h", type: "w", health: .healthy), C(name: "d", type: "w", health: .degraded),
-                  C(name: "u", type: "w", health: .unhealthy), C(name: "n", type: "w", health: .unknown)]
+        book = GuardBook(config: .init(breakersEnabled: false))
+        teach(book: &book, "h", successes: 10, failures: 0)
+        teach(book: &book, "d", successes: 8, failures: 2)
+        teach(book: &book, "u", successes: 1, failures: 9)
+        XCTAssertEqual(book.health("h", now: 100), .healthy)
+        XCTAssertEqual(book.health("d", now: 100), .degraded)
+        XCTAssertEqual(book.health("u", now: 100), .unhealthy)
+        XCTAssertEqual(book.health("n", now: 100), .unknown)
+        let cs = [C(name: "h", type: "w"), C(name: "d", type: "w"), C(name: "u", type: "w"), C(name: "n", type: "w")]
         var all = machine(cs, strategy: .publishToAll)
-        XCTAssertEqual(Set(sends(all.start(now: 100)).keys), [0, 1, 2, 3])
+        XCTAssertEqual(Set(sends(all.start(now: 100, book: &book, rng: &rng)).keys), [0, 1, 2, 3])
         var strict = machine(cs, strategy: .skipUnhealthyAndDegraded)
-        XCTAssertEqual(Set(sends(strict.start(now: 100)).keys), [0, 3], "unknown health fails open")
+        XCTAssertEqual(Set(sends(strict.start(now: 100, book: &book, rng: &rng)).keys), [0, 3], "unknown health fails open")
         var normal = machine(cs, strategy: .skipUnhealthy)
-        XCTAssertEqual(Set(sends(normal.start(now: 100)).keys), [0, 1, 3])
+        XCTAssertEqual(Set(sends(normal.start(now: 100, book: &book, rng: &rng)).keys), [0, 1, 3])
     }
 
     func testAllSkippedCompletesAtOnceAndCancelAccountsForInFlight() {
         var m = machine([C(name: "x", type: "w", enabled: false)])
-        let r = report(m.start(now: 100))
+        let r = report(m.start(now: 100, book: &book, rng: &rng))
         XCTAssertEqual(r?.results.first?.skipReason, .disabled)
         XCTAssertEqual(r?.reachedAnyTarget, false)
 
         var c = machine([C(name: "a", type: "w"), C(name: "b", type: "w")])
-        _ = c.start(now: 100)
-        _ = c.attemptFinished(index: 1, outcome: .delivered(status: 200, action: nil, detail: nil), now: 100.1)
+        _ = c.start(now: 100, book: &book, rng: &rng)
+        _ = c.attemptFinished(index: 1, outcome: .delivered(status: 200, action: nil, detail: nil), now: 100.1, book: &book, rng: &rng)
         XCTAssertEqual(c.inFlightIndices, [0])
-        let rep = try! XCTUnwrap(report(c.cancel(now: 100.2)))
+        let rep = try! XCTUnwrap(report(c.cancel(now: 100.2, book: &book)))
         XCTAssertEqual(rep.results.map(\.outcome), [.failed, .succeeded])
         XCTAssertEqual(rep.results[0].errorKind, "cancelled")
     }
 
     func testAnExpiredDeadlineFailsTargetsAsTimeoutWithoutSending() {
         var m = machine([C(name: "a", type: "w")], deadline: 0)
-        let actions = m.start(now: 100)
+        let actions = m.start(now: 100, book: &book, rng: &rng)
         XCTAssertTrue(sends(actions).isEmpty)
         XCTAssertEqual(report(actions)?.results.first?.errorKind, "timeout")
     }

@@ -19,9 +19,14 @@ public final class FanoutPublisher: @unchecked Sendable {
     var lanes: [String: TargetLane] = [:]
     var runs: [ObjectIdentifier: PublishRun] = [:]
     let rootlyIndex = RootlyAlertIndex()
+    /// Breakers, health, adaptive deadlines, retry budgets and rate limits, shared by every publish.
+    var book: GuardBook
+    var rng = SystemRandomNumberGenerator()
+    var prober: DispatchSourceTimer?
 
     /// Uses `reactor` when given (shared with other users), else creates and owns one.
-    public init(targets: TargetsConfig, reactor: CurlReactor? = nil) throws {
+    public init(targets: TargetsConfig, reactor: CurlReactor? = nil, resilience: ResilienceConfig = .init()) throws {
+        book = GuardBook(config: resilience)
         if let reactor {
             self.reactor = reactor
             ownsReactor = false
@@ -88,11 +93,51 @@ public final class FanoutPublisher: @unchecked Sendable {
     public func shutdown() async {
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             onQueue { [self] in
+                prober?.cancel()
+                prober = nil
                 for run in Array(runs.values) { run.cancel() }
                 c.resume()
             }
         }
         if ownsReactor { await reactor.shutdown(.drain) }
+    }
+
+    /// A snapshot of what the publisher has learned about each target (reactor queue).
+    public var guards: GuardBook {
+        if reactor.isOnQueue { return book }
+        return queue.sync { book }
+    }
+
+    /// Starts optional active reachability probes of every enabled target, every `interval` (with ±10 % jitter).
+    /// A probe is a `HEAD` whose HTTP status is ignored: any response, even 401, 404 or 405, proves the endpoint
+    /// reachable, so authenticated and POST-only endpoints cannot false-alarm; only transport failures (refused,
+    /// DNS, TLS, connect timeout) count against the target's health.
+    public func startProbing(every interval: Duration) {
+        onQueue { [self] in
+            prober?.cancel()
+            let t = DispatchSource.makeTimerSource(queue: queue)
+            t.schedule(deadline: .now() + interval.seconds * 0.1, repeating: interval.seconds, leeway: .milliseconds(Int(interval.seconds * 100)))
+            t.setEventHandler { [self] in probeAll() }
+            t.activate()
+            prober = t
+        }
+    }
+
+    func probeAll() {
+        for target in config.enabled {
+            let started = WallClock.monotonic()
+            let request = HTTPRequest(method: "HEAD", url: target.url, timeout: .seconds(5), connectTimeout: .seconds(5),
+                                      captureHeaders: [], maxResponseBodyBytes: 0)
+            reactor.submit(request) { [self] result in
+                let reachable: Bool
+                switch result {
+                case .success: reachable = true
+                case .failure(let e): reachable = ![.refused, .dns, .tls, .connectTimeout].contains(e.kind)
+                }
+                _ = started
+                book.recordProbe(target.name, reachable: reachable, now: WallClock.monotonic())
+            }
+        }
     }
 
     /// Publishes in flight now (reactor queue snapshot).

@@ -22,8 +22,11 @@ final class PublishRun: @unchecked Sendable {
         self.options = options
         self.batch = batch
         self.completion = completion
-        let candidates = targets.map {
-            FanoutMachine.Candidate(name: $0.name, type: $0.type.rawValue, enabled: $0.enabled, health: .unknown, timeoutSeconds: $0.timeoutSeconds)
+        let candidates = targets.map { t in
+            let limit = t.effectiveRateLimit
+            return FanoutMachine.Candidate(
+                name: t.name, type: t.type.rawValue, enabled: t.enabled, timeoutSeconds: t.timeoutSeconds,
+                rateKey: limit == nil ? nil : PublishRun.credentialKey(t), ratePerSecond: limit?.perSecond, rateBurst: limit?.burst ?? 1)
         }
         machine = FanoutMachine(
             alertName: alert.name, fingerprint: alert.fingerprint, status: alert.status.rawValue, candidates: candidates,
@@ -31,15 +34,21 @@ final class PublishRun: @unchecked Sendable {
             now: WallClock.monotonic())
     }
 
+    /// Rate limits apply per credential: the type plus a hash of the secret (or of the URL, which is the
+    /// credential for Slack). The secret itself is never kept here.
+    static func credentialKey(_ t: Target) -> String {
+        "\(t.type.rawValue):\(Alert.fingerprint(of: ["k": t.secret?.reveal() ?? t.url]))"
+    }
+
     func start() {
-        apply(machine.start(now: WallClock.monotonic()))
+        apply(machine.start(now: WallClock.monotonic(), book: &publisher.book, rng: &publisher.rng))
     }
 
     func cancel() {
         guard !finished else { return }
         let inFlight = handles
         handles.removeAll()
-        apply(machine.cancel(now: WallClock.monotonic()))
+        apply(machine.cancel(now: WallClock.monotonic(), book: &publisher.book))
         for (_, h) in inFlight { h.cancel() }
     }
 
@@ -48,10 +57,19 @@ final class PublishRun: @unchecked Sendable {
             switch action {
             case .send(let index, let attempt, let timeout):
                 send(index: index, attempt: attempt, timeoutSeconds: timeout)
+            case .wait(let index, let seconds):
+                publisher.queue.asyncAfter(deadline: .now() + max(0, seconds)) { [self] in
+                    guard !finished else { return }
+                    apply(machine.timerFired(index: index, now: WallClock.monotonic(), book: &publisher.book, rng: &publisher.rng))
+                }
             case .complete(let report):
                 finish(report)
             }
         }
+    }
+
+    private func finished(_ index: Int, _ outcome: FanoutMachine.AttemptOutcome) {
+        apply(machine.attemptFinished(index: index, outcome: outcome, now: WallClock.monotonic(), book: &publisher.book, rng: &publisher.rng))
     }
 
     private func send(index: Int, attempt: Int, timeoutSeconds: Double) {
@@ -64,7 +82,7 @@ final class PublishRun: @unchecked Sendable {
             request = try formatter.request(for: alert, target: target, context: context)
         } catch {
             let kind = error.kind == .missingState ? "missing_state" : "format"
-            apply(machine.attemptFinished(index: index, outcome: .failed(kind: kind, status: nil, message: error.message, retryable: false, action: nil), now: WallClock.monotonic()))
+            finished(index, .failed(kind: kind, status: nil, message: error.message, retryable: false, safeToRepeat: false, retryAfterSeconds: nil, action: nil))
             return
         }
         let lane = publisher.lane(for: target, options: options)
@@ -78,13 +96,14 @@ final class PublishRun: @unchecked Sendable {
             let timeout = min(timeoutSeconds, machine.deadline - now)
             guard timeout > 0.001 else {
                 lane.release()
-                apply(machine.attemptFinished(index: index, outcome: .failed(kind: "timeout", status: nil, message: "the publish deadline passed while waiting for a slot to \(target.name)", retryable: true, action: request.action), now: now))
+                finished(index, .failed(kind: "timeout", status: nil, message: "the publish deadline passed while waiting for a slot to \(target.name)",
+                                        retryable: true, safeToRepeat: true, retryAfterSeconds: nil, action: request.action))
                 return
             }
             let http = HTTPRequest(
                 method: request.method, url: request.url, headers: request.headers.map { HTTPHeader($0.name, $0.value) },
-                body: request.body, timeout: .milliseconds(Int64((timeout * 1000).rounded(.up))),
-                connectTimeout: .milliseconds(Int64((min(timeout, 5) * 1000).rounded(.up))),
+                body: request.body, timeout: .microseconds(Int64((timeout * 1e6).rounded(.up))),
+                connectTimeout: .microseconds(Int64((min(timeout, 5) * 1e6).rounded(.up))),
                 captureHeaders: ["retry-after"], maxResponseBodyBytes: 64 * 1024)
             handles[index] = publisher.reactor.submit(http) { [self] result in
                 lane.release()
@@ -100,7 +119,8 @@ final class PublishRun: @unchecked Sendable {
         let outcome: FanoutMachine.AttemptOutcome
         switch result {
         case .success(let response):
-            switch formatter.verdict(status: response.status, body: response.body, retryAfter: response.header("retry-after")) {
+            let retryAfterHeader = response.header("retry-after")
+            switch formatter.verdict(status: response.status, body: response.body, retryAfter: retryAfterHeader) {
             case .delivered(let detail):
                 if target.type == .rootly {
                     if request.action == "create", let id = detail {
@@ -111,21 +131,26 @@ final class PublishRun: @unchecked Sendable {
                 }
                 outcome = .delivered(status: response.status, action: request.action, detail: detail)
             case .permanent(let message):
-                outcome = .failed(kind: "http_status", status: response.status, message: message, retryable: false, action: request.action)
-            case .retryable(let message, _):
-                outcome = .failed(kind: "http_status", status: response.status, message: message, retryable: true, action: request.action)
+                outcome = .failed(kind: "http_status", status: response.status, message: message, retryable: false,
+                                  safeToRepeat: false, retryAfterSeconds: nil, action: request.action)
+            case .retryable(let message, let retryAfter):
+                let seconds = retryAfter.flatMap { RetryAfter.seconds($0, nowEpochSeconds: WallClock.epochSeconds()) }
+                outcome = .failed(kind: "http_status", status: response.status, message: message, retryable: true,
+                                  safeToRepeat: request.idempotent || RetryPolicy.provesNotProcessed(kind: "http_status", status: response.status),
+                                  retryAfterSeconds: seconds, action: request.action)
             }
         case .failure(let error):
             let kind: String
             switch error.kind {
-            case .deadline, .connectTimeout: kind = "timeout"
+            case .deadline: kind = "timeout"
             case .cancelled, .shutdown: kind = "cancelled"
             default: kind = error.kind.rawValue
             }
-            let retryable = [.refused, .reset, .deadline, .connectTimeout, .dns].contains(error.kind)
-            outcome = .failed(kind: kind, status: nil, message: error.message, retryable: retryable, action: request.action)
+            outcome = .failed(kind: kind, status: nil, message: error.message, retryable: RetryPolicy.isRetryableTransport(kind),
+                              safeToRepeat: request.idempotent || RetryPolicy.provesNotProcessed(kind: kind, status: nil),
+                              retryAfterSeconds: nil, action: request.action)
         }
-        apply(machine.attemptFinished(index: index, outcome: outcome, now: WallClock.monotonic()))
+        finished(index, outcome)
     }
 
     private func finish(_ report: PublishReport) {
@@ -140,7 +165,7 @@ final class PublishRun: @unchecked Sendable {
             result = .success(report)
         } else if report.failed > 0 {
             result = .failure(.allFailed(report))
-        } else if report.results.contains(where: { [.unhealthy, .degraded, .circuitOpen].contains($0.skipReason) }) {
+        } else if report.results.contains(where: { [.unhealthy, .degraded, .circuitOpen, .rateLimited].contains($0.skipReason) }) {
             result = .failure(.noHealthyTargets(report))
         } else {
             result = .failure(.noEnabledTargets)

@@ -12,6 +12,12 @@ enum WallClock {
         return Timestamp(seconds: Int64(ts.tv_sec), nanoseconds: Int32(ts.tv_nsec))
     }
 
+    /// Seconds since the epoch (for `Retry-After` dates).
+    static func epochSeconds() -> Double {
+        let t = now()
+        return Double(t.seconds) + Double(t.nanoseconds) / 1e9
+    }
+
     /// Seconds on the monotonic clock.
     static func monotonic() -> Double {
         Double(DispatchTime.now().uptimeNanoseconds) / 1e9

@@ -1,0 +1,113 @@
+// GuardBook: every target's breaker, health, adaptive deadline and retry budget, and every credential's rate limit.
+
+/// The resilience knobs, with defaults suited to alert delivery.
+public struct ResilienceConfig: Sendable, Hashable {
+    public var breaker: CircuitBreaker.Config
+    public var health: TargetHealth.Config
+    public var retry: RetryPolicy
+    public var deadline: AdaptiveDeadline.Config
+    public var budgetRatio: Double
+    public var budgetFloorPerSecond: Double
+    public var budgetMaxTokens: Double
+    public var breakersEnabled: Bool
+    public var adaptiveDeadlines: Bool
+
+    public init(breaker: CircuitBreaker.Config = .init(), health: TargetHealth.Config = .init(), retry: RetryPolicy = .init(),
+                deadline: AdaptiveDeadline.Config = .init(), budgetRatio: Double = 0.2, budgetFloorPerSecond: Double = 1,
+                budgetMaxTokens: Double = 10, breakersEnabled: Bool = true, adaptiveDeadlines: Bool = true) {
+        self.breaker = breaker
+        self.health = health
+        self.retry = retry
+        self.deadline = deadline
+        self.budgetRatio = budgetRatio
+        self.budgetFloorPerSecond = budgetFloorPerSecond
+        self.budgetMaxTokens = budgetMaxTokens
+        self.breakersEnabled = breakersEnabled
+        self.adaptiveDeadlines = adaptiveDeadlines
+    }
+}
+
+/// What one target has learned.
+public struct TargetGuard: Sendable, Hashable {
+    public var breaker: CircuitBreaker
+    public var health: TargetHealth
+    public var latency: AdaptiveDeadline
+    public var budget: RetryBudget
+
+    init(_ c: ResilienceConfig) {
+        breaker = CircuitBreaker(config: c.breaker)
+        health = TargetHealth(config: c.health)
+        latency = AdaptiveDeadline(config: c.deadline)
+        budget = RetryBudget(ratio: c.budgetRatio, floorPerSecond: c.budgetFloorPerSecond, maxTokens: c.budgetMaxTokens)
+    }
+}
+
+/// Shared state across publishes, keyed by target name (and rate limits by credential). A value type: the
+/// publisher keeps one on its queue and lends it to `FanoutMachine` calls.
+public struct GuardBook: Sendable {
+    public let config: ResilienceConfig
+    public private(set) var guards: [String: TargetGuard] = [:]
+    public private(set) var limiters: [String: TokenBucket] = [:]
+    /// Counters for observability.
+    public private(set) var retriesScheduled = 0
+    public private(set) var retriesDeniedByBudget = 0
+    public private(set) var rateLimitWaits = 0
+
+    public init(config: ResilienceConfig = .init()) { self.config = config }
+
+    public subscript(target: String) -> TargetGuard {
+        get { guards[target] ?? TargetGuard(config) }
+        set { guards[target] = newValue }
+    }
+
+    public func health(_ target: String, now: Double) -> HealthStatus { self[target].health.status(now: now) }
+
+    public mutating func admit(_ target: String, now: Double) -> CircuitBreaker.Admission {
+        guard config.breakersEnabled else { return .allowed }
+        return self[target].breaker.admit(now: now)
+    }
+
+    public mutating func reserve(key: String, perSecond: Double, burst: Int, now: Double, maxWait: Double) -> Double? {
+        var b = limiters[key] ?? TokenBucket(ratePerSecond: perSecond, burst: burst)
+        let w = b.reserve(now: now, maxWait: maxWait)
+        limiters[key] = b
+        if let w, w > 0 { rateLimitWaits += 1 }
+        return w
+    }
+
+    public func attemptTimeout(_ target: String, configured: Double) -> Double {
+        config.adaptiveDeadlines ? self[target].latency.deadline(configured: configured) : configured
+    }
+
+    /// Records an attempt's outcome everywhere it matters.
+    public mutating func record(_ target: String, outcome: CircuitBreaker.Outcome, latency: Double, timedOut: Bool,
+                                admission: CircuitBreaker.Admission, now: Double) {
+        var g = self[target]
+        if config.breakersEnabled { g.breaker.record(outcome, admission: admission, now: now) }
+        if outcome != .neutral {
+            g.health.record(success: outcome == .success, latencySeconds: latency, now: now)
+            if outcome == .success || timedOut { g.latency.record(latencySeconds: latency) }
+        }
+        self[target] = g
+    }
+
+    public mutating func deposit(_ target: String, now: Double) {
+        var g = self[target]
+        g.budget.deposit(now: now)
+        self[target] = g
+    }
+
+    public mutating func withdrawRetry(_ target: String, now: Double) -> Bool {
+        var g = self[target]
+        let ok = g.budget.withdraw(now: now)
+        self[target] = g
+        if ok { retriesScheduled += 1 } else { retriesDeniedByBudget += 1 }
+        return ok
+    }
+
+    public mutating func recordProbe(_ target: String, reachable: Bool, now: Double) {
+        var g = self[target]
+        g.health.recordProbe(reachable: reachable, now: now)
+        self[target] = g
+    }
+}

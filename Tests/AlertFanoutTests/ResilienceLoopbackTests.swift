@@ -1,0 +1,143 @@
+// ResilienceLoopbackTests: breakers, Retry-After, adaptive deadlines and the retry budget against real loopback servers.
+@testable import AlertFanout
+import MockTarget
+import XCTest
+
+final class ResilienceLoopbackTests: XCTestCase {
+    func alert(_ i: Int) -> Alert {
+        var a = Samples.minimal
+        a.labels["i"] = String(i)
+        a.fingerprint = Alert.fingerprint(of: a.labels)
+        return a
+    }
+
+    func testAFlappingTargetOpensItsBreakerAdmitsOneProbeAndRecovers() async throws {
+        let server = try MockTarget(routes: ["/flappy": .sequence([
+            .text("down", status: 503), .text("down", status: 503), .text("down", status: 503), .text("ok"),
+        ])])
+        defer { server.stop() }
+        let resilience = ResilienceConfig(breaker: .init(consecutiveFailures: 3, cooldownSeconds: 0.3, successesToClose: 1),
+                                          retry: .init(maxAttempts: 1))
+        let publisher = try FanoutPublisher(targets: TargetsConfig(targets: [Target(name: "flappy", type: .webhook, url: server.url("/flappy"))]),
+                                            resilience: resilience)
+        let options = PublishOptions(strategy: .publishToAll)
+        for i in 0..<3 {
+            do { _ = try await publisher.publish(alert(i), options: options); XCTFail("503 expected") } catch {}
+        }
+        XCTAssertEqual(publisher.guards["flappy"].breaker.state.name, "open")
+        do {
+            _ = try await publisher.publish(alert(3), options: options)
+            XCTFail("the open breaker skips the target")
+        } catch .noHealthyTargets(let r) {
+            XCTAssertEqual(r.results[0].skipReason, .circuitOpen)
+        }
+        XCTAssertEqual(server.requestCount, 3, "nothing sent while open")
+        try await Task.sleep(for: .milliseconds(350))
+        // Two publishes at once after the cooldown: exactly one probe goes out.
+        let a4 = alert(4), a5 = alert(5)
+        async let a = try? publisher.publish(a4, options: options)
+        async let b = try? publisher.publish(a5, options: options)
+        let (ra, rb) = await (a, b)
+        XCTAssertEqual([ra, rb].compactMap { $0 }.count, 1, "one probe succeeded, the other publish was skipped")
+        XCTAssertEqual(server.requestCount, 4, "exactly one half-open probe")
+        XCTAssertEqual(publisher.guards["flappy"].breaker.state, .closed, "the successful probe closed it")
+        let after = try await publisher.publish(alert(6), options: options)
+        XCTAssertEqual(after.results[0].outcome, .succeeded)
+        await publisher.shutdown()
+    }
+
+    func test429WithRetryAfterIsRetriedAfterAboutASecond() async throws {
+        let server = try MockTarget(routes: ["/limited": .sequence([.retryAfter(status: 429, value: "1"), .text("ok")])])
+        defer { server.stop() }
+        let publisher = try FanoutPublisher(targets: TargetsConfig(targets: [Target(name: "limited", type: .webhook, url: server.url("/limited"))]))
+        let report = try await publisher.publish(alert(0), options: .init(deadline: .seconds(5)))
+        XCTAssertEqual(report.results[0].outcome, .succeeded)
+        XCTAssertEqual(report.results[0].attempts, 2)
+        XCTAssertGreaterThanOrEqual(report.results[0].durationSeconds, 1.0, "waited for Retry-After")
+        XCTAssertLessThan(report.results[0].durationSeconds, 1.6)
+        XCTAssertEqual(server.requestCount, 2)
+        // A Retry-After longer than what is left of the deadline is not waited for.
+        let slow = try MockTarget(routes: ["/later": .retryAfter(status: 503, value: "30")])
+        defer { slow.stop() }
+        let p2 = try FanoutPublisher(targets: TargetsConfig(targets: [Target(name: "later", type: .webhook, url: slow.url("/later"))]))
+        do {
+            _ = try await p2.publish(alert(1), options: .init(deadline: .seconds(2)))
+            XCTFail()
+        } catch .allFailed(let r) {
+            XCTAssertEqual(r.results[0].attempts, 1)
+            XCTAssertTrue(r.results[0].message?.contains("Retry-After 30 s exceeds") ?? false, "\(r.results[0])")
+            XCTAssertLessThan(r.durationSeconds, 0.5)
+        }
+        await publisher.shutdown()
+        await p2.shutdown()
+    }
+
+    func testTheDeadlineTightensAndAStragglerNoLongerHoldsThePublish() async throws {
+        // 25 quick answers teach the target's latency; then one request hangs; the retry is quick again.
+        var script = [MockBehavior](repeating: .text("ok", delay: .milliseconds(10)), count: 25)
+        script.append(.hang)
+        script.append(.text("ok", delay: .milliseconds(10)))
+        let server = try MockTarget(routes: ["/t": .sequence(script)])
+        defer { server.stop() }
+        let publisher = try FanoutPublisher(targets: TargetsConfig(targets: [Target(name: "t", type: .webhook, url: server.url("/t"), timeoutSeconds: 5)]))
+        var deadlines: [Double] = []
+        for i in 0..<25 {
+            let r = try await publisher.publish(alert(i))
+            deadlines.append(r.results[0].deadlineSeconds ?? -1)
+        }
+        XCTAssertEqual(deadlines.first ?? 0, 5, accuracy: 0.01, "the configured timeout until the latency is known")
+        XCTAssertLessThan(deadlines.last!, 0.2, "learned: \(deadlines.suffix(3))")
+        let straggler = try await publisher.publish(alert(99))
+        XCTAssertEqual(straggler.results[0].outcome, .succeeded)
+        XCTAssertEqual(straggler.results[0].attempts, 2, "the hung attempt was cut at its adaptive deadline and retried")
+        XCTAssertLessThan(straggler.durationSeconds, 1.0, "not held for the 5 s timeout nor the 10 s publish deadline")
+        await publisher.shutdown()
+    }
+
+    func testTheRetryBudgetCapsLoadOnAFailingTarget() async throws {
+        let server = try MockTarget(routes: ["/down": .text("unavailable", status: 503)], recordRequests: false)
+        defer { server.stop() }
+        let resilience = ResilienceConfig(retry: .init(maxAttempts: 3, baseSeconds: 0.001, capSeconds: 0.002),
+                                          budgetRatio: 0.2, budgetFloorPerSecond: 1, budgetMaxTokens: 10, breakersEnabled: false)
+        let publisher = try FanoutPublisher(targets: TargetsConfig(targets: [Target(name: "down", type: .webhook, url: server.url("/down"))]),
+                                            resilience: resilience)
+        let n = 100
+        let started = ContinuousClock.now
+        for i in 0..<n {
+            _ = try? await publisher.publish(alert(i), options: .init(strategy: .publishToAll))
+        }
+        let seconds = (ContinuousClock.now - started).seconds
+        let sent = server.requestCount
+        XCTAssertGreaterThan(sent, n, "some retries happened")
+        XCTAssertLessThanOrEqual(Double(sent), Double(n) * 1.2 + 10 + seconds * 1 + 2, "≤ 20 % extra plus the floor and saved tokens (no budget would allow \(3 * n))")
+        XCTAssertGreaterThan(publisher.guards.retriesDeniedByBudget, 0)
+        await publisher.shutdown()
+    }
+
+    func testRateLimitedTargetsWaitOrAreSkipped() async throws {
+        let server = try MockTarget()
+        defer { server.stop() }
+        let slack = Target(name: "slack", type: .slack, url: server.url("/slack"))  // Slack's default: 1/s, burst 3
+        let publisher = try FanoutPublisher(targets: TargetsConfig(targets: [slack]))
+        var outcomes: [String] = []
+        for i in 0..<5 {
+            do {
+                let r = try await publisher.publish(alert(i), options: .init(deadline: .milliseconds(1500)))
+                outcomes.append("\(r.results[0].outcome.rawValue):\(Int(r.durationSeconds.rounded()))")
+            } catch {
+                outcomes.append("error:\(error)")
+            }
+        }
+        XCTAssertEqual(Array(outcomes.prefix(3)), ["succeeded:0", "succeeded:0", "succeeded:0"], "the burst")
+        XCTAssertEqual(outcomes[3], "succeeded:1", "waited about a second for a token")
+        XCTAssertEqual(outcomes[4], "succeeded:1")
+        await publisher.shutdown()
+    }
+}
+
+extension Duration {
+    var seconds: Double {
+        let c = components
+        return Double(c.seconds) + Double(c.attoseconds) / 1e18
+    }
+}
