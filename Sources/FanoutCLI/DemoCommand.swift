@@ -12,9 +12,10 @@ struct DemoCommand: AsyncParsableCommand {
         abstract: "Publish sample alerts to built-in loopback targets shaped like each vendor; no configuration, no network.",
         discussion: """
             Starts loopback MockTargets that behave like PagerDuty, Slack, Rootly, an Alertmanager receiver and a signed
-            webhook endpoint (each validates what it receives), plus one flaky webhook that answers 503 to every 5th
-            request. Publishes a stream of alerts — each firing, then resolved — and prints a per-target table and a
-            summary: alerts per second, fan-out latency and the overhead above the slowest target.
+            webhook endpoint (each validates what it receives), plus one flaky webhook that fails every 7th request and
+            is down (503) from 30 % to 60 % of the run: its retries, circuit breaker and recovery show in the table.
+            Publishes a stream of alerts — each firing, then resolved — and prints a per-target table and a summary:
+            alerts per second, fan-out latency and the overhead above the slowest target.
             """)
 
     @Option(name: .short, help: "How long to publish (e.g. 5s).", transform: parseDuration)
@@ -48,15 +49,25 @@ struct DemoCommand: AsyncParsableCommand {
         let rootly = try server(["/v1/alerts": VendorSimulators.rootly(delay: .milliseconds(50))])
         let am = try server(["/hook": VendorSimulators.alertmanagerReceiver(delay: .milliseconds(5))])
         let hook = try server(["/alerts": VendorSimulators.signedWebhook(secret: secret, delay: .milliseconds(20))])
-        let flaky = try server(["/alerts": .flap(every: 5, failure: .text("upstream unavailable", status: 503, delay: .milliseconds(40)),
-                                                 success: .text("ok", delay: .milliseconds(40)))])
+        let outageStart = duration.seconds * 0.3, outageEnd = duration.seconds * 0.6
+        let demoStart = ContinuousClock.now
+        let flaky = try server(["/alerts": .custom { req in
+            let t = (ContinuousClock.now - demoStart).seconds
+            if (t >= outageStart && t < outageEnd) || req.routeIndex % 7 == 0 {
+                return .text("upstream unavailable", status: 503, delay: .milliseconds(40))
+            }
+            return .text("ok", delay: .milliseconds(40))
+        }])
+        // The simulators are loopback doubles: lift the vendors' real rate limits (1/s for Slack, 120/min for
+        // PagerDuty, 3000/min for Rootly), which would otherwise pace a demo running at tens of alerts per second.
+        let unlimited = RateLimit(requests: 100_000, periodSeconds: 1, burst: 100_000)
         let vendors = [
             DemoVendor(name: "pagerduty", type: .pagerduty, delay: .milliseconds(30), server: pd,
-                       target: Target(name: "pagerduty", type: .pagerduty, url: pd.baseURL, secret: Secret("R0123456789abcdef0123456789abcde"))),
+                       target: Target(name: "pagerduty", type: .pagerduty, url: pd.baseURL, secret: Secret("R0123456789abcdef0123456789abcde"), rateLimit: unlimited)),
             DemoVendor(name: "slack", type: .slack, delay: .milliseconds(15), server: slack,
-                       target: Target(name: "slack", type: .slack, url: slack.url("/services/T0/B0/demo"), rateLimit: RateLimit(requests: 10_000, periodSeconds: 1))),
+                       target: Target(name: "slack", type: .slack, url: slack.url("/services/T0/B0/demo"), rateLimit: unlimited)),
             DemoVendor(name: "rootly", type: .rootly, delay: .milliseconds(50), server: rootly,
-                       target: Target(name: "rootly", type: .rootly, url: rootly.baseURL, secret: Secret("demo-rootly-key"))),
+                       target: Target(name: "rootly", type: .rootly, url: rootly.baseURL, secret: Secret("demo-rootly-key"), rateLimit: unlimited)),
             DemoVendor(name: "am-receiver", type: .alertmanager, delay: .milliseconds(5), server: am,
                        target: Target(name: "am-receiver", type: .alertmanager, url: am.url("/hook"))),
             DemoVendor(name: "webhook", type: .webhook, delay: .milliseconds(20), server: hook,
@@ -65,7 +76,10 @@ struct DemoCommand: AsyncParsableCommand {
                        target: Target(name: "flaky-hook", type: .webhook, url: flaky.url("/alerts"))),
         ]
         defer { vendors.forEach { $0.server.stop() } }
-        let publisher = try FanoutPublisher(targets: TargetsConfig(targets: vendors.map(\.target)))
+        // Quick cooldowns and health trials so a few seconds show a trip and a recovery.
+        let resilience = ResilienceConfig(breaker: .init(consecutiveFailures: 5, cooldownSeconds: 0.5, successesToClose: 2),
+                                          health: .init(windowSeconds: 10, trialIntervalSeconds: 0.5))
+        let publisher = try FanoutPublisher(targets: TargetsConfig(targets: vendors.map(\.target)), resilience: resilience)
         let delays = Dictionary(uniqueKeysWithValues: vendors.map { ($0.name, $0.delay.seconds) })
         let stats = DemoStats(targets: vendors.map(\.name), delays: delays)
 
@@ -78,7 +92,7 @@ struct DemoCommand: AsyncParsableCommand {
             events.append((t + resolveAfter.seconds, i, true))
         }
         events.sort { ($0.at, $0.resolved ? 1 : 0) < ($1.at, $1.resolved ? 1 : 0) }
-        print("fanout demo: \(count) alerts at \(fmt(rate, 0))/s, each resolved after \(fmt(resolveAfter.seconds, 1)) s, to \(vendors.count) loopback targets (\(CurlReactor.curlShortVersion))")
+        print("fanout demo: \(count) alerts at \(fmt(rate, 0))/s, each resolved after \(fmt(resolveAfter.seconds, 1)) s, to \(vendors.count) loopback targets (\(CurlReactor.curlShortVersion)); flaky-hook is down from \(fmt(outageStart, 1)) s to \(fmt(outageEnd, 1)) s")
         let clock = ContinuousClock()
         let start = clock.now
         let cpu0 = processCPUSeconds()
@@ -92,17 +106,21 @@ struct DemoCommand: AsyncParsableCommand {
         let cpu = processCPUSeconds() - cpu0
         await publisher.shutdown()
         let reactorStats = publisher.reactor.stats()
+        let guards = publisher.guards
 
         let s = stats.snapshot
-        var rows = [["TARGET", "TYPE", "SENT", "OK", "FAILED", "SKIPPED", "P50 MS", "P99 MS", "SERVER SAW", "NOTES"]]
+        var rows = [["TARGET", "TYPE", "SENT", "OK", "FAILED", "SKIPPED", "RETRIES", "P50 MS", "P99 MS", "SERVER SAW", "BREAKER", "NOTES"]]
         var lost = false
         for v in vendors {
             let t = s.perTarget[v.name]!
             let saw = v.server.requestCount
             if saw != t.attempts { lost = true }
-            let notes = t.failures.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", ")
-            rows.append([v.name, v.type.rawValue, String(t.attempts), String(t.ok), String(t.failed), String(t.skipped),
-                         ms(t.latency.valueAtPercentile(50)), ms(t.latency.valueAtPercentile(99)), String(saw), notes])
+            let notes = (t.failures.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }
+                + t.skips.sorted { $0.key < $1.key }.map { "skipped \($0.key) ×\($0.value)" }).joined(separator: ", ")
+            let breaker = guards[v.name].breaker
+            rows.append([v.name, v.type.rawValue, String(t.attempts), String(t.ok), String(t.failed), String(t.skipped), String(t.retries),
+                         ms(t.latency.valueAtPercentile(50)), ms(t.latency.valueAtPercentile(99)), String(saw),
+                         "\(breaker.state.name) (\(breaker.transitions) moves)", notes])
         }
         table(rows).forEach { print("  " + $0) }
         let publishes = s.reports
@@ -136,8 +154,9 @@ private func ms(_ micros: UInt64) -> String { fmt(Double(micros) / 1000, 2) }
 /// Aggregates demo reports; thread-safe.
 final class DemoStats: Sendable {
     struct Target {
-        var attempts = 0, ok = 0, failed = 0, skipped = 0
+        var attempts = 0, ok = 0, failed = 0, skipped = 0, retries = 0
         var failures: [String: Int] = [:]
+        var skips: [String: Int] = [:]
         var latency = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
     }
 
@@ -178,10 +197,11 @@ final class DemoStats: Sendable {
                 for t in r.results {
                     var agg = s.perTarget[t.target] ?? Target()
                     agg.attempts += t.attempts
+                    agg.retries += max(0, t.attempts - 1)
                     switch t.outcome {
                     case .succeeded: agg.ok += 1
                     case .failed: agg.failed += 1; agg.failures["\(t.errorKind ?? "error")\(t.httpStatus.map { " \($0)" } ?? "")", default: 0] += 1
-                    case .skipped: agg.skipped += 1
+                    case .skipped: agg.skipped += 1; agg.skips[t.skipReason?.rawValue ?? "?", default: 0] += 1
                     }
                     if t.outcome != .skipped {
                         _ = agg.latency.record(UInt64(max(1, t.durationSeconds * 1e6)))

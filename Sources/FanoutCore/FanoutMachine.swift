@@ -22,7 +22,8 @@ public enum HealthStatus: String, Sendable, Hashable, CaseIterable {
 /// Each target moves `planned` → `waiting`/`inFlight` ⇄ `waiting` (retry backoff, rate-limit wait) → `done`,
 /// or `planned` → `done` (skipped). The machine emits `.complete` exactly once, when every target is `done`.
 ///
-/// - Eligibility: disabled → `skipped: disabled`; health per strategy → `unhealthy`/`degraded`; an open
+/// - Eligibility: disabled → `skipped: disabled`; health per strategy → `unhealthy`/`degraded` (but one trial
+///   request per trial interval goes through); an open
 ///   breaker → `circuit_open`; a rate limit whose wait does not fit the deadline → `rate_limited`.
 /// - Deadlines: an attempt gets `min(adaptive or configured timeout, what is left of the publish deadline)`;
 ///   a target that runs out of time is `failed: timeout`, never dropped.
@@ -127,15 +128,9 @@ public struct FanoutMachine: Sendable {
                 states[i] = .done(skipped(i, .disabled, now: now))
                 continue
             }
-            switch (options.strategy, book.health(c.name, now: now)) {
-            case (.publishToAll, _): break
-            case (_, .unhealthy):
-                states[i] = .done(skipped(i, .unhealthy, now: now))
+            if let reason = book.healthGate(c.name, strategy: options.strategy, now: now) {
+                states[i] = .done(skipped(i, reason, now: now))
                 continue
-            case (.skipUnhealthyAndDegraded, .degraded):
-                states[i] = .done(skipped(i, .degraded, now: now))
-                continue
-            default: break
             }
             actions += attempt(i, number: 1, admission: nil, last: nil, now: now, book: &book)
         }
@@ -179,15 +174,16 @@ public struct FanoutMachine: Sendable {
             }
             var delay = book.config.retry.backoff(afterAttempt: n, rng: &rng)
             if let ra = retryAfter {
-                guard ra + FanoutMachine.minimumAttemptSeconds < left else {
+                guard ra + usefulAttempt(c, book: book) <= left else {
                     result.message = "\(message) (Retry-After \(format(ra)) s exceeds the \(format(max(0, left))) s left)"
                     states[i] = .done(result)
                     return completionIfDone(now: now)
                 }
                 delay = max(delay, ra)
             }
-            delay = min(delay, max(0, left - FanoutMachine.minimumAttemptSeconds))
-            guard left - delay >= FanoutMachine.minimumAttemptSeconds else {
+            let useful = usefulAttempt(c, book: book)
+            if retryAfter == nil { delay = min(delay, max(0, left - useful)) }
+            guard left - delay >= useful else {
                 states[i] = .done(result)
                 return completionIfDone(now: now)
             }
@@ -252,7 +248,7 @@ public struct FanoutMachine: Sendable {
             // Rate limit: wait if it fits the deadline, else give up on this target.
             if let key = c.rateKey, let rate = c.ratePerSecond {
                 guard let wait = book.reserve(key: key, perSecond: rate, burst: c.rateBurst, now: now,
-                                              maxWait: left - FanoutMachine.minimumAttemptSeconds) else {
+                                              maxWait: left - usefulAttempt(c, book: book)) else {
                     book.record(c.name, outcome: .neutral, latency: 0, timedOut: false, admission: a, now: now)
                     states[i] = .done(last ?? skipped(i, .rateLimited, now: now))
                     return []
@@ -267,6 +263,15 @@ public struct FanoutMachine: Sendable {
         let timeout = min(book.attemptTimeout(c.name, configured: c.timeoutSeconds ?? options.defaultTimeoutSeconds), left)
         states[i] = .inFlight(attempt: n, timeoutSeconds: timeout, admission: admission ?? .allowed, sentAt: now)
         return [.send(index: i, attempt: n, timeoutSeconds: timeout)]
+    }
+
+    /// The least time worth giving an attempt: the target's usual latency, doubled (at least 50 ms, at most its
+    /// timeout), so a wait or a retry that would leave less than that is not started.
+    func usefulAttempt(_ c: Candidate, book: GuardBook) -> Double {
+        let timeout = c.timeoutSeconds ?? options.defaultTimeoutSeconds
+        let l = book[c.name].latency
+        let typical = l.samples > 0 ? 2 * l.mean : 0.05
+        return min(timeout, max(0.05, typical))
     }
 
     private func elapsed(_ now: Double) -> Double { max(0, now - startedAt) }

@@ -62,6 +62,23 @@ public struct GuardBook: Sendable {
 
     public func health(_ target: String, now: Double) -> HealthStatus { self[target].health.status(now: now) }
 
+    /// The skip reason health gives this target under `strategy`, or nil to send. A target health would skip
+    /// still gets a trial request every `trialIntervalSeconds`, so it can prove it recovered.
+    public mutating func healthGate(_ target: String, strategy: HealthStrategy, now: Double) -> SkipReason? {
+        let reason: SkipReason?
+        switch (strategy, health(target, now: now)) {
+        case (.publishToAll, _): reason = nil
+        case (_, .unhealthy): reason = .unhealthy
+        case (.skipUnhealthyAndDegraded, .degraded): reason = .degraded
+        default: reason = nil
+        }
+        guard let reason else { return nil }
+        var g = self[target]
+        let trial = g.health.admitTrial(now: now)
+        self[target] = g
+        return trial ? nil : reason
+    }
+
     public mutating func admit(_ target: String, now: Double) -> CircuitBreaker.Admission {
         guard config.breakersEnabled else { return .allowed }
         return self[target].breaker.admit(now: now)

@@ -11,6 +11,10 @@
 ///
 /// Fail-open: `unknown` never causes a skip (no strategy skips it), so a target nobody has heard from lately
 /// is tried rather than silently dropped; only evidence (failures, slowness, failed probes) skips a target.
+///
+/// Recovery: skipping a target starves it of evidence, so a skipped target still gets one trial request every
+/// `trialIntervalSeconds` (`admitTrial`), and `recoveryRun` successes in a row while unhealthy clear the old
+/// evidence (the target becomes `unknown`, hence eligible, until the window fills again).
 public struct TargetHealth: Sendable, Hashable {
     public struct Config: Sendable, Hashable {
         public var windowSeconds: Double
@@ -19,9 +23,14 @@ public struct TargetHealth: Sendable, Hashable {
         public var unhealthyBelow: Double
         public var degradedBelow: Double
         public var degradedLatencySeconds: Double
+        public var trialIntervalSeconds: Double
+        public var recoveryRun: Int
 
         public init(windowSeconds: Double = 60, minimumSamples: Int = 5, staleAfterSeconds: Double = 300,
-                    unhealthyBelow: Double = 0.5, degradedBelow: Double = 0.9, degradedLatencySeconds: Double = 2) {
+                    unhealthyBelow: Double = 0.5, degradedBelow: Double = 0.9, degradedLatencySeconds: Double = 2,
+                    trialIntervalSeconds: Double = 5, recoveryRun: Int = 3) {
+            self.trialIntervalSeconds = trialIntervalSeconds
+            self.recoveryRun = recoveryRun
             self.windowSeconds = windowSeconds
             self.minimumSamples = minimumSamples
             self.staleAfterSeconds = staleAfterSeconds
@@ -38,6 +47,8 @@ public struct TargetHealth: Sendable, Hashable {
     var lastSample = -Double.infinity
     var lastSuccess = -Double.infinity
     var lastProbeFailure = -Double.infinity
+    var lastTrial = -Double.infinity
+    var successRun = 0
 
     public init(config: Config = .init()) {
         self.config = config
@@ -47,6 +58,11 @@ public struct TargetHealth: Sendable, Hashable {
     }
 
     public mutating func record(success: Bool, latencySeconds: Double, now: Double) {
+        successRun = success ? successRun + 1 : 0
+        if success && successRun == config.recoveryRun, status(now: now) == .unhealthy {
+            window.clear()
+            latencyStamps = Array(repeating: Int64.min, count: 12)
+        }
         window.add(success: success, now: now)
         let bucket = config.windowSeconds / 12
         let n = Int64((now / bucket).rounded(.down))
@@ -64,6 +80,13 @@ public struct TargetHealth: Sendable, Hashable {
         } else {
             lastProbeFailure = now
         }
+    }
+
+    /// Whether a target that health would skip gets a trial request now (one per `trialIntervalSeconds`).
+    public mutating func admitTrial(now: Double) -> Bool {
+        guard now - lastTrial >= config.trialIntervalSeconds || now < lastTrial else { return false }
+        lastTrial = now
+        return true
     }
 
     public func successRatio(now: Double) -> Double? {

@@ -13,7 +13,8 @@ final class ResilienceLoopbackTests: XCTestCase {
 
     func testAFlappingTargetOpensItsBreakerAdmitsOneProbeAndRecovers() async throws {
         let server = try MockTarget(routes: ["/flappy": .sequence([
-            .text("down", status: 503), .text("down", status: 503), .text("down", status: 503), .text("ok"),
+            .text("down", status: 503), .text("down", status: 503), .text("down", status: 503),
+            .text("ok", delay: .milliseconds(150)),  // the probe stays out while the second publish asks
         ])])
         defer { server.stop() }
         let resilience = ResilienceConfig(breaker: .init(consecutiveFailures: 3, cooldownSeconds: 0.3, successesToClose: 1),

@@ -36,6 +36,7 @@ final class FanoutMachineTests: XCTestCase {
         ])
         teach(book: &book, "c", successes: 0, failures: 10)
         teach(book: &book, "d", successes: 8, failures: 2)
+        XCTAssertNil(book.healthGate("c", strategy: .skipUnhealthy, now: 99.9), "the first encounter is a trial")
         let start = m.start(now: 100, book: &book, rng: &rng)
         XCTAssertEqual(sends(start), [0: 2, 3: 10], "own timeout, or the deadline when it is shorter")
         XCTAssertNil(report(start))
@@ -72,6 +73,12 @@ final class FanoutMachineTests: XCTestCase {
         XCTAssertEqual(book.health("d", now: 100), .degraded)
         XCTAssertEqual(book.health("u", now: 100), .unhealthy)
         XCTAssertEqual(book.health("n", now: 100), .unknown)
+        // Each skipped target gets one trial request per trial interval; use those up first.
+        XCTAssertNil(book.healthGate("u", strategy: .skipUnhealthy, now: 99.5))
+        XCTAssertEqual(book.healthGate("u", strategy: .skipUnhealthy, now: 99.6), .unhealthy)
+        XCTAssertNil(book.healthGate("d", strategy: .skipUnhealthyAndDegraded, now: 99.5))
+        XCTAssertNil(book.healthGate("u", strategy: .skipUnhealthy, now: 104.6), "another trial after the interval")
+        XCTAssertNil(book.healthGate("u", strategy: .skipUnhealthy, now: 99.7), "a clock going backwards allows a trial")
         let cs = [C(name: "h", type: "w"), C(name: "d", type: "w"), C(name: "u", type: "w"), C(name: "n", type: "w")]
         var all = machine(cs, strategy: .publishToAll)
         XCTAssertEqual(Set(sends(all.start(now: 100, book: &book, rng: &rng)).keys), [0, 1, 2, 3])

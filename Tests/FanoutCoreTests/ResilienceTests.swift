@@ -54,6 +54,15 @@ final class ResilienceTests: XCTestCase {
         for i in 0..<20 { h.record(success: false, latencySeconds: 0.1, now: 10 + Double(i) * 0.1) }
         XCTAssertEqual(h.status(now: 12), .unhealthy)
         XCTAssertEqual(h.status(now: 500), .unknown, "stale evidence is no evidence")
+        // Recovery: three successes in a row while unhealthy clear the old evidence.
+        var r = TargetHealth(config: .init(minimumSamples: 5, recoveryRun: 3))
+        for i in 0..<10 { r.record(success: false, latencySeconds: 0.1, now: Double(i)) }
+        XCTAssertEqual(r.status(now: 10), .unhealthy)
+        r.record(success: true, latencySeconds: 0.1, now: 11)
+        r.record(success: true, latencySeconds: 0.1, now: 12)
+        XCTAssertEqual(r.status(now: 12), .unhealthy)
+        r.record(success: true, latencySeconds: 0.1, now: 13)
+        XCTAssertEqual(r.status(now: 13), .unknown, "eligible again")
         var p = TargetHealth()
         p.recordProbe(reachable: false, now: 10)
         XCTAssertEqual(p.status(now: 11), .unhealthy, "an unreachable endpoint")
