@@ -1,0 +1,90 @@
+// MeasureCommand: `fanout measure stragglers` — fan-out completion time with rare slow responses, adaptive vs fixed deadlines.
+import AlertFanout
+import ArgumentParser
+import Histogram
+import MockTarget
+import Synchronization
+
+struct MeasureCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "measure",
+        abstract: "Measurements on loopback targets (not tests): reported, never asserted.",
+        subcommands: [StragglersCommand.self])
+}
+
+struct StragglersCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stragglers",
+        abstract: "p50/p99 time to complete a fan-out when a fraction of responses is much slower, adaptive vs fixed deadlines.")
+
+    @Option(help: "Targets per fan-out.") var targets = 10
+    @Option(help: "Alerts per run.") var alerts = 3000
+    @Option(help: "Publishes in flight at once.") var concurrency = 16
+    @Option(help: "Usual target latency.", transform: parseDuration) var latency: Duration = .milliseconds(20)
+    @Option(help: "One response in this many is slow.") var every = 100
+    @Option(help: "How much slower a slow response is.") var factor = 50.0
+    @Option(help: "The fixed per-target timeout compared against.", transform: parseDuration) var timeout: Duration = .seconds(10)
+
+    func validate() throws {
+        guard targets >= 1, alerts >= 1, concurrency >= 1, every >= 2, factor >= 1 else { throw ValidationError("all values must be positive (every ≥ 2)") }
+    }
+
+    func run() async throws {
+        let slow = latency * factor
+        print("stragglers: \(alerts) alerts × \(targets) webhook targets, \(concurrency) publishes in flight; latency \(fmt(latency.seconds * 1000, 0)) ms, 1 in \(every) responses takes \(fmt(slow.seconds * 1000, 0)) ms")
+        for adaptive in [false, true] {
+            let (h, retries, cpu) = try await runOnce(adaptive: adaptive, slow: slow)
+            let name = adaptive ? "adaptive deadlines" : "fixed \(fmt(timeout.seconds, 0)) s timeout"
+            print("  \(name.padding(toLength: 24, withPad: " ", startingAt: 0))  p50 \(ms(h.valueAtPercentile(50))) ms  p90 \(ms(h.valueAtPercentile(90))) ms  p99 \(ms(h.valueAtPercentile(99))) ms  max \(ms(h.max)) ms  retries \(retries)  CPU \(fmt(cpu, 2)) s")
+        }
+    }
+
+    func runOnce(adaptive: Bool, slow: Duration) async throws -> (Histogram<UInt64>, Int, Double) {
+        let every = self.every, latency = self.latency
+        let servers = try (0..<targets).map { k in
+            try MockTarget(routes: ["/hook": .custom { req in
+                // Deterministic stragglers, at a different phase on each target.
+                .text("ok", delay: (req.routeIndex + k * 37) % every == 0 ? slow : latency)
+            }], recordRequests: false)
+        }
+        defer { servers.forEach { $0.stop() } }
+        let config = TargetsConfig(targets: servers.enumerated().map {
+            Target(name: "t\($0.offset)", type: .webhook, url: $0.element.url("/hook"), timeoutSeconds: timeout.seconds)
+        })
+        let publisher = try FanoutPublisher(targets: config, resilience: ResilienceConfig(
+            breaker: .init(consecutiveFailures: 1_000_000), adaptiveDeadlines: adaptive))
+        let state = Mutex<(next: Int, done: Int, hist: Histogram<UInt64>, retries: Int)>(
+            (0, 0, Histogram(highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: .three), 0))
+        let cpu0 = processCPUSeconds()
+        let total = alerts
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            @Sendable func next() {
+                let i: Int? = state.withLock { s in
+                    guard s.next < total else { return nil }
+                    s.next += 1
+                    return s.next - 1
+                }
+                guard let i else { return }
+                let alert = Alert(labels: ["alertname": "Straggler", "i": String(i)], startsAt: Timestamp(seconds: 1_700_000_000))
+                publisher.publish(alert, options: .init(deadline: .seconds(30), strategy: .publishToAll)) { result in
+                    let finished = state.withLock { s -> Bool in
+                        if let r = try? result.get() {
+                            _ = s.hist.record(UInt64(max(1, r.durationSeconds * 1e6)))
+                            s.retries += r.results.reduce(0) { $0 + max(0, $1.attempts - 1) }
+                        }
+                        s.done += 1
+                        return s.done == total
+                    }
+                    if finished { c.resume() } else { next() }
+                }
+            }
+            for _ in 0..<concurrency { next() }
+        }
+        let cpu = processCPUSeconds() - cpu0
+        await publisher.shutdown()
+        let s = state.withLock { $0 }
+        return (s.hist, s.retries, cpu)
+    }
+}
+
+private func ms(_ micros: UInt64) -> String { fmt(Double(micros) / 1000, 1) }
