@@ -54,6 +54,7 @@ extension ReactorCore {
         hosts.removeAll()
         urlCache.removeAll()
         queueDeadlines = .init()
+        activeDeadlines = .init()
         easyCount -= freeEasy.count
         freeEasy.removeAll()  // curl_easy_cleanup in deinit; pooled connections stay with the multi handle
         multi.cleanup()  // closes pooled connections through onCloseSocket

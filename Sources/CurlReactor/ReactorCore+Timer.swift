@@ -1,6 +1,7 @@
 // ReactorCore+Timer: the single Dispatch timer serving curl's timeouts and queued requests' overall deadlines.
 import CCurl
 import Dispatch
+import HeapModule
 
 extension ReactorCore {
     /// `CURLMOPT_TIMERFUNCTION`: `-1` disarms, `0` asks to run now (done by `settle()` after curl returns),
@@ -16,31 +17,68 @@ extension ReactorCore {
         }
     }
 
-    /// Arms the one timer for the earlier of curl's due time and the first queued request's overall deadline.
+    /// Arms the one timer for the earliest of curl's due time, the first queued request's overall deadline and
+    /// the first admitted request's backstop deadline.
     /// Only moves it earlier: a later due time lets the armed timer fire once and re-arm, saving a syscall
     /// on every curl update.
     func rearmTimer() {
         guard phase == .running || phase == .draining, let timer else { return }
+        compactDeadlines()
         var due = curlTimerDue
         while let first = queueDeadlines.min, first.transfer.state != .queued {
             _ = queueDeadlines.popMin()
         }
         if let first = queueDeadlines.min, first.due < due { due = first.due }
+        while let first = activeDeadlines.min, first.transfer.state != .admitted {
+            _ = activeDeadlines.popMin()
+        }
+        if let first = activeDeadlines.min, first.due < due { due = first.due }
         guard due < timerArmedFor else { return }
         timerArmedFor = due
         timer.schedule(deadline: DispatchTime(uptimeNanoseconds: due), leeway: .nanoseconds(0))
+    }
+
+    /// Entries of finished requests leave the heaps lazily, from the top; one long-lived request at the top
+    /// would let the rest pile up, so rebuild a heap once it holds far more entries than live requests.
+    private func compactDeadlines() {
+        if activeDeadlines.count > 2 * active.count + 1024 {
+            activeDeadlines = Heap(active.filter { $0.backstopDue != .max }.map { DeadlineEntry(due: $0.backstopDue, transfer: $0) })
+        }
+        if queueDeadlines.count > 2 * queuedCount + 1024 {
+            var entries: [DeadlineEntry] = []
+            for host in hosts.values {
+                for t in host.waiting where t.state == .queued && t.overallDeadline != .max {
+                    entries.append(DeadlineEntry(due: t.overallDeadline, transfer: t))
+                }
+            }
+            queueDeadlines = Heap(entries)
+        }
     }
 
     func timerFired() {
         timerFires += 1
         timerArmedFor = .max
         let now = ReactorCore.now()
-        if curlTimerDue <= now {
+        if curlTimerDue <= now && !testingStarveCurlTimeouts {
             curlTimerDue = .max
             socketAction(cc_socket_timeout(), 0)
         }
         expireQueued(now: now)
+        expireAdmitted(now: now)
         settle()
+    }
+
+    /// Completes admitted requests that curl let run past their deadline (the 7.88 lost-timeout case).
+    private func expireAdmitted(now: UInt64) {
+        while let first = activeDeadlines.min, first.due <= now {
+            _ = activeDeadlines.popMin()
+            let t = first.transfer
+            guard t.state == .admitted else { continue }
+            backstopExpiries += 1
+            let timings = timings(t, now: now)
+            detach(t)
+            deliver(t, .failure(TransferError(kind: .deadline, message: "Operation timed out after \(t.timeoutMs) milliseconds (completed by the reactor: libcurl did not)", timings: timings)))
+        }
     }
 
     /// Completes queued requests whose overall deadline has passed; they never reach curl.

@@ -40,7 +40,17 @@ final class ReactorCore: @unchecked Sendable {
     var hosts: [String: HostQueue] = [:]
     var readyHosts = Deque<HostQueue>()
     var queuedCount = 0
-    var queueDeadlines = Heap<QueuedDeadline>()
+    var queueDeadlines = Heap<DeadlineEntry>()
+    /// Admitted requests' deadlines plus `backstopGrace`: a request curl has not completed by then is completed
+    /// here. libcurl 7.88 can lose a transfer's timeout: its timeout check (`Curl_timeleft(...) < 0` on
+    /// millisecond-truncated differences) can run in the very millisecond the expiry node is consumed, see 0 ms
+    /// left, and never look again — a hanging peer then holds the request forever. Seen here under load.
+    var activeDeadlines = Heap<DeadlineEntry>()
+    static let backstopGrace: UInt64 = 3_000_000
+    /// Requests completed by the backstop instead of curl.
+    var backstopExpiries = 0
+    /// Tests only: never run curl's timeouts, as when libcurl loses one, so the backstop must act.
+    var testingStarveCurlTimeouts = false
     var freeEasy: [CurlEasy] = []
     var easyCount = 0
     var urlCache: [String: URLTarget] = [:]
@@ -199,7 +209,7 @@ final class ReactorCore: @unchecked Sendable {
             t.state = .queued
             host.waiting.append(t)
             queuedCount += 1
-            if t.overallDeadline != .max { queueDeadlines.insert(QueuedDeadline(due: t.overallDeadline, transfer: t)) }
+            if t.overallDeadline != .max { queueDeadlines.insert(DeadlineEntry(due: t.overallDeadline, transfer: t)) }
             markReady(host)
         }
         settle()
@@ -256,6 +266,10 @@ final class ReactorCore: @unchecked Sendable {
         t.easy = easy
         t.activeIndex = active.count
         active.append(t)
+        if t.timeoutMs > 0 {
+            t.backstopDue = now &+ UInt64(t.timeoutMs) * 1_000_000 &+ ReactorCore.backstopGrace
+            activeDeadlines.insert(DeadlineEntry(due: t.backstopDue, transfer: t))
+        }
         t.host?.inFlight += 1
         let rc = multi.add(easy)
         if rc != CURLM_OK {
@@ -346,7 +360,8 @@ final class ReactorCore: @unchecked Sendable {
             inFlight: active.count, queued: queuedCount, submitted: submitted, completed: completed,
             connectionsOpened: connectionsOpened, socketsWatched: sockets.count, liveSources: liveSources,
             pendingCloses: pendingCloses, easyHandles: easyCount, timerFires: timerFires,
-            socketActionCalls: socketActionCalls, socketEvents: socketEvents, released: phase == .released)
+            socketActionCalls: socketActionCalls, socketEvents: socketEvents, backstopExpiries: backstopExpiries,
+            released: phase == .released)
     }
 }
 

@@ -26,6 +26,8 @@ public struct ReactorStats: Sendable, Hashable, CustomStringConvertible {
     public var socketActionCalls: Int
     /// Socket readiness events handled (read and write sources).
     public var socketEvents: Int
+    /// Requests the reactor completed at their deadline because libcurl had not (see `ReactorCore.activeDeadlines`).
+    public var backstopExpiries: Int
     /// True once shutdown has released the multi handle, every source, socket, easy handle and the timer.
     public var released: Bool
 
@@ -38,6 +40,6 @@ public struct ReactorStats: Sendable, Hashable, CustomStringConvertible {
         "inFlight=\(inFlight) queued=\(queued) submitted=\(submitted) completed=\(completed) "
             + "connectionsOpened=\(connectionsOpened) socketsWatched=\(socketsWatched) liveSources=\(liveSources) "
             + "pendingCloses=\(pendingCloses) easyHandles=\(easyHandles) timerFires=\(timerFires) "
-            + "socketActionCalls=\(socketActionCalls) socketEvents=\(socketEvents) released=\(released)"
+            + "socketActionCalls=\(socketActionCalls) socketEvents=\(socketEvents) backstopExpiries=\(backstopExpiries) released=\(released)"
     }
 }

@@ -20,6 +20,8 @@ final class Transfer: @unchecked Sendable {
     var overallDeadline: UInt64 = .max
     /// The timeout given to curl at admission, in milliseconds (0: none).
     var timeoutMs: Int = 0
+    /// When the reactor completes the request itself if curl has not (`.max`: never).
+    var backstopDue: UInt64 = .max
     var host: HostQueue?
     var easy: CurlEasy?
     var headerList: UnsafeMutablePointer<curl_slist>?
@@ -100,11 +102,11 @@ final class HostQueue {
     init(key: String) { self.key = key }
 }
 
-/// A queued request's overall deadline, ordered for the reactor's min-heap.
-struct QueuedDeadline: Comparable {
+/// A request's deadline, ordered for the reactor's min-heaps (queued: overall deadline; admitted: backstop).
+struct DeadlineEntry: Comparable {
     let due: UInt64
     let transfer: Transfer
 
-    static func < (a: QueuedDeadline, b: QueuedDeadline) -> Bool { a.due < b.due }
-    static func == (a: QueuedDeadline, b: QueuedDeadline) -> Bool { a.due == b.due && a.transfer === b.transfer }
+    static func < (a: DeadlineEntry, b: DeadlineEntry) -> Bool { a.due < b.due }
+    static func == (a: DeadlineEntry, b: DeadlineEntry) -> Bool { a.due == b.due && a.transfer === b.transfer }
 }

@@ -1,5 +1,5 @@
 // ReactorFailureTests: refused, reset, deadlines (with and without admission waits), cancellation and shutdown.
-import CurlReactor
+@testable import CurlReactor
 import Dispatch
 import MockTarget
 import Synchronization
@@ -41,6 +41,22 @@ final class ReactorFailureTests: XCTestCase {
         XCTAssertEqual(r.failureKind, .deadline, "\(r)")
         XCTAssertGreaterThanOrEqual(elapsed, 0.29)
         XCTAssertLessThan(elapsed, 0.8, "the deadline should fire close to its time")
+        await assertReleased(reactor)
+    }
+
+    func testTheBackstopCompletesARequestWhoseTimeoutLibcurlLost() async throws {
+        let server = try MockTarget()
+        defer { server.stop() }
+        let reactor = try CurlReactor()
+        reactor.queue.sync { reactor.core.testingStarveCurlTimeouts = true }
+        let started = ContinuousClock.now
+        let r = await reactor.execute(HTTPRequest(url: server.url("/hang"), timeout: .milliseconds(200)))
+        let elapsed = seconds(ContinuousClock.now - started)
+        XCTAssertEqual(r.failureKind, .deadline, "\(r)")
+        XCTAssertTrue(r.failure?.message.contains("completed by the reactor") ?? false)
+        XCTAssertGreaterThanOrEqual(elapsed, 0.2)
+        XCTAssertLessThan(elapsed, 0.6)
+        XCTAssertEqual(reactor.stats().backstopExpiries, 1)
         await assertReleased(reactor)
     }
 
