@@ -79,6 +79,7 @@ let package = Package(
         .testTarget(name: "CurlReactorTests", dependencies: ["CurlReactor", "MockTarget"]),
         .testTarget(name: "AlertFanoutTests", dependencies: ["AlertFanout", "MockTarget"], exclude: ["Fixtures"]),
         .testTarget(name: "FanoutCoreTests", dependencies: ["FanoutCore"]),
+        .testTarget(name: "FanoutCLITests", dependencies: ["FanoutCLI", "MockTarget"]),
         .testTarget(name: "MockTargetTests", dependencies: ["MockTarget", "CurlReactor"]),
     ],
     swiftLanguageModes: [.v6]

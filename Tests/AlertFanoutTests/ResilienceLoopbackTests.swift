@@ -1,6 +1,7 @@
 // ResilienceLoopbackTests: breakers, Retry-After, adaptive deadlines and the retry budget against real loopback servers.
 @testable import AlertFanout
 import MockTarget
+import Dispatch
 import XCTest
 
 final class ResilienceLoopbackTests: XCTestCase {
@@ -140,5 +141,49 @@ extension Duration {
     var seconds: Double {
         let c = components
         return Double(c.seconds) + Double(c.attoseconds) / 1e18
+    }
+}
+
+final class ProbeAndSecrecyTests: XCTestCase {
+    func testActiveProbesCannotFalseAlarmOnAuthenticatedEndpointsButSeeUnreachableOnes() async throws {
+        let server = try MockTarget(routes: ["/auth": .text("unauthorized", status: 401), "/post-only": .text("method not allowed", status: 405)])
+        defer { server.stop() }
+        let closed = try MockTarget()
+        let deadURL = closed.url("/gone")
+        closed.stop()
+        let publisher = try FanoutPublisher(targets: TargetsConfig(targets: [
+            Target(name: "auth", type: .webhook, url: server.url("/auth")),
+            Target(name: "post-only", type: .webhook, url: server.url("/post-only")),
+            Target(name: "dead", type: .webhook, url: deadURL),
+        ]))
+        publisher.startProbing(every: .milliseconds(200))
+        try await Task.sleep(for: .milliseconds(500))
+        let book = publisher.guards
+        let now = Double(DispatchTime.now().uptimeNanoseconds) / 1e9
+        XCTAssertEqual(book.health("auth", now: now), .unknown, "a 401 still proves the endpoint reachable")
+        XCTAssertEqual(book.health("post-only", now: now), .unknown)
+        XCTAssertEqual(book.health("dead", now: now), .unhealthy, "refused connections mark it unhealthy")
+        XCTAssertTrue(server.requests.allSatisfy { $0.method == "HEAD" })
+        XCTAssertGreaterThanOrEqual(server.requestCount, 2)
+        await publisher.shutdown()
+        XCTAssertTrue(publisher.reactor.stats().released)
+    }
+
+    func testSecretsEchoedByAVendorNeverReachTheReport() async throws {
+        let secret = "R0123456789abcdef0123456789abcde"
+        let server = try MockTarget(routes: ["/v2/enqueue": .text("bad key \(secret) rejected", status: 400)])
+        defer { server.stop() }
+        let publisher = try FanoutPublisher(targets: TargetsConfig(targets: [
+            Target(name: "pd", type: .pagerduty, url: server.baseURL, secret: Secret(secret)),
+        ]))
+        do {
+            _ = try await publisher.publish(Samples.firingFull)
+            XCTFail()
+        } catch .allFailed(let report) {
+            let text = report.json.jsonText
+            XCTAssertFalse(text.contains(secret), text)
+            XCTAssertTrue(text.contains("bad key <redacted> rejected"), text)
+        }
+        await publisher.shutdown()
     }
 }

@@ -150,7 +150,17 @@ final class PublishRun: @unchecked Sendable {
                               safeToRepeat: request.idempotent || RetryPolicy.provesNotProcessed(kind: kind, status: nil),
                               retryAfterSeconds: nil, action: request.action)
         }
-        finished(index, outcome)
+        finished(index, PublishRun.scrubbed(outcome, target: target))
+    }
+
+    /// Vendor bodies and transport messages could echo a credential: the target's secret and URL (a Slack
+    /// webhook URL is itself a secret) are replaced before anything reaches a report.
+    static func scrubbed(_ outcome: FanoutMachine.AttemptOutcome, target: Target) -> FanoutMachine.AttemptOutcome {
+        guard case .failed(let kind, let status, let message, let retryable, let safe, let retryAfter, let action) = outcome else { return outcome }
+        var m = message
+        if let secret = target.secret?.reveal(), !secret.isEmpty { m = m.replacing(secret, with: "<redacted>") }
+        m = m.replacing(target.url, with: "<\(target.name) url>")
+        return .failed(kind: kind, status: status, message: m, retryable: retryable, safeToRepeat: safe, retryAfterSeconds: retryAfter, action: action)
     }
 
     private func finish(_ report: PublishReport) {
