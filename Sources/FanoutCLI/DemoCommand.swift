@@ -27,6 +27,8 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "Time between an alert firing and its resolve (e.g. 1s).", transform: parseDuration)
     var resolveAfter: Duration = .seconds(1)
 
+    @OptionGroup var observability: ObservabilityOptions
+
     func validate() throws {
         guard duration > .zero, duration <= .seconds(600) else { throw ValidationError("-d must be between 0 and 10m") }
         guard rate > 0, rate <= 5000 else { throw ValidationError("--rate must be in (0, 5000]") }
@@ -42,6 +44,7 @@ struct DemoCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        let obs = try Observability(observability)
         let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
         func server(_ routes: [String: MockBehavior]) throws -> MockTarget { try MockTarget(routes: routes, recordRequests: false) }
         let pd = try server(["/v2/enqueue": VendorSimulators.pagerDuty(delay: .milliseconds(30))])
@@ -79,7 +82,9 @@ struct DemoCommand: AsyncParsableCommand {
         // Quick cooldowns and health trials so a few seconds show a trip and a recovery.
         let resilience = ResilienceConfig(breaker: .init(consecutiveFailures: 5, cooldownSeconds: 0.5, successesToClose: 2),
                                           health: .init(windowSeconds: 10, trialIntervalSeconds: 0.5))
-        let publisher = try FanoutPublisher(targets: TargetsConfig(targets: vendors.map(\.target)), resilience: resilience)
+        let publisher = try FanoutPublisher(targets: TargetsConfig(targets: vendors.map(\.target)), resilience: resilience,
+                                            logger: obs.logger("alertfanout.demo"), metrics: obs.exporting ? obs.factory : nil)
+        let reactorMetrics = obs.reactorMetrics(publisher.reactor)
         let delays = Dictionary(uniqueKeysWithValues: vendors.map { ($0.name, $0.delay.seconds) })
         let stats = DemoStats(targets: vendors.map(\.name), delays: delays)
 
@@ -104,7 +109,10 @@ struct DemoCommand: AsyncParsableCommand {
         await stats.waitFor(events.count)
         let elapsed = (clock.now - start).seconds
         let cpu = processCPUSeconds() - cpu0
+        reactorMetrics?.sample()
+        reactorMetrics?.stop()
         await publisher.shutdown()
+        try obs.finish()
         let reactorStats = publisher.reactor.stats()
         let guards = publisher.guards
 

@@ -1,4 +1,5 @@
 // LoadCommand: `fanout load` — closed-loop HTTP load on the reactor with an honest summary.
+import AlertFanout
 import ArgumentParser
 import CurlReactor
 
@@ -39,6 +40,8 @@ struct LoadCommand: AsyncParsableCommand {
     @Flag(help: "Open a new connection for every request.")
     var noKeepalive = false
 
+    @OptionGroup var observability: ObservabilityOptions
+
     func validate() throws {
         guard concurrency >= 1 else { throw ValidationError("-c must be at least 1 (got \(concurrency))") }
         guard requests >= 1 else { throw ValidationError("-n must be at least 1 (got \(requests))") }
@@ -52,15 +55,20 @@ struct LoadCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        let obs = try Observability(observability)
         let reactor = try CurlReactor(configuration: .init(
             maxInFlightPerHost: concurrency, maxInFlightTotal: concurrency, defaultTimeout: timeout))
+        let reactorMetrics = obs.reactorMetrics(reactor)
         let request = HTTPRequest(
             method: method, url: url, headers: header.compactMap(parseHeader), body: body.map { Array($0.utf8) },
             timeout: timeout, captureHeaders: [], forbidReuse: noKeepalive)
         let runner = ClosedLoopRunner(reactor: reactor, concurrency: concurrency, maxRequests: requests, duration: duration) { _ in request }
         let summary = await runner.run()
         let stats = reactor.stats()
+        reactorMetrics?.sample()
+        reactorMetrics?.stop()
         await reactor.shutdown(.drain)
+        try obs.finish()
         print(renderSummary(title: "fanout load \(url): \(concurrency) in flight, \(CurlReactor.curlShortVersion)", summary, stats: stats, cpuNote: "client only"))
         if summary.requests > 0 && summary.errors.values.reduce(0, +) == summary.requests {
             throw ExitCode(1)

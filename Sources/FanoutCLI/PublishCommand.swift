@@ -35,6 +35,8 @@ struct PublishCommand: AsyncParsableCommand {
     @Flag(help: "Print the reports as JSON instead of tables.")
     var json = false
 
+    @OptionGroup var observability: ObservabilityOptions
+
     func validate() throws {
         guard HealthStrategy(rawValue: strategy) != nil else {
             throw ValidationError("--strategy must be one of \(HealthStrategy.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -62,7 +64,9 @@ struct PublishCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("fanout publish: \(e)\n".utf8))
             throw ExitCode(64)
         }
-        let publisher = try FanoutPublisher(targets: config)
+        let obs = try Observability(observability)
+        let publisher = try FanoutPublisher(targets: config, logger: obs.logger("alertfanout.publish"), metrics: obs.exporting ? obs.factory : nil)
+        let reactorMetrics = obs.reactorMetrics(publisher.reactor)
         let options = PublishOptions(deadline: deadline, strategy: HealthStrategy(rawValue: strategy)!,
                                      selection: only.isEmpty ? .all : .named(only), maxInFlightPerTarget: maxInFlight)
         var outcomes: [Result<PublishReport, PublishError>] = []
@@ -76,7 +80,10 @@ struct PublishCommand: AsyncParsableCommand {
             for await r in group { collected.append(r) }
             outcomes = collected.sorted { $0.0 < $1.0 }.map(\.1)
         }
+        reactorMetrics?.sample()
+        reactorMetrics?.stop()
         await publisher.shutdown()
+        try obs.finish()
 
         if json {
             let items: [JSONValue] = outcomes.map { r in

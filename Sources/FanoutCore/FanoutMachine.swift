@@ -247,7 +247,7 @@ public struct FanoutMachine: Sendable {
             admission = a
             // Rate limit: wait if it fits the deadline, else give up on this target.
             if let key = c.rateKey, let rate = c.ratePerSecond {
-                guard let wait = book.reserve(key: key, perSecond: rate, burst: c.rateBurst, now: now,
+                guard let wait = book.reserve(key: key, target: c.name, perSecond: rate, burst: c.rateBurst, now: now,
                                               maxWait: left - usefulAttempt(c, book: book)) else {
                     book.record(c.name, outcome: .neutral, latency: 0, timedOut: false, admission: a, now: now)
                     states[i] = .done(last ?? skipped(i, .rateLimited, now: now))

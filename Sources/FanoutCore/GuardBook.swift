@@ -52,6 +52,7 @@ public struct GuardBook: Sendable {
     public private(set) var retriesScheduled = 0
     public private(set) var retriesDeniedByBudget = 0
     public private(set) var rateLimitWaits = 0
+    public private(set) var rateLimitWaitsByTarget: [String: Int] = [:]
 
     public init(config: ResilienceConfig = .init()) { self.config = config }
 
@@ -84,11 +85,14 @@ public struct GuardBook: Sendable {
         return self[target].breaker.admit(now: now)
     }
 
-    public mutating func reserve(key: String, perSecond: Double, burst: Int, now: Double, maxWait: Double) -> Double? {
+    public mutating func reserve(key: String, target: String, perSecond: Double, burst: Int, now: Double, maxWait: Double) -> Double? {
         var b = limiters[key] ?? TokenBucket(ratePerSecond: perSecond, burst: burst)
         let w = b.reserve(now: now, maxWait: maxWait)
         limiters[key] = b
-        if let w, w > 0 { rateLimitWaits += 1 }
+        if let w, w > 0 {
+            rateLimitWaits += 1
+            rateLimitWaitsByTarget[target, default: 0] += 1
+        }
         return w
     }
 

@@ -96,3 +96,37 @@ final class FanoutCLITests: XCTestCase {
         }
     }
 }
+
+final class MetricsExpositionTests: XCTestCase {
+    func testDemoMetricsFilePassesPromtool() throws {
+        let promtool = ["/usr/bin/promtool", "/usr/local/bin/promtool"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        try XCTSkipIf(promtool == nil, "promtool is not installed (apt-get install prometheus; .ci/run installs it)")
+        let fanout = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("fanout")
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("m-\(UUID().uuidString).prom").path
+        let demo = Process()
+        demo.executableURL = fanout
+        demo.arguments = ["demo", "-d", "1s", "--rate", "20", "--metrics-file", file]
+        demo.standardOutput = FileHandle.nullDevice
+        try demo.run()
+        demo.waitUntilExit()
+        XCTAssertEqual(demo.terminationStatus, 0)
+        let text = try String(contentsOfFile: file, encoding: .utf8)
+        for name in ["alertfanout_publishes_total", "alertfanout_target_requests_total", "alertfanout_breaker_state",
+                     "alertfanout_reactor_requests_completed_total", "alertfanout_publish_duration_seconds_bucket"] {
+            XCTAssertTrue(text.contains(name), "\(name) missing")
+        }
+        let check = Process()
+        check.executableURL = URL(fileURLWithPath: promtool!)
+        check.arguments = ["check", "metrics"]
+        let input = Pipe(), out = Pipe()
+        check.standardInput = input
+        check.standardOutput = out
+        check.standardError = out
+        try check.run()
+        input.fileHandleForWriting.write(Data(text.utf8))
+        try input.fileHandleForWriting.close()
+        let report = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        check.waitUntilExit()
+        XCTAssertEqual(check.terminationStatus, 0, "promtool: \(report)")
+    }
+}

@@ -1,6 +1,8 @@
 // FanoutPublisher: publishes alerts to many targets at once on the one reactor, carrying out FanoutMachine's actions.
+import CoreMetrics
 import CurlReactor
 import DequeModule
+import Logging
 import Dispatch
 import Synchronization
 
@@ -23,10 +25,18 @@ public final class FanoutPublisher: @unchecked Sendable {
     var book: GuardBook
     var rng = SystemRandomNumberGenerator()
     var prober: DispatchSourceTimer?
+    let logger: Logger
+    let metrics: FanoutMetrics?
 
-    /// Uses `reactor` when given (shared with other users), else creates and owns one.
-    public init(targets: TargetsConfig, reactor: CurlReactor? = nil, resilience: ResilienceConfig = .init()) throws {
+    /// Uses `reactor` when given (shared with other users), else creates and owns one. `logger` gets one line
+    /// per publish (info, warning on partial success, error when no target succeeded) and debug lines per
+    /// target; `metrics` receives the metrics named in `FanoutMetricNames` (nil: none recorded).
+    public init(targets: TargetsConfig, reactor: CurlReactor? = nil, resilience: ResilienceConfig = .init(),
+                logger: Logger = Logger(label: "alertfanout", factory: { _ in SwiftLogNoOpLogHandler() }),
+                metrics: MetricsFactory? = nil) throws {
         book = GuardBook(config: resilience)
+        self.logger = logger
+        self.metrics = metrics.map(FanoutMetrics.init)
         if let reactor {
             self.reactor = reactor
             ownsReactor = false
@@ -150,8 +160,45 @@ public final class FanoutPublisher: @unchecked Sendable {
         if reactor.isOnQueue { body() } else { queue.async(execute: body) }
     }
 
-    func runFinished(_ run: PublishRun) {
+    func runFinished(_ run: PublishRun, _ result: Result<PublishReport, PublishError>) {
         runs[ObjectIdentifier(run)] = nil
+        if let metrics {
+            metrics.record(result)
+            metrics.record(guards: book, targets: run.targets, now: WallClock.monotonic())
+        }
+        log(run.alert, result)
+    }
+
+    /// One line per publish with structured metadata; per-target details at debug. Never URLs or secrets.
+    private func log(_ alert: Alert, _ result: Result<PublishReport, PublishError>) {
+        var logger = self.logger
+        logger[metadataKey: "alert.fingerprint"] = "\(alert.fingerprint)"
+        logger[metadataKey: "alert.name"] = "\(alert.name)"
+        logger[metadataKey: "alert.status"] = "\(alert.status.rawValue)"
+        guard let report = (try? result.get()) ?? result.failureReport else {
+            if case .failure(let e) = result { logger.error("publish rejected", metadata: ["error": "\(e)"]) }
+            return
+        }
+        if logger.logLevel <= .debug {
+            for t in report.results {
+                var meta: Logger.Metadata = ["target": "\(t.target)", "type": "\(t.type)", "outcome": "\(t.outcome.rawValue)",
+                                             "attempts": "\(t.attempts)", "duration_ms": "\(Int(t.durationSeconds * 1000))"]
+                if let s = t.httpStatus { meta["http_status"] = "\(s)" }
+                if let k = t.errorKind { meta["error_kind"] = "\(k)" }
+                if let r = t.skipReason { meta["skip_reason"] = "\(r.rawValue)" }
+                if let m = t.message { meta["message"] = "\(m)" }
+                logger.debug("target result", metadata: meta)
+            }
+        }
+        let meta: Logger.Metadata = ["succeeded": "\(report.succeeded)", "failed": "\(report.failed)", "skipped": "\(report.skipped)",
+                                     "duration_ms": "\(Int(report.durationSeconds * 1000))"]
+        if report.allSucceeded {
+            logger.info("alert delivered to every target", metadata: meta)
+        } else if report.succeeded > 0 {
+            logger.warning("alert partially delivered", metadata: meta)
+        } else {
+            logger.error("alert reached no target", metadata: meta)
+        }
     }
 
     func lane(for target: Target, options: PublishOptions) -> TargetLane {

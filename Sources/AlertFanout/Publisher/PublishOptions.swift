@@ -61,6 +61,14 @@ public enum PublishError: Error, Sendable, CustomStringConvertible {
     }
 }
 
+extension Result where Failure == PublishError {
+    /// The report a failed publish still carries.
+    var failureReport: PublishReport? {
+        if case .failure(let e) = self { return e.report }
+        return nil
+    }
+}
+
 extension Duration {
     var seconds: Double {
         let c = components

@@ -166,7 +166,6 @@ final class PublishRun: @unchecked Sendable {
     private func finish(_ report: PublishReport) {
         guard !finished else { return }
         finished = true
-        publisher.runFinished(self)
         let cancelled = report.results.contains { $0.errorKind == "cancelled" }
         let result: Result<PublishReport, PublishError>
         if cancelled && report.succeeded < report.results.count {
@@ -180,6 +179,7 @@ final class PublishRun: @unchecked Sendable {
         } else {
             result = .failure(.noEnabledTargets)
         }
+        publisher.runFinished(self, result)
         completion(result)
     }
 }

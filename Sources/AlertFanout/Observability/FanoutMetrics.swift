@@ -1,0 +1,175 @@
+// FanoutMetrics: every metric AlertFanout emits — names, labels and meaning — defined once, fed from reports and guards.
+import CoreMetrics
+import Dispatch
+
+/// Metric names. Labels carry bounded values only: target name and type (from the targets file), outcome,
+/// error kind, skip reason and breaker state — never URLs, secrets, fingerprints or alert ids.
+///
+/// Mapping from the replaced system's `alert_history_publishing_parallel_*` metrics:
+///
+/// | old | new |
+/// |---|---|
+/// | `alert_history_publishing_parallel_total` | `alertfanout_publishes_total{result}` |
+/// | `alert_history_publishing_parallel_success_total` (inverted meaning) | `alertfanout_publishes_total{result="success"}` + `{result="partial"}` |
+/// | `alert_history_publishing_parallel_duration_seconds` | `alertfanout_publish_duration_seconds` |
+/// | `alert_history_publishing_parallel_target_*` (per type, some never registered) | `alertfanout_target_requests_total{target,type,outcome,error_kind}` |
+/// | `alert_history_publishing_parallel_target_duration_seconds` | `alertfanout_target_duration_seconds{target,type}` |
+/// | `…_skipped_total` (never updated) | `alertfanout_target_skips_total{target,reason}` |
+/// | `…_pagerduty_*{routing_key}` (a secret in a label) | `alertfanout_target_requests_total{type="pagerduty"}` |
+public enum FanoutMetricNames {
+    /// Publishes by result: `success` (every target), `partial`, `failure` (no target), `cancelled`.
+    public static let publishes = "alertfanout_publishes_total"
+    /// Whole-publish duration.
+    public static let publishDuration = "alertfanout_publish_duration_seconds"
+    /// Final per-target results: `outcome` succeeded|failed|skipped, `error_kind` (`none` when not failed).
+    public static let targetRequests = "alertfanout_target_requests_total"
+    /// Per-target duration from the publish's start to the target's final result (attempted targets only).
+    public static let targetDuration = "alertfanout_target_duration_seconds"
+    /// Attempts beyond the first.
+    public static let retries = "alertfanout_target_retries_total"
+    /// Skipped targets by `reason`: disabled, unhealthy, degraded, circuit_open, rate_limited.
+    public static let skips = "alertfanout_target_skips_total"
+    /// Breaker state: 0 closed, 1 half-open, 2 open.
+    public static let breakerState = "alertfanout_breaker_state"
+    /// Breaker state changes, by the state entered (`to`).
+    public static let breakerTransitions = "alertfanout_breaker_transitions_total"
+    /// Health: 0 unknown, 1 healthy, 2 degraded, 3 unhealthy.
+    public static let health = "alertfanout_target_health"
+    /// Requests that waited for a rate-limit token.
+    public static let rateLimitWaits = "alertfanout_rate_limit_waits_total"
+    /// The attempt deadline the target would get now (adaptive or configured), in seconds.
+    public static let targetDeadline = "alertfanout_target_deadline_seconds"
+    /// Reactor: requests admitted to libcurl.
+    public static let reactorInFlight = "alertfanout_reactor_in_flight"
+    /// Reactor: requests waiting for admission.
+    public static let reactorQueued = "alertfanout_reactor_queued"
+    /// Reactor: requests completed (any outcome).
+    public static let reactorCompleted = "alertfanout_reactor_requests_completed_total"
+    /// Reactor: new connections opened.
+    public static let reactorConnections = "alertfanout_reactor_connections_opened_total"
+    /// Reactor: socket readiness events handled.
+    public static let reactorSocketEvents = "alertfanout_reactor_socket_events_total"
+    /// Reactor: requests completed by the deadline backstop because libcurl had not.
+    public static let reactorBackstop = "alertfanout_reactor_backstop_expiries_total"
+    /// Reactor: how long a task waited for the reactor queue (its loop lag), sampled once per interval.
+    public static let reactorLoopLag = "alertfanout_reactor_loop_lag_seconds"
+
+    /// One line of help per metric (Prometheus `# HELP`).
+    public static let help: [String: String] = [
+        publishes: "Publishes by result: success (every target), partial, failure (no target), cancelled.",
+        publishDuration: "Duration of a whole publish, from start to the last target's result.",
+        targetRequests: "Final per-target results by outcome (succeeded, failed, skipped) and error kind.",
+        targetDuration: "Per-target time from the publish's start to the target's final result.",
+        retries: "Attempts beyond the first, per target.",
+        skips: "Targets skipped, by reason (disabled, unhealthy, degraded, circuit_open, rate_limited).",
+        breakerState: "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
+        breakerTransitions: "Circuit breaker state changes, by the state entered.",
+        health: "Target health: 0 unknown, 1 healthy, 2 degraded, 3 unhealthy.",
+        rateLimitWaits: "Requests that waited for a rate-limit token.",
+        targetDeadline: "The attempt deadline a target gets now (adaptive or configured), in seconds.",
+        reactorInFlight: "Requests admitted to libcurl.",
+        reactorQueued: "Requests waiting for admission to libcurl.",
+        reactorCompleted: "Requests the reactor completed, any outcome.",
+        reactorConnections: "New connections the reactor opened.",
+        reactorSocketEvents: "Socket readiness events the reactor handled.",
+        reactorBackstop: "Requests the reactor completed at their deadline because libcurl had not.",
+        reactorLoopLag: "How long a task last waited for the reactor queue, in seconds.",
+    ]
+
+    public static let all = [publishes, publishDuration, targetRequests, targetDuration, retries, skips, breakerState,
+                             breakerTransitions, health, rateLimitWaits, targetDeadline, reactorInFlight, reactorQueued,
+                             reactorCompleted, reactorConnections, reactorSocketEvents, reactorBackstop, reactorLoopLag]
+}
+
+/// Records publish reports and guard state through a `MetricsFactory`. Used on the reactor queue only
+/// (handles are cached there, so a publish costs dictionary look-ups, no locks of ours).
+final class FanoutMetrics: @unchecked Sendable {
+    let factory: MetricsFactory
+    private var counters: [String: Counter] = [:]
+    private var timers: [String: CoreMetrics.Timer] = [:]
+    private var gauges: [String: Gauge] = [:]
+    private var lastBreaker: [String: (state: String, transitions: Int)] = [:]
+    private var lastRateWaits: [String: Int] = [:]
+
+    init(factory: MetricsFactory) { self.factory = factory }
+
+    private func key(_ label: String, _ dims: [(String, String)]) -> String {
+        dims.reduce(label) { $0 + "|" + $1.0 + "=" + $1.1 }
+    }
+
+    func counter(_ label: String, _ dims: [(String, String)] = []) -> Counter {
+        let k = key(label, dims)
+        if let c = counters[k] { return c }
+        let c = Counter(label: label, dimensions: dims, factory: factory)
+        counters[k] = c
+        return c
+    }
+
+    func timer(_ label: String, _ dims: [(String, String)] = []) -> CoreMetrics.Timer {
+        let k = key(label, dims)
+        if let t = timers[k] { return t }
+        let t = CoreMetrics.Timer(label: label, dimensions: dims, preferredDisplayUnit: .seconds, factory: factory)
+        timers[k] = t
+        return t
+    }
+
+    func gauge(_ label: String, _ dims: [(String, String)] = []) -> Gauge {
+        let k = key(label, dims)
+        if let g = gauges[k] { return g }
+        let g = Gauge(label: label, dimensions: dims, factory: factory)
+        gauges[k] = g
+        return g
+    }
+
+    /// One finished publish.
+    func record(_ result: Result<PublishReport, PublishError>) {
+        let report: PublishReport?
+        let outcome: String
+        switch result {
+        case .success(let r): report = r; outcome = r.allSucceeded ? "success" : "partial"
+        case .failure(.cancelled(let r)): report = r; outcome = "cancelled"
+        case .failure(let e): report = e.report; outcome = "failure"
+        }
+        counter(FanoutMetricNames.publishes, [("result", outcome)]).increment()
+        guard let report else { return }
+        timer(FanoutMetricNames.publishDuration).recordNanoseconds(Int64(report.durationSeconds * 1e9))
+        for t in report.results {
+            let base = [("target", t.target), ("type", t.type)]
+            counter(FanoutMetricNames.targetRequests, base + [("outcome", t.outcome.rawValue), ("error_kind", t.errorKind ?? "none")]).increment()
+            if t.outcome != .skipped {
+                timer(FanoutMetricNames.targetDuration, base).recordNanoseconds(Int64(t.durationSeconds * 1e9))
+            }
+            if t.attempts > 1 { counter(FanoutMetricNames.retries, [("target", t.target)]).increment(by: t.attempts - 1) }
+            if let reason = t.skipReason { counter(FanoutMetricNames.skips, [("target", t.target), ("reason", reason.rawValue)]).increment() }
+        }
+    }
+
+    /// The guards' view of each target (breaker, health, deadline, rate-limit waits).
+    func record(guards book: GuardBook, targets: [Target], now: Double) {
+        for t in targets {
+            let g = book[t.name]
+            let dims = [("target", t.name)]
+            let state = g.breaker.state.name
+            gauge(FanoutMetricNames.breakerState, dims).record(state == "closed" ? 0 : state == "half_open" ? 1 : 2)
+            let previous = lastBreaker[t.name] ?? ("closed", 0)
+            if g.breaker.transitions > previous.transitions {
+                counter(FanoutMetricNames.breakerTransitions, dims + [("to", state)]).increment(by: g.breaker.transitions - previous.transitions)
+            }
+            lastBreaker[t.name] = (state, g.breaker.transitions)
+            let health: Double
+            switch g.health.status(now: now) {
+            case .unknown: health = 0
+            case .healthy: health = 1
+            case .degraded: health = 2
+            case .unhealthy: health = 3
+            }
+            gauge(FanoutMetricNames.health, dims).record(health)
+            gauge(FanoutMetricNames.targetDeadline, dims).record(book.attemptTimeout(t.name, configured: t.timeoutSeconds ?? 10))
+            let waits = book.rateLimitWaitsByTarget[t.name] ?? 0
+            if waits > (lastRateWaits[t.name] ?? 0) {
+                counter(FanoutMetricNames.rateLimitWaits, dims).increment(by: waits - (lastRateWaits[t.name] ?? 0))
+                lastRateWaits[t.name] = waits
+            }
+        }
+    }
+}
