@@ -40,6 +40,7 @@ let package = Package(
             ]
         ),
         .target(name: "FanoutCore"),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
         .target(
             name: "AlertFanout",
             dependencies: [
@@ -76,6 +77,7 @@ let package = Package(
             dependencies: [
                 "CurlReactor",
                 "AlertFanout",
+                "CZlib",
                 "MockTarget",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -98,7 +100,7 @@ let package = Package(
             exclude: ["Fixtures"]
         ),
         .testTarget(name: "FanoutCoreTests", dependencies: ["FanoutCore"]),
-        .testTarget(name: "FanoutCLITests", dependencies: ["FanoutCLI", "MockTarget"]),
+        .testTarget(name: "FanoutCLITests", dependencies: ["FanoutCLI", "MockTarget", "CZlib", "AlertFanout"]),
         .testTarget(name: "MockTargetTests", dependencies: ["MockTarget", "CurlReactor"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,32 +1,49 @@
-// LoadCommand: `fanout load` — closed-loop HTTP load on the reactor with an honest summary.
+// LoadCommand: `fanout load` — closed- or open-loop HTTP load on the reactor with honest latency; `fanout load merge`.
 import AlertFanout
 import ArgumentParser
 import CurlReactor
+import Dispatch
+import Foundation
 
 struct LoadCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "load",
-        abstract: "Load-test an HTTP endpoint with N requests in flight (closed loop) on the reactor.",
+        abstract: "Load-test HTTP endpoints on the reactor (closed loop, or a constant request rate), or merge result files.",
+        subcommands: [LoadRunCommand.self, LoadMergeCommand.self],
+        defaultSubcommand: LoadRunCommand.self)
+}
+
+struct LoadRunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Load-test one or more URLs (the default `fanout load` action).",
         discussion: """
-            Runs until -n requests were made or -d elapsed, whichever comes first, then prints requests per second,
-            latency percentiles, status counts, error kinds and this process's CPU time per request.
-            Example: fanout load http://127.0.0.1:8080/ -c 64 -d 10s
+            Closed loop (default): -c requests in flight, each completion sends the next; latency from the actual send.
+            Open loop (--rate R): request i is due i/R seconds after the start, with at most -c in flight; latency counts
+            from the intended send time, so server stalls show in the percentiles (no coordinated omission), and the
+            schedule lag says how far sending fell behind.
+            Stops after -n requests or -d, whichever comes first; Ctrl-C stops sending, waits up to 2 s for requests in
+            flight and prints what was done. Memory stays flat: only HDR histograms are kept.
+            Examples:
+              fanout load http://127.0.0.1:8080/ -c 64 -d 10s
+              fanout load http://127.0.0.1:8080/a http://127.0.0.1:8080/b --rate 5000 -d 30s --json > run1.json
+              fanout load merge run1.json run2.json
             """)
 
-    @Argument(help: "The URL to request (http or https).")
-    var url: String
+    @Argument(help: "URLs to request (http or https); several share the load equally unless --urls-file gives weights.")
+    var urls: [String] = []
 
-    @Option(name: .short, help: "Requests in flight at once.")
+    @Option(name: .short, help: "Requests in flight at most (closed loop: exactly).")
     var concurrency = 64
 
-    @Option(name: .short, help: "Stop after this many requests.")
-    var requests = Int.max
+    @Option(name: [.customShort("n"), .long], help: "Stop after this many requests.")
+    var requests: Int?
 
-    @Option(name: .short, help: "Stop after this long (e.g. 10s, 500ms, 2m).", transform: parseDuration)
-    var duration: Duration = .seconds(10)
+    @Option(name: .short, help: "Stop after this long (e.g. 10s, 500ms, 2m). Default 10s unless -n is given.", transform: parseDuration)
+    var duration: Duration?
 
-    @Option(help: "Per-request deadline (e.g. 5s).", transform: parseDuration)
-    var timeout: Duration = .seconds(30)
+    @Option(help: "Open loop: requests per second (constant arrival rate).")
+    var rate: Double?
 
     @Option(name: .short, help: "HTTP method.")
     var method = "GET"
@@ -37,6 +54,30 @@ struct LoadCommand: AsyncParsableCommand {
     @Option(help: "Request body text.")
     var body: String?
 
+    @Option(help: "Request body from a file.")
+    var bodyFile: String?
+
+    @Option(help: "File of URLs, one per line: URL [weight] (# starts a comment).")
+    var urlsFile: String?
+
+    @Option(help: "Per-request deadline (e.g. 5s).", transform: parseDuration)
+    var timeout: Duration = .seconds(30)
+
+    @Flag(help: "HTTP/2 (prior knowledge on http://, negotiated on https://).")
+    var http2 = false
+
+    @Flag(help: "Print the result as JSON (schema alertfanout.load.v1) instead of the summary.")
+    var json = false
+
+    @Option(help: "Write an HdrHistogram interval log (one histogram per second) to this file.")
+    var hdrLog: String?
+
+    @Flag(help: "No live progress line (it is shown only on a terminal anyway).")
+    var noProgress = false
+
+    @Option(help: "Seed for the weighted URL choice (runs with the same seed pick the same URLs).")
+    var seed: UInt64 = 1
+
     @Flag(help: "Open a new connection for every request.")
     var noKeepalive = false
 
@@ -44,34 +85,147 @@ struct LoadCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard concurrency >= 1 else { throw ValidationError("-c must be at least 1 (got \(concurrency))") }
-        guard requests >= 1 else { throw ValidationError("-n must be at least 1 (got \(requests))") }
-        guard duration > .zero else { throw ValidationError("-d must be positive") }
-        guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
-            throw ValidationError("'\(url)' is not an http:// or https:// URL")
-        }
-        for h in header where parseHeader(h) == nil {
-            throw ValidationError("header '\(h)' is not of the form 'Name: value'")
+        if let n = requests, n < 1 { throw ValidationError("-n must be at least 1 (got \(n))") }
+        if let d = duration, d <= .zero { throw ValidationError("-d must be positive") }
+        if let r = rate, !(r > 0 && r.isFinite) { throw ValidationError("--rate must be a positive number of requests per second") }
+        if body != nil && bodyFile != nil { throw ValidationError("--body and --body-file cannot be used together") }
+        if urls.isEmpty && urlsFile == nil { throw ValidationError("give at least one URL, or --urls-file") }
+        for u in urls { try LoadRunCommand.checkURL(u) }
+        for h in header where parseHeader(h) == nil { throw ValidationError("header '\(h)' is not of the form 'Name: value'") }
+        if method.isEmpty || method.contains(" ") { throw ValidationError("-m '\(method)' is not an HTTP method") }
+    }
+
+    static func checkURL(_ u: String) throws {
+        guard u.hasPrefix("http://") || u.hasPrefix("https://"), u.count > 8, !u.contains(" ") else {
+            throw ValidationError("'\(u)' is not an http:// or https:// URL")
         }
     }
 
+    /// Reads `URL [weight]` lines.
+    static func readURLsFile(_ path: String) throws -> [WeightedURL] {
+        let text: String
+        do { text = try readText(path, what: "URLs file") } catch let e as InputError { throw ValidationError(e.message) }
+        var out: [WeightedURL] = []
+        for (n, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+            let parts = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+            if parts.isEmpty { continue }
+            guard parts.count <= 2 else { throw ValidationError("\(path):\(n + 1): expected 'URL [weight]'") }
+            do { try checkURL(parts[0]) } catch { throw ValidationError("\(path):\(n + 1): '\(parts[0])' is not an http:// or https:// URL") }
+            var weight = 1.0
+            if parts.count == 2 {
+                guard let w = Double(parts[1]), w > 0, w.isFinite else { throw ValidationError("\(path):\(n + 1): weight '\(parts[1])' must be a positive number") }
+                weight = w
+            }
+            out.append(WeightedURL(url: parts[0], weight: weight))
+        }
+        guard !out.isEmpty else { throw ValidationError("\(path): no URLs") }
+        return out
+    }
+
+    func makePlan() throws -> LoadPlan {
+        var list = urls.map { WeightedURL(url: $0, weight: 1) }
+        if let f = urlsFile { list += try LoadRunCommand.readURLsFile(f) }
+        var bodyBytes = body.map { Array($0.utf8) }
+        if let f = bodyFile {
+            guard let data = FileManager.default.contents(atPath: f) else { throw ValidationError("cannot read --body-file '\(f)'") }
+            bodyBytes = Array(data)
+        }
+        return LoadPlan(urls: list, method: method, headers: header.compactMap(parseHeader), body: bodyBytes, timeout: timeout,
+                        http2: http2, keepAlive: !noKeepalive, concurrency: concurrency, maxRequests: requests ?? Int.max,
+                        duration: duration ?? (requests == nil ? .seconds(10) : .seconds(86_400)),
+                        durationLimited: duration != nil || requests == nil, rate: rate, seed: seed)
+    }
+
     func run() async throws {
+        let plan = try makePlan()
         let obs = try Observability(observability)
         let reactor = try CurlReactor(configuration: .init(
-            maxInFlightPerHost: concurrency, maxInFlightTotal: concurrency, defaultTimeout: timeout))
+            maxInFlightPerHost: plan.concurrency, maxInFlightTotal: plan.concurrency, defaultTimeout: plan.timeout,
+            label: "alertfanout.load"))
         let reactorMetrics = obs.reactorMetrics(reactor)
-        let request = HTTPRequest(
-            method: method, url: url, headers: header.compactMap(parseHeader), body: body.map { Array($0.utf8) },
-            timeout: timeout, captureHeaders: [], forbidReuse: noKeepalive)
-        let runner = ClosedLoopRunner(reactor: reactor, concurrency: concurrency, maxRequests: requests, duration: duration) { _ in request }
-        let summary = await runner.run()
-        let stats = reactor.stats()
+        let engine = LoadEngine(reactor: reactor, plan: plan)
+        var log: HdrLogWriter?
+        if let path = hdrLog {
+            do {
+                let w = try HdrLogWriter(path: path, startEpochSeconds: Date().timeIntervalSince1970)
+                engine.onInterval = { start, length, h in w.write(startOffset: start, length: length, histogram: h) }
+                log = w
+            } catch let e as InputError {
+                throw ValidationError(e.message)
+            }
+        }
+        let showProgress = !noProgress && isatty(STDERR_FILENO) != 0
+        if showProgress {
+            engine.onProgress = { p in
+                let rate = p.elapsedSeconds > 0 ? Double(p.requests) / p.elapsedSeconds : 0
+                FileHandle.standardError.write(Data(String(format: "\r[%5.1fs] %d requests, %.0f req/s, %d errors, p99 %.3f ms   ",
+                                                           p.elapsedSeconds, p.requests, rate, p.errors, Double(p.p99Micros) / 1000).utf8))
+            }
+        }
+        signal(SIGINT, SIG_IGN)
+        let sigint = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+        sigint.setEventHandler { engine.interrupt() }
+        sigint.activate()
+        let result = await engine.run()
+        sigint.cancel()
+        signal(SIGINT, SIG_DFL)
+        if showProgress { FileHandle.standardError.write(Data("\n".utf8)) }
+        log?.close()
         reactorMetrics?.sample()
         reactorMetrics?.stop()
         await reactor.shutdown(.drain)
         try obs.finish()
-        print(renderSummary(title: "fanout load \(url): \(concurrency) in flight, \(CurlReactor.curlShortVersion)", summary, stats: stats, cpuNote: "client only"))
-        if summary.requests > 0 && summary.errors.values.reduce(0, +) == summary.requests {
-            throw ExitCode(1)
+        let report = LoadReport(result)
+        if json {
+            print(report.json.prettyText())
+        } else {
+            let mode = plan.rate.map { "open loop at \(fmt($0, 0)) req/s, at most \(plan.concurrency) in flight" } ?? "\(plan.concurrency) in flight"
+            print(report.render(title: "fanout load \(plan.urls.map(\.url).joined(separator: " ")): \(mode), \(CurlReactor.curlShortVersion)"))
+        }
+        let total = result.total
+        if total.requests > 0 && total.errors == total.requests { throw ExitCode(1) }
+    }
+}
+
+struct LoadMergeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "merge",
+        abstract: "Combine `fanout load --json` results of runs made side by side (one share each) into one, exactly.",
+        discussion: """
+            Counts and HDR histograms add up exactly; rates and concurrency add up (the runs ran at the same time);
+            elapsed time is the longest run's. To load from N machines, run one share on each — for example as a
+            Kubernetes Indexed Job with N completions and parallelism N, each pod running
+            `fanout load URL --rate $((TOTAL / N)) -d 60s --json > /results/$JOB_COMPLETION_INDEX.json` on a shared
+            volume — then `fanout load merge /results/*.json`.
+            """)
+
+    @Argument(help: "Result files written by `fanout load --json`.")
+    var files: [String]
+
+    @Flag(help: "Print the merged result as JSON.")
+    var json = false
+
+    func validate() throws {
+        guard !files.isEmpty else { throw ValidationError("give at least one result file") }
+    }
+
+    func run() async throws {
+        var merged = LoadReport.empty
+        for f in files {
+            let text: String
+            do { text = try readText(f, what: "result file") } catch let e as InputError { throw ValidationError(e.message) }
+            let value: JSONValue
+            do { value = try JSONValue.parse(text) } catch { throw ValidationError("\(f): \(error)") }
+            switch LoadReport.parse(value) {
+            case .success(let r): merged.merge(r)
+            case .failure(let e): throw ValidationError("\(f): \(e.message)")
+            }
+        }
+        if json {
+            print(merged.json.prettyText())
+        } else {
+            print(merged.render(title: "fanout load merge: \(merged.runs) runs"))
         }
     }
 }

@@ -1,0 +1,209 @@
+// LoadEngine: drives a load run on the reactor queue — closed loop or constant-rate open loop — and measures it.
+import CurlReactor
+import Dispatch
+
+/// What the engine hands out while and after it runs.
+struct LoadResult: Sendable {
+    var plan: LoadPlan
+    var perURL: [LoadStats]
+    var elapsedSeconds: Double
+    var cpuSeconds: Double
+    var interrupted: Bool
+    var connectionsOpened: Int
+
+    var total: LoadStats { perURL.reduce(into: LoadStats()) { $0.merge($1) } }
+}
+
+struct LoadProgress: Sendable {
+    var elapsedSeconds: Double
+    var requests: Int
+    var errors: Int
+    var p99Micros: UInt64
+}
+
+/// Runs on the reactor queue only (all state below is confined there).
+///
+/// - Closed loop: `concurrency` requests in flight; each completion sends the next. Latency is measured from
+///   the actual send.
+/// - Open loop: request i is due `i / rate` seconds after the start, whatever happened before ("constant
+///   arrival rate"); at most `concurrency` are in flight, the rest wait in a backlog. Latency is measured from
+///   the **intended** send time, so a stalled server shows up in the percentiles instead of silently slowing
+///   the sender (coordinated omission); how far sending fell behind is reported as the schedule lag.
+final class LoadEngine: @unchecked Sendable {
+    let reactor: CurlReactor
+    let plan: LoadPlan
+    private var schedule: LoadSchedule
+    private var perURL: [LoadStats]
+    private var issued = 0
+    private var inFlight = 0
+    private var start: UInt64 = 0
+    private var stopAt: UInt64 = 0
+    private var stopped = false
+    private var interrupted = false
+    private var ticker: DispatchSourceTimer?
+    private var reporter: DispatchSourceTimer?
+    private var done: CheckedContinuation<LoadResult, Never>?
+    private var cpuStart = 0.0
+    private var interval: MicrosHistogram?
+    private var intervalStart: UInt64 = 0
+    /// Called once a second on the reactor queue (progress line).
+    var onProgress: (@Sendable (LoadProgress) -> Void)?
+    /// Called once a second with that second's latency histogram (HdrHistogram interval log).
+    var onInterval: (@Sendable (_ startOffset: Double, _ length: Double, _ histogram: MicrosHistogram) -> Void)?
+
+    init(reactor: CurlReactor, plan: LoadPlan) {
+        self.reactor = reactor
+        self.plan = plan
+        schedule = LoadSchedule(urls: plan.urls, rate: plan.rate, seed: plan.seed)
+        perURL = Array(repeating: LoadStats(), count: plan.urls.count)
+    }
+
+    func run() async -> LoadResult {
+        await withCheckedContinuation { (c: CheckedContinuation<LoadResult, Never>) in
+            reactor.queue.async { [self] in
+                done = c
+                begin()
+            }
+        }
+    }
+
+    /// Stops sending (Ctrl-C); in-flight requests get `grace` to finish, then the reactor cancels them.
+    func interrupt(grace: Duration = .seconds(2)) {
+        reactor.queue.async { [self] in
+            guard !stopped || inFlight > 0 else { return }
+            interrupted = true
+            stopIssuing()
+            let reactor = self.reactor
+            reactor.queue.asyncAfter(deadline: .now() + grace.seconds) { [self] in
+                if inFlight > 0 { reactor.shutdown(.cancel) }
+            }
+            finishIfDone()
+        }
+    }
+
+    private func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+
+    private func begin() {
+        cpuStart = processCPUSeconds()
+        start = now()
+        intervalStart = start
+        stopAt = start &+ plan.duration.nanosecondsClamped
+        if onInterval != nil { interval = makeMicrosHistogram() }
+        if onProgress != nil || onInterval != nil {
+            let t = DispatchSource.makeTimerSource(queue: reactor.queue)
+            t.schedule(deadline: .now() + 1, repeating: 1, leeway: .milliseconds(5))
+            t.setEventHandler { [self] in report() }
+            t.activate()
+            reporter = t
+        }
+        if plan.rate != nil {
+            let t = DispatchSource.makeTimerSource(flags: .strict, queue: reactor.queue)
+            t.schedule(deadline: .now(), repeating: .milliseconds(1), leeway: .microseconds(100))
+            t.setEventHandler { [self] in pumpOpenLoop() }
+            t.activate()
+            ticker = t
+        } else {
+            for _ in 0..<plan.concurrency { issueClosed() }
+        }
+        finishIfDone()
+    }
+
+    private func mayIssue(_ t: UInt64) -> Bool {
+        !stopped && issued < plan.maxRequests && t < stopAt
+    }
+
+    private func issueClosed() {
+        let t = now()
+        guard mayIssue(t) else { stopIssuing(); return }
+        send(urlIndex: schedule.nextURL(), intended: t, sentAt: t)
+    }
+
+    /// Sends every request that is due, up to the in-flight cap.
+    private func pumpOpenLoop() {
+        guard let rate = plan.rate else { return }
+        let t = now()
+        if t >= stopAt || issued >= plan.maxRequests {
+            stopIssuing()
+            finishIfDone()
+            return
+        }
+        let due = min(plan.maxRequests, Int(Double(t - start) / 1e9 * rate) + 1)
+        while issued < due && inFlight < plan.concurrency && !stopped {
+            let intended = start &+ UInt64(Double(issued) / rate * 1e9)
+            send(urlIndex: schedule.nextURL(), intended: intended, sentAt: t)
+        }
+    }
+
+    private func send(urlIndex: Int, intended: UInt64, sentAt: UInt64) {
+        issued += 1
+        inFlight += 1
+        if plan.rate != nil {
+            _ = perURL[urlIndex].lag.record(max(1, (sentAt &- intended) / 1000))
+        }
+        reactor.submit(plan.request(urlIndex)) { [self] result in
+            completed(urlIndex: urlIndex, intended: intended, result: result)
+        }
+    }
+
+    private func completed(urlIndex: Int, intended: UInt64, result: Result<HTTPResponse, TransferError>) {
+        inFlight -= 1
+        let latency = (now() &- intended) / 1000
+        perURL[urlIndex].record(result, latencyMicros: latency)
+        if interval != nil { _ = interval!.record(max(1, min(latency, 3_600_000_000))) }
+        if plan.rate == nil {
+            issueClosed()
+        } else if !stopped {
+            pumpOpenLoop()
+        }
+        finishIfDone()
+    }
+
+    private func stopIssuing() {
+        guard !stopped else { return }
+        stopped = true
+        ticker?.cancel()
+        ticker = nil
+    }
+
+    private func report(final: Bool = false) {
+        let t = now()
+        if let cb = onInterval, var h = interval {
+            cb(Double(intervalStart - start) / 1e9, Double(t - intervalStart) / 1e9, h)
+            h.reset()
+            interval = h
+            intervalStart = t
+        }
+        if let cb = onProgress, !final {
+            var requests = 0, errors = 0
+            var lat = makeMicrosHistogram()
+            for s in perURL {
+                requests += s.requests
+                errors += s.errors
+                lat.add(s.latency)
+            }
+            cb(LoadProgress(elapsedSeconds: Double(t - start) / 1e9, requests: requests, errors: errors,
+                            p99Micros: lat.totalCount > 0 ? lat.valueAtPercentile(99) : 0))
+        }
+    }
+
+    private func finishIfDone() {
+        guard stopped || issued >= plan.maxRequests, inFlight == 0, let c = done else { return }
+        done = nil
+        stopIssuing()
+        reporter?.cancel()
+        reporter = nil
+        if interval != nil { report(final: true) }
+        let elapsed = Double(now() - start) / 1e9
+        c.resume(returning: LoadResult(plan: plan, perURL: perURL, elapsedSeconds: elapsed,
+                                       cpuSeconds: processCPUSeconds() - cpuStart, interrupted: interrupted,
+                                       connectionsOpened: reactor.stats().connectionsOpened))
+    }
+}
+
+extension Duration {
+    var nanosecondsClamped: UInt64 {
+        let c = components
+        if c.seconds < 0 { return 0 }
+        return UInt64(c.seconds) * 1_000_000_000 + UInt64(c.attoseconds / 1_000_000_000)
+    }
+}

@@ -1,0 +1,89 @@
+// LoadStats: what a load run measured for one URL — counts, statuses, error kinds and fixed-size HDR histograms.
+import AlertFanout
+import CurlReactor
+import Histogram
+
+/// Latencies in microseconds from 1 µs to one hour at 3 significant digits: fixed memory however long the run.
+typealias MicrosHistogram = Histogram<UInt64>
+
+func makeMicrosHistogram() -> MicrosHistogram {
+    Histogram(lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three)
+}
+
+struct LoadStats: Sendable {
+    var requests = 0
+    var errors = 0
+    var bytes = 0
+    var statuses: [Int: Int] = [:]
+    var errorKinds: [String: Int] = [:]
+    /// Completion minus intended send time (open loop) or actual send time (closed loop).
+    var latency = makeMicrosHistogram()
+    /// New connections only.
+    var connect = makeMicrosHistogram()
+    var firstByte = makeMicrosHistogram()
+    /// Open loop: actual send minus intended send (how far sending fell behind the schedule).
+    var lag = makeMicrosHistogram()
+
+    mutating func record(_ result: Result<HTTPResponse, TransferError>, latencyMicros: UInt64) {
+        requests += 1
+        _ = latency.record(max(1, min(latencyMicros, 3_600_000_000)))
+        switch result {
+        case .success(let r):
+            statuses[r.status, default: 0] += 1
+            bytes += r.body.count
+            if r.newConnection, r.timings.connect > .zero { _ = connect.record(UInt64(max(1, micros(r.timings.connect)))) }
+            if r.timings.firstByte > .zero { _ = firstByte.record(UInt64(max(1, micros(r.timings.firstByte)))) }
+        case .failure(let e):
+            errors += 1
+            errorKinds[e.kind.rawValue, default: 0] += 1
+        }
+    }
+
+    mutating func merge(_ o: LoadStats) {
+        requests += o.requests
+        errors += o.errors
+        bytes += o.bytes
+        for (k, v) in o.statuses { statuses[k, default: 0] += v }
+        for (k, v) in o.errorKinds { errorKinds[k, default: 0] += v }
+        latency.add(o.latency)
+        connect.add(o.connect)
+        firstByte.add(o.firstByte)
+        lag.add(o.lag)
+    }
+}
+
+/// The percentiles every report shows.
+let reportedPercentiles: [(String, Double)] = [("p50", 50), ("p75", 75), ("p90", 90), ("p99", 99), ("p99_9", 99.9), ("p99_99", 99.99)]
+
+extension Histogram where Count == UInt64 {
+    /// `{count, min, p50 … p99_99, max, mean}` in the histogram's unit (µs).
+    var summaryJSON: JSONValue {
+        guard totalCount > 0 else { return .object([("count", .int(0))]) }
+        var m: [(String, JSONValue)] = [("count", .int(Int(totalCount))), ("min", .int(Int(min)))]
+        for (name, p) in reportedPercentiles { m.append((name, .int(Int(valueAtPercentile(p))))) }
+        m.append(("max", .int(Int(max))))
+        m.append(("mean", .double((mean * 10).rounded() / 10)))
+        return .object(m)
+    }
+
+    /// Every recorded bucket as `[value, count]`: re-recording these into an empty histogram of the same
+    /// configuration reproduces it exactly, which is what makes `fanout load merge` exact.
+    var bucketsJSON: JSONValue {
+        var out: [JSONValue] = []
+        for v in recordedValues() where v.count > 0 {
+            out.append(.array([.int(Int(v.value)), .int(Int(v.count))]))
+        }
+        return .array(out)
+    }
+
+    static func fromBuckets(_ v: JSONValue?) -> Histogram<UInt64>? {
+        guard let items = v?.arrayValue else { return nil }
+        var h = makeMicrosHistogram()
+        for item in items {
+            guard let pair = item.arrayValue, pair.count == 2, let value = pair[0].intValue, let count = pair[1].intValue,
+                  value >= 0, count >= 0 else { return nil }
+            _ = h.record(UInt64(value), count: UInt64(count))
+        }
+        return h
+    }
+}
