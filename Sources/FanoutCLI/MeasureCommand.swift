@@ -3,13 +3,14 @@ import AlertFanout
 import ArgumentParser
 import Histogram
 import MockTarget
+import Foundation
 import Synchronization
 
 struct MeasureCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "measure",
         abstract: "Measurements on loopback targets (not tests): reported, never asserted.",
-        subcommands: [StragglersCommand.self])
+        subcommands: [StragglersCommand.self, OverheadCommand.self])
 }
 
 struct StragglersCommand: AsyncParsableCommand {
@@ -88,3 +89,88 @@ struct StragglersCommand: AsyncParsableCommand {
 }
 
 private func ms(_ micros: UInt64) -> String { fmt(Double(micros) / 1000, 1) }
+
+struct OverheadCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "overhead",
+        abstract: "Fan-out overhead: publish completion time minus the slowest target's own latency, at a steady alert rate.")
+
+    @Option(help: "Target latencies in milliseconds, comma-separated.") var latencies = "50,80,120,150,200"
+    @Option(help: "Alerts per second.") var rate = 200.0
+    @Option(name: .short, help: "How long to publish.", transform: parseDuration) var duration: Duration = .seconds(10)
+
+    func validate() throws {
+        guard !delays.isEmpty, delays.allSatisfy({ $0 >= 0 }) else { throw ValidationError("--latencies must be comma-separated milliseconds") }
+        guard rate > 0, duration > .zero else { throw ValidationError("--rate and -d must be positive") }
+    }
+
+    var delays: [Int] { latencies.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
+
+    func run() async throws {
+        let servers = try delays.map { ms in try MockTarget(routes: ["/t": .text("ok", delay: .milliseconds(ms))], recordRequests: false) }
+        defer { servers.forEach { $0.stop() } }
+        let slowest = Double(delays.max() ?? 0) / 1000
+        let config = TargetsConfig(targets: servers.enumerated().map { Target(name: "t\($0.offset)", type: .webhook, url: $0.element.url("/t")) })
+        let publisher = try FanoutPublisher(targets: config)
+        let count = Int(rate * duration.seconds)
+        let tally = OverheadTally(expected: count, slowest: slowest)
+        let clock = ContinuousClock()
+        let start = clock.now
+        let cpu0 = processCPUSeconds()
+        for i in 0..<count {
+            try? await clock.sleep(until: start + .nanoseconds(Int64(Double(i) / rate * 1e9)), tolerance: .microseconds(200))
+            let alert = Alert(labels: ["alertname": "Overhead", "i": String(i)], startsAt: Timestamp(seconds: 1_700_000_000))
+            publisher.publish(alert) { tally.record($0) }
+        }
+        await tally.wait()
+        let cpu = processCPUSeconds() - cpu0
+        await publisher.shutdown()
+        let s = tally.state.withLock { ($0.overhead, $0.failures) }
+        print("overhead: \(count) alerts at \(fmt(rate, 0))/s to \(delays.count) targets answering in \(latencies) ms")
+        print("  completion minus the slowest target (\(fmt(slowest * 1000, 0)) ms): p50 \(fmt(Double(s.0.valueAtPercentile(50)) / 1000, 3)) ms  p99 \(fmt(Double(s.0.valueAtPercentile(99)) / 1000, 3)) ms  max \(fmt(Double(s.0.max) / 1000, 3)) ms; \(s.1) not fully delivered; CPU \(fmt(cpu, 2)) s (client and in-process servers)")
+    }
+}
+
+/// Collects overhead samples from publish completions (any thread) and wakes the waiter when all arrived.
+final class OverheadTally: Sendable {
+    struct State {
+        var done = 0
+        var overhead = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+        var failures = 0
+        var waiter: CheckedContinuation<Void, Never>?
+    }
+    let state = Mutex(State())
+    let expected: Int
+    let slowest: Double
+
+    init(expected: Int, slowest: Double) {
+        self.expected = expected
+        self.slowest = slowest
+    }
+
+    func record(_ result: Result<PublishReport, PublishError>) {
+        let w = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            if let r = try? result.get(), r.allSucceeded {
+                _ = s.overhead.record(UInt64(max(1, (r.durationSeconds - slowest) * 1e6)))
+            } else {
+                s.failures += 1
+            }
+            s.done += 1
+            guard s.done == expected, let w = s.waiter else { return nil }
+            s.waiter = nil
+            return w
+        }
+        w?.resume()
+    }
+
+    func wait() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let ready = state.withLock { s -> Bool in
+                if s.done >= expected { return true }
+                s.waiter = c
+                return false
+            }
+            if ready { c.resume() }
+        }
+    }
+}

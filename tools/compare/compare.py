@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""Runs AlertFanout's engine and its peers side by side on loopback and prints one table.
+
+Throughput: the same URL on one loopback nginx, the same connections and duration, for `fanout load`, wrk, hey,
+a C libcurl multi_socket + epoll loop, a C multi_perform loop, AsyncHTTPClient and URLSession; req/s and client
+CPU per request (user + system time of the client process), each with its ratio to `fanout load`.
+Then: idle cost (1,000 requests waiting 3 s), fan-out overhead (5 targets at 50/80/120/150/200 ms, 200 alerts/s)
+and connection churn (a new connection per request) against C libcurl. Called by compare.sh, which builds
+everything first. Traffic goes to 127.0.0.1 only.
+"""
+import json, os, re, subprocess, sys, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+QUICK = "--quick" in sys.argv
+SECS = 3 if QUICK else 10
+CONNS = 64
+NGINX = "http://127.0.0.1:18090/"
+B = os.path.join(ROOT, ".build")
+FANOUT = os.path.join(B, "release/fanout")
+MOCK = os.path.join(B, "release/mock-target")
+C_SOCKET = os.path.join(B, "compare/curl_multi_socket")
+C_PERFORM = os.path.join(B, "compare/curl_multi_perform")
+AHC = os.path.join(ROOT, "tools/compare/ahc/.build/release/ahc-load")
+URLSESSION = os.path.join(ROOT, "tools/compare/urlsession/.build/release/urlsession-load")
+
+
+def timed(cmd):
+    """Runs cmd under GNU time; returns (stdout+stderr, cpu seconds, wall seconds)."""
+    t0 = time.time()
+    p = subprocess.run(["/usr/bin/time", "-f", "TIME %U %S"] + cmd, capture_output=True, text=True)
+    out = p.stdout + p.stderr
+    m = re.findall(r"TIME ([\d.]+) ([\d.]+)", out)
+    cpu = float(m[-1][0]) + float(m[-1][1]) if m else float("nan")
+    return out, cpu, time.time() - t0
+
+
+def requests_from(name, out):
+    if name == "fanout load":
+        j = json.loads(out[out.index("{"):out.rindex("}") + 1])
+        return j["requests"], j["elapsed_s"]
+    if name in ("wrk",):
+        n = re.search(r"(\d+) requests in ([\d.]+)(m?s)", out)
+        secs = float(n.group(2)) * (0.001 if n.group(3) == "ms" else 1)
+        return int(n.group(1)), secs
+    if name == "hey":
+        rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+        total = float(re.search(r"Total:\s+([\d.]+) secs", out).group(1))
+        return int(rps * total), total
+    m = re.search(r"requests (\d+) errors (\d+) seconds ([\d.]+)", out)
+    return int(m.group(1)), float(m.group(3))
+
+
+def throughput():
+    tools = [
+        ("fanout load", [FANOUT, "load", NGINX, "-c", str(CONNS), "-d", f"{SECS}s", "--no-progress", "--json"]),
+        ("wrk", ["wrk", "-t1", "-c", str(CONNS), "-d", f"{SECS}s", NGINX]),
+        ("hey", ["hey", "-c", str(CONNS), "-z", f"{SECS}s", NGINX]),
+        ("C multi_socket", [C_SOCKET, NGINX, str(CONNS), str(SECS)]),
+        ("C multi_perform", [C_PERFORM, NGINX, str(CONNS), str(SECS)]),
+        ("AsyncHTTPClient", [AHC, NGINX, str(CONNS), str(SECS)]),
+        ("URLSession", [URLSESSION, NGINX, str(CONNS), str(SECS)]),
+    ]
+    rows = []
+    for name, cmd in tools:
+        out, cpu, _ = timed(cmd)
+        try:
+            n, secs = requests_from(name, out)
+        except Exception:
+            print(f"  {name}: could not read its output:\n{out[-500:]}", file=sys.stderr)
+            continue
+        rows.append((name, n / secs, cpu / max(n, 1) * 1e6))
+    base = rows[0]
+    print(f"throughput: loopback nginx (1 worker), {CONNS} connections, {SECS} s each, keep-alive")
+    print(f"  {'client':<17}{'req/s':>10}{'CPU µs/req':>12}{'req/s ÷ fanout':>16}{'CPU ÷ fanout':>14}")
+    for name, rps, us in rows:
+        print(f"  {name:<17}{rps:>10.0f}{us:>12.1f}{rps / base[1]:>16.2f}{us / base[2]:>14.2f}")
+    return rows
+
+
+def idle_cost():
+    mock = subprocess.Popen([MOCK, "--port", "18091", "--no-record"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1)
+    try:
+        url = "http://127.0.0.1:18091/idle?delay_ms=3000"
+        _, fcpu, fwall = timed([FANOUT, "load", url, "-c", "1000", "-n", "1000", "--timeout", "20s", "--no-progress"])
+        _, ucpu, uwall = timed([URLSESSION, url, "1000", "0"])
+    finally:
+        mock.terminate()
+        mock.wait()
+    print(f"idle cost: 1,000 requests each waiting 3 s on a loopback server (whole process, start-up included)")
+    print(f"  fanout load  {fcpu:.3f} CPU-s over {fwall:.1f} s")
+    print(f"  URLSession   {ucpu:.3f} CPU-s over {uwall:.1f} s")
+    return fcpu, ucpu
+
+
+def overhead():
+    out = subprocess.run([FANOUT, "measure", "overhead", "-d", f"{SECS}s"], capture_output=True, text=True).stdout
+    print("fan-out overhead (alerts/s 200, targets at 50/80/120/150/200 ms):")
+    print("  " + out.strip().splitlines()[-1].strip())
+
+
+def churn():
+    rows = []
+    out, cpu, _ = timed([FANOUT, "load", NGINX, "-c", str(CONNS), "-d", f"{SECS}s", "--no-keepalive", "--no-progress", "--json"])
+    n, secs = requests_from("fanout load", out)
+    rows.append(("fanout load", n / secs, cpu / n * 1e6))
+    out, cpu, _ = timed([C_SOCKET, NGINX, str(CONNS), str(SECS), "churn"])
+    n, secs = requests_from("C", out)
+    rows.append(("C multi_socket", n / secs, cpu / n * 1e6))
+    print(f"connection churn: a new connection per request, {CONNS} in flight, {SECS} s")
+    for name, rps, us in rows:
+        print(f"  {name:<17}{rps:>10.0f} req/s{us:>10.1f} µs/request  ({rps / rows[1][1]:.2f}× C's req/s)")
+
+
+def main():
+    nginx = subprocess.Popen(["nginx", "-c", os.path.join(ROOT, "tools/compare/nginx.conf"), "-p", "/tmp"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1)
+    try:
+        print(f"machine: {os.cpu_count()} cores; {subprocess.run(['uname', '-sr'], capture_output=True, text=True).stdout.strip()}; "
+              f"{subprocess.run(['curl-config', '--version'], capture_output=True, text=True).stdout.strip() or 'libcurl'}")
+        throughput()
+        churn()
+    finally:
+        nginx.terminate()
+        nginx.wait()
+    idle_cost()
+    overhead()
+
+
+if __name__ == "__main__":
+    main()
