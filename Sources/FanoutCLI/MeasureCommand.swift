@@ -1,5 +1,6 @@
 // MeasureCommand: `fanout measure stragglers` — fan-out completion time with rare slow responses, adaptive vs fixed deadlines.
 import AlertFanout
+import CurlReactor
 import ArgumentParser
 import Histogram
 import MockTarget
@@ -10,7 +11,7 @@ struct MeasureCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "measure",
         abstract: "Measurements on loopback targets (not tests): reported, never asserted.",
-        subcommands: [StragglersCommand.self, OverheadCommand.self])
+        subcommands: [StragglersCommand.self, OverheadCommand.self, IdleCommand.self])
 }
 
 struct StragglersCommand: AsyncParsableCommand {
@@ -167,6 +168,72 @@ final class OverheadTally: Sendable {
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             let ready = state.withLock { s -> Bool in
                 if s.done >= expected { return true }
+                s.waiter = c
+                return false
+            }
+            if ready { c.resume() }
+        }
+    }
+}
+
+struct IdleCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "idle",
+        abstract: "CPU used while N requests wait on a slow loopback server (measured from the moment all were sent).")
+
+    @Option(help: "Requests waiting at once.") var requests = 1000
+    @Option(help: "How long the server holds each request.", transform: parseDuration) var wait: Duration = .seconds(3)
+
+    func validate() throws {
+        guard requests >= 1, wait > .zero else { throw ValidationError("--requests and --wait must be positive") }
+    }
+
+    func run() async throws {
+        let server = try MockTarget(routes: ["/slow": .text("ok", delay: wait)], recordRequests: false)
+        defer { server.stop() }
+        let reactor = try CurlReactor(configuration: .init(maxInFlightPerHost: requests, maxInFlightTotal: requests))
+        let countdown = CountDown(requests)
+        let clock = ContinuousClock()
+        let firstSent = clock.now
+        let cpuStart = processCPUSeconds()
+        for _ in 0..<requests {
+            reactor.submit(HTTPRequest(url: server.url("/slow"), timeout: wait + .seconds(10))) { _ in countdown.tick() }
+        }
+        while server.requestCount < requests { try await Task.sleep(for: .milliseconds(2)) }
+        let sent = processCPUSeconds()
+        let t0 = clock.now
+        // The pure wait: from "all sent" until shortly before the first answers are due.
+        try await clock.sleep(until: firstSent + wait - .milliseconds(250))
+        let waited = (clock.now - t0).seconds
+        let waiting = processCPUSeconds() - sent
+        let beforeAnswers = processCPUSeconds()
+        await countdown.wait()
+        let answering = processCPUSeconds() - beforeAnswers
+        await reactor.shutdown()
+        print("idle: \(requests) requests waiting: \(fmt(waiting, 3)) CPU-s over \(fmt(waited, 2)) s of waiting; sending them took \(fmt(sent - cpuStart, 3)) CPU-s, receiving the answers \(fmt(answering, 3)) CPU-s (in-process server included)")
+    }
+}
+
+/// Counts completions down to zero and wakes one waiter then.
+final class CountDown: Sendable {
+    private let state: Mutex<(left: Int, waiter: CheckedContinuation<Void, Never>?)>
+
+    init(_ n: Int) { state = Mutex((n, nil)) }
+
+    func tick() {
+        let w = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            s.left -= 1
+            guard s.left == 0, let w = s.waiter else { return nil }
+            s.waiter = nil
+            return w
+        }
+        w?.resume()
+    }
+
+    func wait() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let ready = state.withLock { s -> Bool in
+                if s.left <= 0 { return true }
                 s.waiter = c
                 return false
             }

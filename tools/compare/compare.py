@@ -82,15 +82,21 @@ def idle_cost():
     time.sleep(1)
     try:
         url = "http://127.0.0.1:18091/idle?delay_ms=3000"
+        fast = "http://127.0.0.1:18091/fast"
+        # Start-up and one request, to subtract: what remains is the cost of 1,000 requests and their wait.
+        _, fbase, _ = timed([FANOUT, "load", fast, "-c", "1", "-n", "1", "--no-progress"])
+        _, ubase, _ = timed([URLSESSION, fast, "1", "0"])
         _, fcpu, fwall = timed([FANOUT, "load", url, "-c", "1000", "-n", "1000", "--timeout", "20s", "--no-progress"])
         _, ucpu, uwall = timed([URLSESSION, url, "1000", "0"])
     finally:
         mock.terminate()
         mock.wait()
-    print(f"idle cost: 1,000 requests each waiting 3 s on a loopback server (whole process, start-up included)")
-    print(f"  fanout load  {fcpu:.3f} CPU-s over {fwall:.1f} s")
-    print(f"  URLSession   {ucpu:.3f} CPU-s over {uwall:.1f} s")
-    return fcpu, ucpu
+    print("idle cost: 1,000 requests each waiting 3 s on a loopback server (process CPU minus a one-request run's)")
+    print(f"  fanout load  {fcpu - fbase:.3f} CPU-s over {fwall:.1f} s  (whole process {fcpu:.3f}, start-up {fbase:.3f})")
+    print(f"  URLSession   {ucpu - ubase:.3f} CPU-s over {uwall:.1f} s  (whole process {ucpu:.3f}, start-up {ubase:.3f})")
+    out = subprocess.run([FANOUT, "measure", "idle", "--requests", "1000", "--wait", "3s"], capture_output=True, text=True).stdout
+    print("  " + out.strip().splitlines()[-1].strip() + "  (fanout, in-process server)")
+    return fcpu - fbase, ucpu - ubase
 
 
 def overhead():

@@ -12,7 +12,7 @@
 
 static int epfd;
 static long timeout_ms = -1;
-static long completed, errors;
+static long completed, errors, inflight;
 static int stopping;
 
 static double now(void) {
@@ -57,7 +57,7 @@ static void drain(CURLM *m, double end) {
         CURL *e = msg->easy_handle;
         if (msg->data.result == CURLE_OK) completed++; else errors++;
         curl_multi_remove_handle(m, e);
-        if (!stopping && now() < end) curl_multi_add_handle(m, e); else curl_easy_cleanup(e);
+        if (!stopping && now() < end) curl_multi_add_handle(m, e); else { curl_easy_cleanup(e); inflight--; }
     }
 }
 
@@ -74,10 +74,11 @@ int main(int argc, char **argv) {
     curl_multi_setopt(m, CURLMOPT_TIMERFUNCTION, on_timer);
     curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, (long)conc);
     double start = now(), end = start + secs;
-    for (int i = 0; i < conc; i++) curl_multi_add_handle(m, make(url, churn));
+    for (int i = 0; i < conc; i++) { curl_multi_add_handle(m, make(url, churn)); inflight++; }
     int running = 1;
     struct epoll_event evs[256];
-    while (running) {
+    curl_multi_socket_action(m, CURL_SOCKET_TIMEOUT, 0, &running);
+    while (inflight > 0) {
         if (now() >= end) stopping = 1;
         int wait = timeout_ms < 0 ? 100 : (int)timeout_ms;
         if (wait > 100) wait = 100;
