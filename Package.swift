@@ -77,6 +77,7 @@ let package = Package(
             dependencies: [
                 "CurlReactor",
                 "AlertFanout",
+                "FanoutCore",
                 "CZlib",
                 "MockTarget",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

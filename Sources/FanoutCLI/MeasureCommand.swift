@@ -126,54 +126,35 @@ struct OverheadCommand: AsyncParsableCommand {
         await tally.wait()
         let cpu = processCPUSeconds() - cpu0
         await publisher.shutdown()
-        let s = tally.state.withLock { ($0.overhead, $0.failures) }
+        let s = tally.samples.withLock { ($0.overhead, $0.failures) }
         print("overhead: \(count) alerts at \(fmt(rate, 0))/s to \(delays.count) targets answering in \(latencies) ms")
         print("  completion minus the slowest target (\(fmt(slowest * 1000, 0)) ms): p50 \(fmt(Double(s.0.valueAtPercentile(50)) / 1000, 3)) ms  p99 \(fmt(Double(s.0.valueAtPercentile(99)) / 1000, 3)) ms  max \(fmt(Double(s.0.max) / 1000, 3)) ms; \(s.1) not fully delivered; CPU \(fmt(cpu, 2)) s (client and in-process servers)")
     }
 }
 
-/// Collects overhead samples from publish completions (any thread) and wakes the waiter when all arrived.
+/// Collects overhead samples from publish completions (any thread); `wait()` returns when all arrived.
 final class OverheadTally: Sendable {
-    struct State {
-        var done = 0
-        var overhead = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
-        var failures = 0
-        var waiter: CheckedContinuation<Void, Never>?
-    }
-    let state = Mutex(State())
-    let expected: Int
+    let samples = Mutex((overhead: Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three), failures: 0))
+    let countdown: CountDown
     let slowest: Double
 
     init(expected: Int, slowest: Double) {
-        self.expected = expected
+        countdown = CountDown(expected)
         self.slowest = slowest
     }
 
     func record(_ result: Result<PublishReport, PublishError>) {
-        let w = state.withLock { s -> CheckedContinuation<Void, Never>? in
+        samples.withLock { s in
             if let r = try? result.get(), r.allSucceeded {
                 _ = s.overhead.record(UInt64(max(1, (r.durationSeconds - slowest) * 1e6)))
             } else {
                 s.failures += 1
             }
-            s.done += 1
-            guard s.done == expected, let w = s.waiter else { return nil }
-            s.waiter = nil
-            return w
         }
-        w?.resume()
+        countdown.tick()
     }
 
-    func wait() async {
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let ready = state.withLock { s -> Bool in
-                if s.done >= expected { return true }
-                s.waiter = c
-                return false
-            }
-            if ready { c.resume() }
-        }
-    }
+    func wait() async { await countdown.wait() }
 }
 
 struct IdleCommand: AsyncParsableCommand {

@@ -1,5 +1,6 @@
 // LoadPlan: a validated load run — URLs with weights, request shape, loop mode and bounds; and its URL schedule.
 import CurlReactor
+import FanoutCore
 
 struct WeightedURL: Sendable, Hashable {
     var url: String
@@ -55,17 +56,5 @@ struct LoadSchedule: Sendable {
     func intendedOffset(_ i: Int) -> Double {
         guard let rate else { return 0 }
         return Double(i) / rate
-    }
-}
-
-struct SplitMix64: RandomNumberGenerator, Sendable {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
