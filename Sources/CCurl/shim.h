@@ -4,6 +4,8 @@
 
 #include <curl/curl.h>
 #include <sys/socket.h>
+#include <sys/epoll.h>
+#include <stdint.h>
 
 /* ---- easy handle options, one wrapper per argument kind ---- */
 static inline CURLcode cc_easy_setopt_long(CURL *h, CURLoption o, long v) { return curl_easy_setopt(h, o, v); }
@@ -37,5 +39,21 @@ static inline CURLcode cc_msg_result(const CURLMsg *m) { return m->data.result; 
 static inline curl_socket_t cc_socket_timeout(void) { return CURL_SOCKET_TIMEOUT; }
 static inline curl_socket_t cc_socket_bad(void) { return CURL_SOCKET_BAD; }
 static inline int cc_sockopt_ok(void) { return CURL_SOCKOPT_OK; }
+
+/* ---- epoll, for the reactor's optional epoll-set socket watching (flat arrays: no packed structs in Swift) ---- */
+static inline int cc_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
+static inline int cc_epoll_ctl(int epfd, int op, int fd, uint32_t events) {
+    struct epoll_event ev;
+    ev.events = events;
+    ev.data.fd = fd;
+    return epoll_ctl(epfd, op, fd, &ev);
+}
+static inline int cc_epoll_poll(int epfd, int *fds, uint32_t *events, int max) {
+    struct epoll_event evs[256];
+    if (max > 256) max = 256;
+    int n = epoll_wait(epfd, evs, max, 0);
+    for (int i = 0; i < n; i++) { fds[i] = evs[i].data.fd; events[i] = evs[i].events; }
+    return n;
+}
 
 #endif

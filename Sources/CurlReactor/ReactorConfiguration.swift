@@ -19,6 +19,8 @@ public struct ReactorConfiguration: Sendable {
     public var maxConnections: Int?
     /// Label of the reactor's serial queue.
     public var label: String
+    /// How sockets are watched (see `SocketWatching`).
+    public var socketWatching: SocketWatching
 
     public init(
         maxInFlightPerHost: Int = 64,
@@ -28,8 +30,10 @@ public struct ReactorConfiguration: Sendable {
         maxResponseBodyBytes: Int = 1 << 20,
         maxRequestBodyBytes: Int = 16 << 20,
         maxConnections: Int? = nil,
-        label: String = "alertfanout.reactor"
+        label: String = "alertfanout.reactor",
+        socketWatching: SocketWatching = .sourcePerSocket
     ) {
+        self.socketWatching = socketWatching
         self.maxInFlightPerHost = maxInFlightPerHost
         self.maxInFlightTotal = maxInFlightTotal
         self.defaultTimeout = defaultTimeout
@@ -52,6 +56,18 @@ public struct ReactorConfiguration: Sendable {
         if let c = maxConnections, c < 1 { out.append("maxConnections must be at least 1 (got \(c))") }
         return out
     }
+}
+
+/// How the reactor watches the sockets libcurl asks for.
+public enum SocketWatching: Sendable, Hashable {
+    /// One Dispatch read source per socket (kept for a keep-alive socket's life) and a write source while curl
+    /// wants to write. The default.
+    case sourcePerSocket
+    /// Every socket curl asks for goes into one epoll set, watched by a single Dispatch read source. On each
+    /// wake-up the reactor drains ready sockets with `epoll_wait(0)` and polls again while events keep
+    /// arriving (at most 8 rounds), so a busy reactor serves many responses per thread hand-off — the hand-off
+    /// from libdispatch's manager thread is what costs the per-socket design most of its CPU under load.
+    case epollSet
 }
 
 /// Errors from creating a reactor.

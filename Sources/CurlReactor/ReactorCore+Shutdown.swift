@@ -70,6 +70,9 @@ extension ReactorCore {
         }
         sockets.removeAll()
         limbo.removeAll()  // closed by curl itself, or already handed back through the close callback
+        epollInterest.removeAll()
+        epollSource?.cancel()  // its cancel handler closes the epoll set
+        epollSource = nil
         timer?.cancel()  // its cancel handler marks the timer released
     }
 }

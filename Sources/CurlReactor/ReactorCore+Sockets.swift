@@ -8,6 +8,10 @@ import Glibc
 extension ReactorCore {
     /// `CURLMOPT_SOCKETFUNCTION`: records curl's interest in `fd`. Creates or cancels sources; never calls curl.
     func onSocket(fd: Int32, what: Int32) {
+        if usesEpollSet {
+            epollInterestChanged(fd: fd, what: what)
+            return
+        }
         if what == CURL_POLL_REMOVE {
             guard let w = sockets[fd] else { return }
             w.wantRead = false
@@ -65,6 +69,7 @@ extension ReactorCore {
         let fd = socket(a.pointee.family, a.pointee.socktype | Int32(SOCK_CLOEXEC.rawValue), a.pointee.protocol)
         guard fd >= 0 else { return cc_socket_bad() }
         connectionsOpened += 1
+        if usesEpollSet { return fd }  // no Dispatch source per socket: nothing to track
         // The number is free again, so whatever we knew under it was closed by curl without telling us.
         limbo[fd] = nil
         if let stale = sockets[fd] { retire(stale); limbo[fd] = nil }
@@ -75,6 +80,11 @@ extension ReactorCore {
     /// `CURLOPT_CLOSESOCKETFUNCTION`: closes at once when no source is live on the socket, otherwise in the
     /// last cancel handler, so libdispatch never sees a closed (and possibly reused) descriptor number.
     func onCloseSocket(_ fd: curl_socket_t) -> Int32 {
+        if usesEpollSet {
+            // Closing removes it from the epoll set; no Dispatch registration is keyed by its number.
+            epollInterest[fd] = nil
+            return close(fd)
+        }
         let w: SocketWatch
         if let live = sockets[fd], live.owned {
             sockets[fd] = nil

@@ -32,6 +32,12 @@ final class ReactorCore: @unchecked Sendable {
     var limbo: [Int32: SocketWatch] = [:]
     /// Descriptor numbers whose retired sources have not all run their cancel handlers yet.
     var retiringSources: [Int32: Int] = [:]
+    // `.epollSet` watching: the set, its one Dispatch source, curl's interest per socket, poll buffers.
+    var epfd: Int32 = -1
+    var epollSource: DispatchSourceRead?
+    var epollInterest: [Int32: UInt32] = [:]
+    let epollFDs = UnsafeMutablePointer<Int32>.allocate(capacity: 256)
+    let epollEvents = UnsafeMutablePointer<UInt32>.allocate(capacity: 256)
     var liveSources = 0
     var pendingCloses = 0
 
@@ -90,6 +96,12 @@ final class ReactorCore: @unchecked Sendable {
         multi.set(CURLMOPT_TIMERDATA, pointer: me)
         multi.set(CURLMOPT_MAXCONNECTS, max(config.maxConnections ?? config.maxInFlightTotal, config.maxInFlightTotal))
 
+        if config.socketWatching == .epollSet {
+            epfd = cc_epoll_create()
+            guard epfd >= 0 else { throw ReactorError.curlInitFailed("epoll_create1 failed") }
+            startEpollSource()
+        }
+
         let t = DispatchSource.makeTimerSource(flags: .strict, queue: queue)
         t.setEventHandler { [self] in timerFired() }
         t.setCancelHandler { [self] in
@@ -100,6 +112,11 @@ final class ReactorCore: @unchecked Sendable {
         t.schedule(deadline: .distantFuture, leeway: .nanoseconds(0))
         t.activate()
         timer = t
+    }
+
+    deinit {
+        epollFDs.deallocate()
+        epollEvents.deallocate()
     }
 
     var isOnQueue: Bool { DispatchQueue.getSpecific(key: queueKey) != nil }
@@ -358,7 +375,7 @@ final class ReactorCore: @unchecked Sendable {
     func snapshot() -> ReactorStats {
         ReactorStats(
             inFlight: active.count, queued: queuedCount, submitted: submitted, completed: completed,
-            connectionsOpened: connectionsOpened, socketsWatched: sockets.count, liveSources: liveSources,
+            connectionsOpened: connectionsOpened, socketsWatched: sockets.count + epollInterest.count, liveSources: liveSources,
             pendingCloses: pendingCloses, easyHandles: easyCount, timerFires: timerFires,
             socketActionCalls: socketActionCalls, socketEvents: socketEvents, backstopExpiries: backstopExpiries,
             released: phase == .released)

@@ -81,6 +81,9 @@ struct LoadRunCommand: AsyncParsableCommand {
     @Flag(help: "Open a new connection for every request.")
     var noKeepalive = false
 
+    @Flag(help: "Watch sockets through one epoll set drained in place instead of a Dispatch source per socket.")
+    var epoll = false
+
     @OptionGroup var observability: ObservabilityOptions
 
     func validate() throws {
@@ -142,7 +145,7 @@ struct LoadRunCommand: AsyncParsableCommand {
         let obs = try Observability(observability)
         let reactor = try CurlReactor(configuration: .init(
             maxInFlightPerHost: plan.concurrency, maxInFlightTotal: plan.concurrency, defaultTimeout: plan.timeout,
-            label: "alertfanout.load"))
+            label: "alertfanout.load", socketWatching: epoll ? .epollSet : .sourcePerSocket))
         let reactorMetrics = obs.reactorMetrics(reactor)
         let engine = LoadEngine(reactor: reactor, plan: plan)
         var log: HdrLogWriter?

@@ -35,7 +35,7 @@ def timed(cmd):
 
 
 def requests_from(name, out):
-    if name == "fanout load":
+    if name.startswith("fanout"):
         j = json.loads(out[out.index("{"):out.rindex("}") + 1])
         return j["requests"], j["elapsed_s"]
     if name in ("wrk",):
@@ -53,6 +53,7 @@ def requests_from(name, out):
 def throughput():
     tools = [
         ("fanout load", [FANOUT, "load", NGINX, "-c", str(CONNS), "-d", f"{SECS}s", "--no-progress", "--json"]),
+        ("fanout --epoll", [FANOUT, "load", NGINX, "-c", str(CONNS), "-d", f"{SECS}s", "--no-progress", "--json", "--epoll"]),
         ("wrk", ["wrk", "-t1", "-c", str(CONNS), "-d", f"{SECS}s", NGINX]),
         ("hey", ["hey", "-c", str(CONNS), "-z", f"{SECS}s", NGINX]),
         ("C multi_socket", [C_SOCKET, NGINX, str(CONNS), str(SECS)]),
@@ -113,6 +114,9 @@ def churn():
     out, cpu, _ = timed([C_SOCKET, NGINX, str(CONNS), str(SECS), "churn"])
     n, secs = requests_from("C", out)
     rows.append(("C multi_socket", n / secs, cpu / n * 1e6))
+    out, cpu, _ = timed([FANOUT, "load", NGINX, "-c", str(CONNS), "-d", f"{SECS}s", "--no-keepalive", "--no-progress", "--json", "--epoll"])
+    n, secs = requests_from("fanout load", out)
+    rows.append(("fanout --epoll", n / secs, cpu / n * 1e6))
     print(f"connection churn: a new connection per request, {CONNS} in flight, {SECS} s")
     for name, rps, us in rows:
         print(f"  {name:<17}{rps:>10.0f} req/s{us:>10.1f} µs/request  ({rps / rows[1][1]:.2f}× C's req/s)")

@@ -1,0 +1,65 @@
+// ReactorCore+Epoll: the `.epollSet` way of watching sockets — one epoll set, one Dispatch source, drained in place.
+import CCurl
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension ReactorCore {
+    var usesEpollSet: Bool { epfd >= 0 }
+
+    func startEpollSource() {
+        let s = DispatchSource.makeReadSource(fileDescriptor: epfd, queue: queue)
+        s.setEventHandler { [self] in drainEpoll() }
+        s.setCancelHandler { [self] in
+            _ = close(epfd)
+            liveSources -= 1
+            checkShutdownProgress()
+        }
+        epollSource = s
+        liveSources += 1
+        s.activate()
+    }
+
+    /// curl's interest for `fd` into the epoll set: REMOVE deletes it (so idle pooled sockets never wake us),
+    /// anything else adds or modifies it. Level-triggered, so nothing curl did not consume is lost.
+    func epollInterestChanged(fd: Int32, what: Int32) {
+        if what == CURL_POLL_REMOVE {
+            if epollInterest.removeValue(forKey: fd) != nil {
+                _ = cc_epoll_ctl(epfd, EPOLL_CTL_DEL, fd, 0)
+            }
+            return
+        }
+        var events: UInt32 = 0
+        if what & CURL_POLL_IN != 0 { events |= EPOLLIN.rawValue }
+        if what & CURL_POLL_OUT != 0 { events |= EPOLLOUT.rawValue }
+        if let old = epollInterest[fd] {
+            guard old != events else { return }
+            if cc_epoll_ctl(epfd, EPOLL_CTL_MOD, fd, events) != 0 { _ = cc_epoll_ctl(epfd, EPOLL_CTL_ADD, fd, events) }
+        } else {
+            if cc_epoll_ctl(epfd, EPOLL_CTL_ADD, fd, events) != 0 { _ = cc_epoll_ctl(epfd, EPOLL_CTL_MOD, fd, events) }
+        }
+        epollInterest[fd] = events
+    }
+
+    /// Serves every ready socket, then polls again while more are ready (bounded), settling after each round.
+    private func drainEpoll() {
+        guard usesEpollSet, !multi.isCleanedUp else { return }
+        for _ in 0..<8 {
+            let n = Int(cc_epoll_poll(epfd, epollFDs, epollEvents, 256))
+            guard n > 0 else { break }
+            socketEvents += n
+            for i in 0..<n {
+                let fd = epollFDs[i]
+                guard epollInterest[fd] != nil else { continue }  // closed or removed earlier in this round
+                let e = epollEvents[i]
+                var bits: Int32 = 0
+                if e & (EPOLLIN.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 { bits |= CURL_CSELECT_IN }
+                if e & EPOLLOUT.rawValue != 0 { bits |= CURL_CSELECT_OUT }
+                if e & EPOLLERR.rawValue != 0 { bits |= CURL_CSELECT_ERR }
+                socketAction(fd, bits)
+            }
+            settle()
+        }
+    }
+}
