@@ -69,7 +69,13 @@ extension ReactorCore {
         let fd = socket(a.pointee.family, a.pointee.socktype | Int32(SOCK_CLOEXEC.rawValue), a.pointee.protocol)
         guard fd >= 0 else { return cc_socket_bad() }
         connectionsOpened += 1
-        if usesEpollSet { return fd }  // no Dispatch source per socket: nothing to track
+        if usesEpollSet {
+            // The number is free again, so any interest recorded under it belonged to a socket curl closed
+            // behind our back (7.88 closes a still-connecting socket with plain close(), which also dropped it
+            // from the epoll set): forget it, so the new socket is added rather than assumed watched.
+            epollInterest[fd] = nil
+            return fd
+        }
         // The number is free again, so whatever we knew under it was closed by curl without telling us.
         limbo[fd] = nil
         if let stale = sockets[fd] { retire(stale); limbo[fd] = nil }
