@@ -1,3 +1,5 @@
+// Names use only letters, digits and underscores: package-benchmark 1.38.1 writes threshold files with
+// shell-safe names but looks them up by the raw name.
 // FanoutBenchmarks: reactor throughput (GET and 1 KB POST at concurrency 1, 64, 256), publish to 1/5/10/50 targets,
 // formatter cost — with allocation counts per iteration, checked against Thresholds/.
 import AlertFanout
@@ -32,18 +34,19 @@ let benchmarks: @Sendable () -> Void = {
         scalingFactor: .kilo,
         maxDuration: .seconds(3),
         maxIterations: 20,
-        // Allocation counts are stable enough to gate on; times are not on a shared 2-core machine.
-        thresholds: [.mallocCountTotal: .init(relative: [.p90: 10.0])])
+        // Allocation counts gate (±25 %: they include the in-process NIO server, whose count varies with
+        // timing); times do not on a shared 2-core machine.
+        thresholds: [.mallocCountTotal: .init(relative: [.p90: 25.0])])
 
     let server = try! MockTarget(recordRequests: false)
     let body = [UInt8](repeating: 0x61, count: 1024)
     for concurrency in [1, 64, 256] {
         let reactor = try! CurlReactor(configuration: .init(maxInFlightPerHost: concurrency, maxInFlightTotal: concurrency))
-        Benchmark("reactor GET c\(concurrency)") { b in
+        Benchmark("reactor_GET_c\(concurrency)") { b in
             for _ in b.scaledIterations { }
             blast(reactor, HTTPRequest(url: server.url("/get"), captureHeaders: []), count: b.scaledIterations.count, concurrency: concurrency)
         }
-        Benchmark("reactor POST 1KB c\(concurrency)") { b in
+        Benchmark("reactor_POST_1KB_c\(concurrency)") { b in
             for _ in b.scaledIterations { }
             blast(reactor, HTTPRequest(method: "POST", url: server.url("/post"), body: body, captureHeaders: []),
                   count: b.scaledIterations.count, concurrency: concurrency)
@@ -55,7 +58,7 @@ let benchmarks: @Sendable () -> Void = {
         let publisher = try! FanoutPublisher(targets: TargetsConfig(targets: targets))
         let alert = Alert(labels: ["alertname": "Bench", "severity": "critical"], annotations: ["summary": "benchmark"],
                           startsAt: Timestamp(seconds: 1_700_000_000))
-        Benchmark("publish to \(n) targets", configuration: .init(scalingFactor: .one)) { b in
+        Benchmark("publish_\(n)_targets", configuration: .init(scalingFactor: .one)) { b in
             for _ in b.scaledIterations {
                 let done = DispatchSemaphore(value: 0)
                 publisher.publish(alert) { _ in done.signal() }
@@ -71,7 +74,7 @@ let benchmarks: @Sendable () -> Void = {
     for type in TargetType.allCases {
         let target = Target(name: "t", type: type, url: "https://example.invalid/hook", secret: Secret("R0123456789abcdef0123456789abcde"))
         let formatter = Formatters.formatter(for: type)
-        Benchmark("format \(type.rawValue)") { b in
+        Benchmark("format_\(type.rawValue)") { b in
             for _ in b.scaledIterations {
                 blackHole(try? formatter.request(for: alert, target: target, context: context))
             }
