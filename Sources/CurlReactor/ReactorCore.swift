@@ -384,7 +384,7 @@ final class ReactorCore: @unchecked Sendable {
 
 extension Duration {
     /// Nanoseconds, clamped to `0...UInt64.max`.
-    var nanosecondsClamped: UInt64 {
+    public var nanosecondsClamped: UInt64 {
         let c = components
         if c.seconds < 0 { return 0 }
         if c.seconds >= Int64(UInt64.max / 1_000_000_000) - 1 { return .max }

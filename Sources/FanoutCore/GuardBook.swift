@@ -51,8 +51,8 @@ public struct GuardBook: Sendable {
     /// Counters for observability.
     public private(set) var retriesScheduled = 0
     public private(set) var retriesDeniedByBudget = 0
-    public private(set) var rateLimitWaits = 0
     public private(set) var rateLimitWaitsByTarget: [String: Int] = [:]
+    public var rateLimitWaits: Int { rateLimitWaitsByTarget.values.reduce(0, +) }
 
     public init(config: ResilienceConfig = .init()) { self.config = config }
 
@@ -89,10 +89,7 @@ public struct GuardBook: Sendable {
         var b = limiters[key] ?? TokenBucket(ratePerSecond: perSecond, burst: burst)
         let w = b.reserve(now: now, maxWait: maxWait)
         limiters[key] = b
-        if let w, w > 0 {
-            rateLimitWaits += 1
-            rateLimitWaitsByTarget[target, default: 0] += 1
-        }
+        if let w, w > 0 { rateLimitWaitsByTarget[target, default: 0] += 1 }
         return w
     }
 

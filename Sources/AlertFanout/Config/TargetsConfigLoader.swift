@@ -1,4 +1,5 @@
 // TargetsConfigLoader: reads the targets file (YAML or JSON), expands ${ENV} references and reports every problem at once.
+import CurlReactor
 import Yams
 
 /// Every problem in a targets file, each with the target and field it concerns. Never contains secret values.
@@ -196,7 +197,7 @@ public enum TargetsConfigLoader {
         if let h = v["headers"] {
             if let pairs = h.objectValue {
                 for (hn, hv) in pairs {
-                    guard !hn.isEmpty, hn.utf8.allSatisfy(isTokenChar) else {
+                    guard !hn.isEmpty, hn.utf8.allSatisfy(isTokenByte) else {
                         add("headers.\(hn)", "is not a valid header name")
                         continue
                     }
@@ -273,14 +274,6 @@ public enum TargetsConfigLoader {
         guard (1...63).contains(b.count) else { return false }
         func alnum(_ c: UInt8) -> Bool { (0x61...0x7A).contains(c) || (0x30...0x39).contains(c) }
         return alnum(b.first!) && alnum(b.last!) && b.allSatisfy { alnum($0) || $0 == 0x2D }
-    }
-
-    static func isTokenChar(_ c: UInt8) -> Bool {
-        switch c {
-        case 0x30...0x39, 0x41...0x5A, 0x61...0x7A: return true
-        case 0x21, 0x23, 0x24, 0x25, 0x26, 0x27, 0x2A, 0x2B, 0x2D, 0x2E, 0x5E, 0x5F, 0x60, 0x7C, 0x7E: return true
-        default: return false
-        }
     }
 
     /// `5s`, `500ms`, `2m`, `1h` or a bare number of seconds.

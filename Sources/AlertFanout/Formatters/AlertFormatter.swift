@@ -61,7 +61,7 @@ public struct FormatContext: Sendable {
 
 /// Why no request could be built.
 public struct FormatError: Error, Sendable, Hashable, CustomStringConvertible {
-    public enum Kind: String, Sendable { case missingSecret = "missing_secret", missingState = "missing_state", invalidURL = "invalid_url" }
+    public enum Kind: String, Sendable { case missingSecret = "missing_secret", missingState = "missing_state" }
     public var kind: Kind
     public var message: String
     public init(_ kind: Kind, _ message: String) {

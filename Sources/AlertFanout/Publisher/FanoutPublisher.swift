@@ -135,7 +135,6 @@ public final class FanoutPublisher: @unchecked Sendable {
 
     func probeAll() {
         for target in config.enabled {
-            let started = WallClock.monotonic()
             let request = HTTPRequest(method: "HEAD", url: target.url, timeout: .seconds(5), connectTimeout: .seconds(5),
                                       captureHeaders: [], maxResponseBodyBytes: 0)
             reactor.submit(request) { [self] result in
@@ -144,7 +143,6 @@ public final class FanoutPublisher: @unchecked Sendable {
                 case .success: reachable = true
                 case .failure(let e): reachable = ![.refused, .dns, .tls, .connectTimeout].contains(e.kind)
                 }
-                _ = started
                 book.recordProbe(target.name, reachable: reachable, now: WallClock.monotonic())
             }
         }

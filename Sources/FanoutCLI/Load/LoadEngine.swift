@@ -199,11 +199,3 @@ final class LoadEngine: @unchecked Sendable {
                                        connectionsOpened: reactor.stats().connectionsOpened))
     }
 }
-
-extension Duration {
-    var nanosecondsClamped: UInt64 {
-        let c = components
-        if c.seconds < 0 { return 0 }
-        return UInt64(c.seconds) * 1_000_000_000 + UInt64(c.attoseconds / 1_000_000_000)
-    }
-}
