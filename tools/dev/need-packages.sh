@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# need-packages.sh: install the Debian packages this project needs that the machine lacks (shared by tools/run,
+# .ci/run and the compare scripts). Usage: tools/dev/need-packages.sh build|test
+#   build: libcurl's and zlib's headers and pkg-config (what `swift build` needs);
+#   test:  build's, plus the real peers the test suite runs: promtool (prometheus), openssl (test certificates),
+#          and PostgreSQL's server binaries (a throw-away cluster on 127.0.0.1; nothing is started here).
+set -euo pipefail
+mode=${1:-build}
+need=()
+has_header() { echo "#include <$1>" | cc -E -x c - >/dev/null 2>&1; }
+has_header curl/curl.h || need+=(libcurl4-openssl-dev)
+has_header zlib.h || need+=(zlib1g-dev)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+if [ "$mode" = test ]; then
+  command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+  command -v openssl >/dev/null 2>&1 || need+=(openssl)
+fi
+[ ${#need[@]} -eq 0 ] && exit 0
+echo "installing missing Debian packages: ${need[*]}" >&2
+run=()
+if [ "$(id -u)" != 0 ]; then
+  command -v sudo >/dev/null 2>&1 || { echo "need root (or sudo) to install: ${need[*]}" >&2; exit 1; }
+  run=(sudo)
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${run[@]}" apt-get update -qq
+"${run[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
