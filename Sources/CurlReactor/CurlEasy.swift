@@ -7,6 +7,8 @@ final class CurlEasy {
     private let errorBuffer: UnsafeMutablePointer<CChar>
     /// First option that failed to apply during the current set-up, if any.
     private(set) var setupFailure: (code: CURLcode, option: String)?
+    /// The connection options this handle carries now (`nil`: libcurl's defaults).
+    private var appliedConnection: ConnectionOptions?
 
     init?() {
         guard let h = curl_easy_init() else { return nil }
@@ -52,6 +54,37 @@ final class CurlEasy {
     func set(_ o: CURLoption, callback v: curl_write_callback) { check(cc_easy_setopt_write_cb(raw, o, v), "callback \(o.rawValue)") }
     func setOpenSocket(_ v: curl_opensocket_callback) { check(cc_easy_setopt_opensocket_cb(raw, v), "opensocket") }
     func setCloseSocket(_ v: curl_closesocket_callback) { check(cc_easy_setopt_closesocket_cb(raw, v), "closesocket") }
+
+    /// Applies `options` when they differ from what this handle carries, restoring libcurl's defaults for
+    /// fields that are nil. Free for the common case (no options, none applied before).
+    func apply(_ options: ConnectionOptions?) {
+        let wanted = (options?.isDefault ?? true) ? nil : options
+        guard wanted != appliedConnection else { return }
+        let o = wanted ?? ConnectionOptions()
+        set(CURLOPT_PROXY, string: o.proxy)
+        set(CURLOPT_NOPROXY, string: o.noProxy)
+        set(CURLOPT_CAINFO, string: o.caFile ?? CurlEasy.defaultCAFile)
+        set(CURLOPT_SSLCERT, string: o.clientCertificateFile)
+        set(CURLOPT_SSLCERTTYPE, string: o.clientCertificateFile == nil ? nil : "PEM")
+        set(CURLOPT_SSLKEY, string: o.clientKeyFile)
+        set(CURLOPT_SSLKEYTYPE, string: o.clientKeyFile == nil ? nil : "PEM")
+        set(CURLOPT_KEYPASSWD, string: o.clientKeyPassword)
+        switch o.tlsMinimumVersion {
+        case nil: set(CURLOPT_SSLVERSION, Int(CURL_SSLVERSION_DEFAULT))
+        case .tls1_2: set(CURLOPT_SSLVERSION, Int(CURL_SSLVERSION_TLSv1_2))
+        case .tls1_3: set(CURLOPT_SSLVERSION, Int(CURL_SSLVERSION_TLSv1_3))
+        }
+        appliedConnection = wanted
+    }
+
+    /// libcurl's built-in CA bundle (`CURLINFO_CAINFO`, libcurl ≥ 7.84), restored after a request that set its own.
+    static let defaultCAFile: String? = {
+        guard let h = curl_easy_init() else { return nil }
+        defer { curl_easy_cleanup(h) }
+        var p: UnsafeMutablePointer<CChar>? = nil
+        guard cc_easy_getinfo_string(h, CURLINFO_CAINFO, &p) == CURLE_OK, let p else { return nil }
+        return String(cString: p)
+    }()
 
     func info(long i: CURLINFO) -> Int {
         var v: Int = 0

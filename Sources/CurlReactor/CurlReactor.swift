@@ -33,6 +33,17 @@ public final class CurlReactor: Sendable {
     /// `libcurl/X.Y.Z` only.
     public static var curlShortVersion: String { CurlGlobal.shortVersion }
 
+    /// Why libcurl's own URL parser rejects `url` for a request (not absolute, not http or https, no host, a
+    /// port outside 1–65535, …), or nil when the reactor would accept it. Lets a caller refuse bad input before
+    /// anything is sent.
+    public static func urlProblem(_ url: String) -> String? {
+        switch URLTarget.parse(url) {
+        case .success: return nil
+        case .failure(.malformed(let why)): return why
+        case .failure(.unsupportedScheme(let s)): return s.isEmpty ? "it has no http:// or https:// scheme" : "the scheme '\(s)' is not http or https"
+        }
+    }
+
     /// Submits a request. `completion` is called exactly once — with a response, or with a typed error
     /// (invalid input, transport failure, deadline, cancellation, shutdown) — and never before this returns
     /// when called off the reactor queue.

@@ -46,6 +46,8 @@ public struct HTTPRequest: Sendable {
     /// Open a new connection for this request and close it afterwards (`CURLOPT_FORBID_REUSE`).
     public var forbidReuse: Bool
     public var httpVersion: HTTPVersion
+    /// Proxy and TLS settings (`nil`: libcurl's defaults, environment proxies honoured).
+    public var connection: ConnectionOptions?
 
     public init(
         method: String = "GET",
@@ -58,8 +60,10 @@ public struct HTTPRequest: Sendable {
         captureHeaders: [String] = ["retry-after"],
         maxResponseBodyBytes: Int? = nil,
         forbidReuse: Bool = false,
-        httpVersion: HTTPVersion = .http1_1
+        httpVersion: HTTPVersion = .http1_1,
+        connection: ConnectionOptions? = nil
     ) {
+        self.connection = connection
         self.method = method
         self.url = url
         self.headers = headers

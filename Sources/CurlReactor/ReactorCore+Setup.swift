@@ -83,6 +83,7 @@ extension ReactorCore {
         let connect = (r.connectTimeout ?? config.defaultConnectTimeout).nanosecondsClamped
         easy.set(CURLOPT_CONNECTTIMEOUT_MS, max(1, Int(min(connect / 1_000_000, UInt64(Int32.max)))))
         easy.set(CURLOPT_FORBID_REUSE, r.forbidReuse)
+        easy.apply(r.connection)
         switch r.httpVersion {
         case .http1_1: easy.set(CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1)
         case .http2: easy.set(CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE)

@@ -5,17 +5,16 @@ import CurlReactor
 import Histogram
 import MockTarget
 import Synchronization
+import Foundation
 
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
         abstract: "Publish sample alerts to built-in loopback targets shaped like each vendor; no configuration, no network.",
         discussion: """
-            Starts loopback MockTargets that behave like PagerDuty, Slack, Rootly, an Alertmanager receiver and a signed
-            webhook endpoint (each validates what it receives), plus one flaky webhook that fails every 7th request and
-            is down (503) from 30 % to 60 % of the run: its retries, circuit breaker and recovery show in the table.
-            Publishes a stream of alerts — each firing, then resolved — and prints a per-target table and a summary:
-            alerts per second, fan-out latency and the overhead above the slowest target.
+            Starts loopback MockTargets that behave like PagerDuty, Slack, Rootly, an Alertmanager receiver and a signed webhook endpoint (each validates what it receives), plus one flaky webhook that fails every 7th request and is down (503) from 30 % to 60 % of the run: its retries, circuit breaker and recovery show in the table.
+
+            Publishes a stream of alerts, each firing and then resolved, and prints a per-target table and a summary: alerts per second, fan-out latency and the overhead above the slowest target. Exit status 0 when every check of the run held; otherwise 1, naming the check that failed and what it saw.
             """)
 
     @Option(name: .short, help: "How long to publish (e.g. 5s).", transform: parseDuration)
@@ -118,11 +117,11 @@ struct DemoCommand: AsyncParsableCommand {
 
         let s = stats.snapshot
         var rows = [["TARGET", "TYPE", "SENT", "OK", "FAILED", "SKIPPED", "RETRIES", "P50 MS", "P99 MS", "SERVER SAW", "BREAKER", "NOTES"]]
-        var lost = false
+        var failedChecks: [String] = []
         for v in vendors {
             let t = s.perTarget[v.name]!
             let saw = v.server.requestCount
-            if saw != t.attempts { lost = true }
+            if saw != t.attempts { failedChecks.append("\(v.name): the server saw \(saw) requests, the reports count \(t.attempts) attempts") }
             let notes = (t.failures.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }
                 + t.skips.sorted { $0.key < $1.key }.map { "skipped \($0.key) ×\($0.value)" }).joined(separator: ", ")
             let breaker = guards[v.name].breaker
@@ -135,9 +134,15 @@ struct DemoCommand: AsyncParsableCommand {
         print("  summary    \(publishes) publishes (\(count) firing + \(count) resolved) in \(fmt(elapsed, 2)) s = \(fmt(Double(publishes) / elapsed, 1)) alerts/s; \(s.partial) partial, \(s.allFailed) reached no target")
         print("  fan-out    p50 \(ms(s.fanout.valueAtPercentile(50))) ms  p99 \(ms(s.fanout.valueAtPercentile(99))) ms  max \(ms(s.fanout.max)) ms")
         print("  overhead   above the slowest target's own latency (clean fan-outs): p50 \(ms(s.overhead.valueAtPercentile(50))) ms  p99 \(ms(s.overhead.valueAtPercentile(99))) ms")
-        print("  accounting every target of every alert reported exactly once: \(s.complete ? "yes" : "NO"); servers saw every request: \(lost ? "NO" : "yes")")
-        print("  process    \(fmt(cpu, 2)) CPU-s (client and in-process servers), \(reactorStats.connectionsOpened) connections opened; reactor released: \(reactorStats.released && reactorStats.isIdleAndEmpty ? "yes" : "NO")")
-        if lost || !s.complete || !reactorStats.released { throw ExitCode(1) }
+        let released = reactorStats.released && reactorStats.isIdleAndEmpty
+        if !s.complete { failedChecks.append("accounting: \(s.reports) reports for \(events.count) publishes, or a report without one result per target") }
+        if !released { failedChecks.append("release: after shutdown the reactor reports \(reactorStats)") }
+        print("  accounting every target of every alert reported exactly once: \(s.complete ? "yes" : "NO"); servers saw every request: \(failedChecks.contains { $0.contains("the server saw") } ? "NO" : "yes")")
+        print("  process    \(fmt(cpu, 2)) CPU-s (client and in-process servers), \(reactorStats.connectionsOpened) connections opened; reactor released: \(released ? "yes" : "NO")")
+        if !failedChecks.isEmpty {
+            FileHandle.standardError.write(Data(("fanout demo: a check failed:\n" + failedChecks.map { "  - \($0)\n" }.joined()).utf8))
+            throw ExitCode(1)
+        }
     }
 
     static func sampleAlert(_ i: Int, resolved: Bool) -> Alert {

@@ -8,10 +8,12 @@ struct PublishCommand: AsyncParsableCommand {
         commandName: "publish",
         abstract: "Publish alerts to every configured target at once and report one result per target.",
         discussion: """
-            --alerts takes one alert object, an array of alerts, or an Alertmanager webhook payload (version "4");
-            '-' reads standard input. ${ENV} references in the targets file are expanded from the environment.
-            Exit status: 0 every target of every alert succeeded; 1 partial success; 2 an alert reached no target;
-            64 bad input (the message names the file and field).
+            --alerts takes one alert object, an array of alerts, or an Alertmanager webhook payload (version "4"); '-' reads standard input. ${ENV} references in the targets file are expanded from the environment. Reports follow the input order of the alerts.
+
+            Exit status: 0 every enabled target of every alert succeeded (targets with enabled: false are listed as skipped and do not count); 1 partial success; 2 an alert reached no target; 64 bad input (the message names the file and field).
+
+            Example:
+            fanout publish --targets targets.yaml --alerts alerts.json --json
             """)
 
     @Option(name: .long, help: "Targets file (YAML or JSON, a 'targets:' list).")

@@ -143,6 +143,9 @@ public struct FanoutMachine: Sendable {
         return attempt(i, number: n, admission: admission, last: last, now: now, book: &book) + completionIfDone(now: now)
     }
 
+    /// Failure kinds found before a request left the process; they do not count against the target.
+    public static let localFailureKinds: Set<String> = ["format", "missing_state", "missing_secret"]
+
     /// Records how an attempt ended, and decides whether to retry.
     public mutating func attemptFinished<R: RandomNumberGenerator>(index i: Int, outcome: AttemptOutcome, now: Double,
                                                                    book: inout GuardBook, rng: inout R) -> [Action] {
@@ -158,7 +161,10 @@ public struct FanoutMachine: Sendable {
         case .failed(let kind, let status, let message, let retryable, let safe, let retryAfter, let action):
             let cancelled = kind == "cancelled"
             let timedOut = kind == "timeout"
-            book.record(c.name, outcome: cancelled ? .neutral : .failure, latency: timedOut ? timeout : latency,
+            // Failures decided before anything was sent (no stored Rootly id, a payload that cannot be built) say
+            // nothing about the target: they must not open its breaker or mark it unhealthy.
+            let local = FanoutMachine.localFailureKinds.contains(kind)
+            book.record(c.name, outcome: cancelled || local ? .neutral : .failure, latency: timedOut ? timeout : latency,
                         timedOut: timedOut, admission: admission, now: now)
             var result = TargetResult(target: c.name, type: c.type, outcome: .failed, errorKind: kind, httpStatus: status,
                                       message: message, attempts: n, retryable: retryable, durationSeconds: elapsed(now),

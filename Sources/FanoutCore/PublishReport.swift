@@ -79,10 +79,13 @@ public struct PublishReport: Sendable, Hashable {
     public var succeeded: Int { results.count(where: { $0.outcome == .succeeded }) }
     public var failed: Int { results.count(where: { $0.outcome == .failed }) }
     public var skipped: Int { results.count(where: { $0.outcome == .skipped }) }
-    /// Every requested target succeeded.
-    public var allSucceeded: Bool { !results.isEmpty && succeeded == results.count }
-    /// Some targets succeeded and some did not (failed or skipped). Partial success is success.
-    public var isPartialSuccess: Bool { succeeded > 0 && succeeded < results.count }
+    /// Targets the operator switched off (`enabled: false`): listed as skipped, but not a delivery failure.
+    public var disabled: Int { results.count(where: { $0.skipReason == .disabled }) }
+    /// Every selected, enabled target succeeded (disabled targets are the operator's choice, not a failure).
+    public var allSucceeded: Bool { succeeded > 0 && succeeded + disabled == results.count }
+    /// Some enabled targets succeeded and some did not (failed, or skipped for a reason other than being
+    /// disabled). Partial success is success.
+    public var isPartialSuccess: Bool { succeeded > 0 && succeeded + disabled < results.count }
     /// At least one target succeeded.
     public var reachedAnyTarget: Bool { succeeded > 0 }
     /// The slowest attempted target's duration.

@@ -48,7 +48,7 @@ final class FanoutCLITests: XCTestCase {
         targets:
           - {name: ok, type: webhook, url: '\(server.url("/ok"))', secret: '${HOOK_SECRET}'}
           - {name: broken, type: webhook, url: '\(server.url("/status/400?body=nope"))'}
-          - {name: off, type: slack, url: 'https://hooks.slack.com/services/x', enabled: false}
+          - {name: off, type: slack, url: '\(server.url("/slack-disabled"))', enabled: false}
         """)
         let alerts = #"[{"labels":{"alertname":"DiskFull"}},{"labels":{"alertname":"Other"},"status":"resolved"}]"#
         let partial = try run(["publish", "--targets", targets, "--alerts", "-"], stdin: alerts, env: ["HOOK_SECRET": "s3cret-value"])
@@ -67,6 +67,55 @@ final class FanoutCLITests: XCTestCase {
 
         let none = try run(["publish", "--targets", targets, "--alerts", "-", "--target", "broken"], stdin: alerts, env: ["HOOK_SECRET": "x"])
         XCTAssertEqual(none.status, 2, "an alert reached no target")
+
+        let withDisabled = try run(["publish", "--targets", targets, "--alerts", "-", "--target", "ok", "--target", "off"], stdin: alerts, env: ["HOOK_SECRET": "x"])
+        XCTAssertEqual(withDisabled.status, 0, "a disabled target is the operator's choice, not a partial delivery: \(withDisabled.out)")
+        XCTAssertTrue(withDisabled.out.contains("disabled"), withDisabled.out)
+        XCTAssertFalse(withDisabled.out.contains("partial"), withDisabled.out)
+        XCTAssertEqual(server.requests.filter { $0.path.hasPrefix("/slack-disabled") }.count, 0, "the disabled target was never contacted")
+    }
+
+    /// Several alerts of one Alertmanager payload, to targets of different latencies and a Rootly target that
+    /// cannot resolve (no stored id): every report follows input order and carries its own alert's results.
+    func testPublishReportsFollowInputOrderEachWithItsOwnResults() throws {
+        let server = try MockTarget()
+        defer { server.stop() }
+        let targets = try targetsFile("""
+        targets:
+          - {name: slow, type: webhook, url: '\(server.url("/slow?delay_ms=60"))'}
+          - {name: fast, type: webhook, url: '\(server.url("/fast"))'}
+          - {name: mid, type: webhook, url: '\(server.url("/mid?delay_ms=25"))'}
+          - {name: rootly, type: rootly, url: '\(server.url(""))', api_key: k}
+        """)
+        let names = ["HighErrorRate", "DiskFull", "ManyLabels", "Latency", "Saturation", "Quorum"]
+        let alerts = names.enumerated().map { i, n in
+            #"{"status":"resolved","labels":{"alertname":"\#(n)","i":"\#(i)"},"startsAt":"2024-05-01T12:00:00Z","endsAt":"2024-05-01T12:05:00Z"}"#
+        }
+        let payload = #"{"version":"4","status":"resolved","receiver":"r","groupKey":"{}:{}","alerts":[\#(alerts.joined(separator: ","))]}"#
+        for _ in 0..<3 {
+            let json = try run(["publish", "--targets", targets, "--alerts", "-", "--json"], stdin: payload)
+            XCTAssertEqual(json.status, 1, json.err)
+            let reports = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(json.out.utf8)) as? [[String: Any]])
+            XCTAssertEqual(reports.map { $0["alert"] as? String }, names, "reports follow input order")
+            for r in reports {
+                let fingerprint = try XCTUnwrap(r["fingerprint"] as? String)
+                let results = try XCTUnwrap(r["results"] as? [[String: Any]])
+                XCTAssertEqual(results.map { $0["target"] as? String }, ["slow", "fast", "mid", "rootly"])
+                let message = results[3]["message"] as? String ?? ""
+                XCTAssertTrue(message.contains(fingerprint), "the Rootly result under \(r["alert"] ?? "?") names its own alert: \(message)")
+            }
+            let table = try run(["publish", "--targets", targets, "--alerts", "-"], stdin: payload)
+            // Blocks start at the lines that begin with "alert NAME [fingerprint]".
+            var blocks: [String] = []
+            for line in table.out.split(separator: "\n") {
+                if line.hasPrefix("alert ") { blocks.append(String(line.dropFirst(6))) } else if !blocks.isEmpty { blocks[blocks.count - 1] += "\n" + line }
+            }
+            XCTAssertEqual(blocks.map { String($0.prefix(while: { $0 != " " })) }, names, table.out)
+            for block in blocks {
+                let fingerprint = String(block.drop(while: { $0 != "[" }).dropFirst().prefix(16))
+                XCTAssertTrue(block.contains("fingerprint \(fingerprint)"), "rows under a header belong to that alert:\n\(block)")
+            }
+        }
     }
 
     func testBadInputExitsWith64AndNamesTheFileAndField() throws {
@@ -79,12 +128,27 @@ final class FanoutCLITests: XCTestCase {
             (["publish", "--targets", good, "--alerts", "-", "--strategy", "nope"], "{}", "--strategy must be one of"),
             (["load", "ftp://127.0.0.1/", "-n", "1"], nil, "is not an http:// or https:// URL"),
             (["load", "http://127.0.0.1:9/", "-c", "0"], nil, "-c must be at least 1"),
+            (["load", "http://256.1.1.1:99999/", "-n", "3"], nil, "'http://256.1.1.1:99999/' is not a usable URL"),
+            (["load", "http://127.0.0.1:9/", "--max-error-percent", "101"], nil, "--max-error-percent must be between 0 and 100"),
         ]
         for (args, stdin, fragment) in cases {
             let r = try run(args, stdin: stdin)
             XCTAssertEqual(r.status, 64, "\(args): \(r.err)")
             XCTAssertTrue(r.err.contains(fragment), "\(args): expected '\(fragment)' in \(r.err)")
         }
+    }
+
+    func testLoadExitsNonZeroWhenRequestsFailWithoutAResponse() throws {
+        let refused = try run(["load", "http://127.0.0.1:1/", "-n", "3", "--no-progress"])
+        XCTAssertEqual(refused.status, 1, "every request refused: \(refused.out)\(refused.err)")
+        XCTAssertTrue(refused.out.contains("refused: 3"), refused.out)
+        let tolerated = try run(["load", "http://127.0.0.1:1/", "-n", "3", "--no-progress", "--max-error-percent", "100"])
+        XCTAssertEqual(tolerated.status, 0, tolerated.out + tolerated.err)
+        let server = try MockTarget()
+        defer { server.stop() }
+        let statuses = try run(["load", server.url("/status/503"), "-n", "5", "-c", "2", "--no-progress"])
+        XCTAssertEqual(statuses.status, 0, "an HTTP status is a response, not a failed request: \(statuses.out)")
+        XCTAssertEqual(server.requestCount, 5)
     }
 
     func testDemoRunsWithoutConfiguration() throws {

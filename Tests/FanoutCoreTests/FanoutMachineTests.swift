@@ -109,4 +109,34 @@ final class FanoutMachineTests: XCTestCase {
         XCTAssertTrue(sends(actions).isEmpty)
         XCTAssertEqual(report(actions)?.results.first?.errorKind, "timeout")
     }
+
+    func testDisabledTargetsDoNotMakeAPublishPartial() {
+        func rep(_ outcomes: [(TargetOutcome, SkipReason?)]) -> PublishReport {
+            PublishReport(alertName: "A", fingerprint: "0000000000000001", status: "firing",
+                          results: outcomes.enumerated().map { TargetResult(target: "t\($0.offset)", type: "w", outcome: $0.element.0, skipReason: $0.element.1) },
+                          durationSeconds: 0, deadlineSeconds: 1)
+        }
+        let withDisabled = rep([(.succeeded, nil), (.skipped, .disabled), (.succeeded, nil)])
+        XCTAssertTrue(withDisabled.allSucceeded, "enabled: false is the operator's choice, not a failure")
+        XCTAssertFalse(withDisabled.isPartialSuccess)
+        XCTAssertEqual(withDisabled.disabled, 1)
+        let rateLimited = rep([(.succeeded, nil), (.skipped, .rateLimited)])
+        XCTAssertFalse(rateLimited.allSucceeded, "a rate-limit skip is a delivery that did not happen")
+        XCTAssertTrue(rateLimited.isPartialSuccess)
+        let onlyDisabled = rep([(.skipped, .disabled)])
+        XCTAssertFalse(onlyDisabled.allSucceeded, "nothing was delivered")
+        XCTAssertFalse(onlyDisabled.isPartialSuccess)
+    }
+
+    func testFailuresFoundBeforeSendingDoNotOpenTheBreaker() {
+        for i in 0..<12 {
+            var m = machine([C(name: "r", type: "rootly")], now: 100 + Double(i))
+            _ = m.start(now: 100 + Double(i), book: &book, rng: &rng)
+            let done = m.attemptFinished(index: 0, outcome: .failed(kind: "missing_state", status: nil, message: "no id", retryable: false,
+                                                                  safeToRepeat: false, retryAfterSeconds: nil, action: "resolve"),
+                                         now: 100 + Double(i), book: &book, rng: &rng)
+            XCTAssertEqual(report(done)?.results.first?.errorKind, "missing_state", "attempt \(i) was tried, not skipped")
+        }
+        XCTAssertEqual(book["r"].breaker.state.name, "closed")
+    }
 }

@@ -1,4 +1,5 @@
-// Target: one configured destination — its type, URL, secret, headers and per-target limits.
+// Target: one configured destination — its type, URL, secret, headers, connection settings and per-target limits.
+import CurlReactor
 
 /// The kinds of target AlertFanout can publish to.
 public enum TargetType: String, Sendable, Hashable, CaseIterable {
@@ -65,10 +66,14 @@ public struct Target: Sendable, Hashable {
     public var insecure: Bool
     /// Alertmanager targets: the `receiver` named in the envelope (defaults to the target name).
     public var receiver: String?
+    /// Proxy, CA file, client certificate and TLS floor (`nil`: libcurl's defaults, environment proxies honoured).
+    /// The proxy URL and the key password may hold credentials: never logged, put in metrics or in results.
+    public var connection: ConnectionOptions?
 
     public init(name: String, type: TargetType, url: String, enabled: Bool = true, headers: [(String, String)] = [],
                 secret: Secret? = nil, timeoutSeconds: Double? = nil, maxInFlight: Int? = nil,
-                rateLimit: RateLimit? = nil, insecure: Bool = false, receiver: String? = nil) {
+                rateLimit: RateLimit? = nil, insecure: Bool = false, receiver: String? = nil, connection: ConnectionOptions? = nil) {
+        self.connection = connection
         self.name = name
         self.type = type
         self.url = url
@@ -86,7 +91,7 @@ public struct Target: Sendable, Hashable {
         a.name == b.name && a.type == b.type && a.url == b.url && a.enabled == b.enabled
             && a.headers.map { "\($0.0):\($0.1)" } == b.headers.map { "\($0.0):\($0.1)" } && a.secret == b.secret
             && a.timeoutSeconds == b.timeoutSeconds && a.maxInFlight == b.maxInFlight && a.rateLimit == b.rateLimit
-            && a.insecure == b.insecure && a.receiver == b.receiver
+            && a.insecure == b.insecure && a.receiver == b.receiver && a.connection == b.connection
     }
 
     public func hash(into h: inout Hasher) {

@@ -1,6 +1,9 @@
 // TargetsConfigLoader: reads the targets file (YAML or JSON), expands ${ENV} references and reports every problem at once.
 import CurlReactor
 import Yams
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Every problem in a targets file, each with the target and field it concerns. Never contains secret values.
 public struct TargetsConfigError: Error, Sendable, CustomStringConvertible {
@@ -13,6 +16,9 @@ public struct TargetsConfigError: Error, Sendable, CustomStringConvertible {
 }
 
 public enum TargetsConfigLoader {
+    /// Top-level keys read by other parts of the same file (the service's `server:` section).
+    static let extraTopLevelKeys: Set<String> = ["server"]
+
     /// Parses and validates a targets file's text. `environment` resolves `${NAME}` references (pass the
     /// process environment; tests pass their own). `file` names the source in error messages.
     public static func load(text: String, file: String = "targets", environment: [String: String]) throws -> TargetsConfig {
@@ -70,18 +76,35 @@ public enum TargetsConfigLoader {
         }
     }
 
-    static let knownKeys: Set<String> = [
+    /// Connection keys, allowed per target and in the top-level `defaults:` mapping (a target's own value wins).
+    static let connectionKeys: Set<String> = [
+        "proxy", "no_proxy", "ca_file", "client_cert", "client_key", "client_key_password", "tls_min_version",
+    ]
+
+    static let knownKeys: Set<String> = connectionKeys.union([
         "name", "type", "url", "enabled", "headers", "routing_key", "api_key", "secret", "timeout",
         "max_in_flight", "rate_limit", "insecure", "receiver",
-    ]
+    ])
 
     static func validate(_ tree: JSONValue, environment: [String: String], problems: inout [InputProblem]) -> TargetsConfig {
         guard case .object = tree, let list = tree["targets"] else {
             problems.append(InputProblem("", "expected a top-level 'targets:' list"))
             return TargetsConfig(targets: [])
         }
-        for (k, _) in tree.objectValue ?? [] where k != "targets" {
-            problems.append(InputProblem(k, "unknown top-level key (only 'targets' is understood)"))
+        for (k, _) in tree.objectValue ?? [] where k != "targets" && k != "defaults" && !extraTopLevelKeys.contains(k) {
+            problems.append(InputProblem(k, "unknown top-level key (understood: \((["targets", "defaults"] + extraTopLevelKeys.sorted()).joined(separator: ", ")))"))
+        }
+        var defaults: [(String, JSONValue)] = []
+        if let d = tree["defaults"] {
+            if let members = d.objectValue {
+                for (k, v) in members {
+                    if connectionKeys.contains(k) { defaults.append((k, v)) } else {
+                        problems.append(InputProblem("defaults.\(k)", "unknown key (defaults take \(connectionKeys.sorted().joined(separator: ", ")))"))
+                    }
+                }
+            } else {
+                problems.append(InputProblem("defaults", "must be a mapping, not \(d.typeName)"))
+            }
         }
         guard let items = list.arrayValue else {
             problems.append(InputProblem("targets", "must be a list of targets, not \(list.typeName)"))
@@ -92,7 +115,7 @@ public enum TargetsConfigLoader {
         var seen: [String: Int] = [:]
         for (i, item) in items.enumerated() {
             let before = problems.count
-            let t = target(item, index: i, environment: environment, problems: &problems)
+            let t = target(item, index: i, defaults: defaults, environment: environment, problems: &problems)
             if let t {
                 if let j = seen[t.name] {
                     problems.append(InputProblem(label(i, t.name) + ".name", "duplicates the name of targets[\(j)]"))
@@ -110,7 +133,8 @@ public enum TargetsConfigLoader {
         return "targets[\(i)]"
     }
 
-    static func target(_ v: JSONValue, index i: Int, environment: [String: String], problems: inout [InputProblem]) -> Target? {
+    static func target(_ v: JSONValue, index i: Int, defaults: [(String, JSONValue)] = [], environment: [String: String],
+                       problems: inout [InputProblem]) -> Target? {
         guard let members = v.objectValue else {
             problems.append(InputProblem("targets[\(i)]", "must be a mapping, not \(v.typeName)"))
             return nil
@@ -234,9 +258,69 @@ public enum TargetsConfigLoader {
             if type != .alertmanager { add("receiver", "applies only to alertmanager targets") }
             if let s = r.textValue { receiver = s } else { add("receiver", "must be a string") }
         }
+        let connection = connectionOptions(members, defaults: defaults, at: at, environment: environment, problems: &problems)
         guard let type, !name.isEmpty else { return nil }
         return Target(name: name, type: type, url: url, enabled: enabled, headers: headers, secret: secret,
-                      timeoutSeconds: timeout, maxInFlight: maxInFlight, rateLimit: rateLimit, insecure: insecure, receiver: receiver)
+                      timeoutSeconds: timeout, maxInFlight: maxInFlight, rateLimit: rateLimit, insecure: insecure, receiver: receiver,
+                      connection: connection)
+    }
+
+    /// Proxy and TLS keys of one target, over the file's `defaults:`. Values may use `${ENV}`; files must be
+    /// readable now; messages never show the proxy URL or the key password (they may hold credentials).
+    static func connectionOptions(_ members: [(String, JSONValue)], defaults: [(String, JSONValue)], at: String,
+                                  environment: [String: String], problems: inout [InputProblem]) -> ConnectionOptions? {
+        var o = ConnectionOptions()
+        var merged: [String: (JSONValue, String)] = [:]
+        for (k, v) in defaults { merged[k] = (v, "defaults.\(k)") }
+        for (k, v) in members where connectionKeys.contains(k) { merged[k] = (v, "\(at).\(k)") }
+        func text(_ key: String) -> (String, String)? {
+            guard let (v, path) = merged[key] else { return nil }
+            guard let raw = v.textValue else {
+                problems.append(InputProblem(path, "must be a string"))
+                return nil
+            }
+            let field = String(path.split(separator: ".").last ?? "")
+            let scope = path.hasPrefix("defaults.") ? "defaults" : at
+            guard let value = expand(raw, field: field, at: scope, environment: environment, problems: &problems) else { return nil }
+            return (value, path)
+        }
+        if let (p, path) = text("proxy") {
+            if !p.isEmpty {
+                switch SimpleURL.parse(p) {
+                case .failure(let why): problems.append(InputProblem(path, "is not a valid proxy URL: it \(why.message)"))
+                case .success(let u) where !["http", "https", "socks4", "socks4a", "socks5", "socks5h"].contains(u.scheme):
+                    problems.append(InputProblem(path, "must use http, https, socks4, socks4a, socks5 or socks5h, not '\(u.scheme)'"))
+                case .success: o.proxy = p
+                }
+            } else {
+                o.proxy = ""  // explicitly no proxy, environment variables included
+            }
+        }
+        if let (n, _) = text("no_proxy") { o.noProxy = n }
+        func file(_ key: String) -> String? {
+            guard let (f, path) = text(key) else { return nil }
+            guard !f.isEmpty, access(f, R_OK) == 0 else {
+                problems.append(InputProblem(path, f.isEmpty ? "is empty" : "file '\(f)' does not exist or cannot be read"))
+                return nil
+            }
+            return f
+        }
+        o.caFile = file("ca_file")
+        o.clientCertificateFile = file("client_cert")
+        o.clientKeyFile = file("client_key")
+        if let (pw, _) = text("client_key_password") { o.clientKeyPassword = pw }
+        if o.clientKeyFile != nil && o.clientCertificateFile == nil, let (_, path) = merged["client_key"] {
+            problems.append(InputProblem(path, "needs client_cert as well"))
+        }
+        if o.clientKeyPassword != nil && merged["client_key"] == nil && merged["client_cert"] == nil, let (_, path) = merged["client_key_password"] {
+            problems.append(InputProblem(path, "applies only with client_cert/client_key"))
+        }
+        if let (v, path) = text("tls_min_version") {
+            if let version = ConnectionOptions.TLSVersion(rawValue: v) { o.tlsMinimumVersion = version } else {
+                problems.append(InputProblem(path, "must be \(ConnectionOptions.TLSVersion.allCases.map { "'\($0.rawValue)'" }.joined(separator: " or ")), not '\(v)'"))
+            }
+        }
+        return o.isDefault ? nil : o
     }
 
     /// Replaces `${NAME}` with the environment's value. A reference to an unset variable is a problem that

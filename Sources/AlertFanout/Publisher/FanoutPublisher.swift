@@ -136,7 +136,7 @@ public final class FanoutPublisher: @unchecked Sendable {
     func probeAll() {
         for target in config.enabled {
             let request = HTTPRequest(method: "HEAD", url: target.url, timeout: .seconds(5), connectTimeout: .seconds(5),
-                                      captureHeaders: [], maxResponseBodyBytes: 0)
+                                      captureHeaders: [], maxResponseBodyBytes: 0, connection: target.connection)
             reactor.submit(request) { [self] result in
                 let reachable: Bool
                 switch result {

@@ -104,7 +104,7 @@ final class PublishRun: @unchecked Sendable {
                 method: request.method, url: request.url, headers: request.headers.map { HTTPHeader($0.name, $0.value) },
                 body: request.body, timeout: .microseconds(Int64((timeout * 1e6).rounded(.up))),
                 connectTimeout: .microseconds(Int64((min(timeout, 5) * 1e6).rounded(.up))),
-                captureHeaders: ["retry-after"], maxResponseBodyBytes: 64 * 1024)
+                captureHeaders: ["retry-after"], maxResponseBodyBytes: 64 * 1024, connection: target.connection)
             handles[index] = publisher.reactor.submit(http) { [self] result in
                 lane.release()
                 handles[index] = nil
@@ -158,7 +158,9 @@ final class PublishRun: @unchecked Sendable {
     static func scrubbed(_ outcome: FanoutMachine.AttemptOutcome, target: Target) -> FanoutMachine.AttemptOutcome {
         guard case .failed(let kind, let status, let message, let retryable, let safe, let retryAfter, let action) = outcome else { return outcome }
         var m = message
-        if let secret = target.secret?.reveal(), !secret.isEmpty { m = m.replacing(secret, with: "<redacted>") }
+        for secret in [target.secret?.reveal(), target.connection?.proxy, target.connection?.clientKeyPassword] {
+            if let secret, !secret.isEmpty { m = m.replacing(secret, with: "<redacted>") }
+        }
         m = m.replacing(target.url, with: "<\(target.name) url>")
         return .failed(kind: kind, status: status, message: m, retryable: retryable, safeToRepeat: safe, retryAfterSeconds: retryAfter, action: action)
     }

@@ -160,6 +160,10 @@ struct LoadReport: Sendable {
         let t = total
         var out = [title]
         out.append("  requests     \(t.requests) in \(fmt(elapsedSeconds, 2)) s = \(fmt(achievedRPS, 0)) req/s\(rate.map { " (target \(fmt($0, 0))/s)" } ?? "")\(interrupted ? "  [interrupted]" : "")")
+        // Failures first: a run in which most requests failed must not read as a fast run.
+        let responses = t.requests - t.errors
+        let share = t.requests > 0 ? Double(t.errors) / Double(t.requests) * 100 : 0
+        out.append("  responses    \(responses) = \(fmt(elapsedSeconds > 0 ? Double(responses) / elapsedSeconds : 0, 0)) responses/s; failed without a response: \(t.errors) (\(fmt(share, share > 0 && share < 0.1 ? 3 : 1)) %)\(share >= 50 ? "  ← MOST REQUESTS FAILED" : "")")
         out += latencyLines(t, indent: "  ")
         let statuses = t.statuses.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ")
         out.append("  statuses     \(statuses.isEmpty ? "none" : statuses)")

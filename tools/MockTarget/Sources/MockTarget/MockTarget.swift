@@ -3,6 +3,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// A test and demo server. It binds loopback addresses only (127.0.0.0/8, ::1, localhost), on port 0 by
 /// default, records every request it receives (unless `recordRequests` is false) and counts connections. `stop()` closes everything.
@@ -18,6 +19,8 @@ public final class MockTarget: Sendable {
 
     public let host: String
     public let port: Int
+    /// `https` when started with `tls`, else `http`.
+    public let scheme: String
     let state: MockState
     private let serverChannel: Channel
 
@@ -28,16 +31,19 @@ public final class MockTarget: Sendable {
         port: Int = 0,
         routes: [String: MockBehavior] = [:],
         recordRequests: Bool = true,
+        tls: MockTLS? = nil,
         group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) throws {
         guard MockTarget.isLoopback(host) else { throw StartError.notLoopback(host) }
         let state = MockState(routes: routes, recordRequests: recordRequests)
+        let sslContext = try tls.map { try NIOSSLContext(configuration: $0.configuration()) }
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.backlog, value: 4096)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let sslContext { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext)) }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(MockHandler(state: state))
                 }
@@ -47,11 +53,12 @@ public final class MockTarget: Sendable {
         self.state = state
         self.host = host
         self.port = ch.localAddress?.port ?? port
+        self.scheme = tls == nil ? "http" : "https"
     }
 
-    /// `http://host:port` (IPv6 hosts bracketed).
+    /// `http://host:port`, or `https://` with TLS (IPv6 hosts bracketed).
     public var baseURL: String {
-        host.contains(":") ? "http://[\(host)]:\(port)" : "http://\(host):\(port)"
+        host.contains(":") ? "\(scheme)://[\(host)]:\(port)" : "\(scheme)://\(host):\(port)"
     }
 
     /// `baseURL` + `path` (which should start with `/`).
@@ -174,5 +181,43 @@ final class MockState: Sendable {
             }
         }
         return behavior
+    }
+}
+
+/// TLS for a MockTarget: its certificate and key (PEM files), optionally a CA whose client certificates it
+/// requires (mutual TLS), and the TLS versions it accepts.
+public struct MockTLS: Sendable {
+    public var certificateFile: String
+    public var keyFile: String
+    /// When set, every client must present a certificate signed by this CA (PEM file).
+    public var clientCAFile: String?
+    public var minimumVersion: Version
+    public var maximumVersion: Version?
+
+    public enum Version: Sendable {
+        case tls12, tls13
+        var nio: TLSVersion { self == .tls12 ? .tlsv12 : .tlsv13 }
+    }
+
+    public init(certificateFile: String, keyFile: String, clientCAFile: String? = nil,
+                minimumVersion: Version = .tls12, maximumVersion: Version? = nil) {
+        self.certificateFile = certificateFile
+        self.keyFile = keyFile
+        self.clientCAFile = clientCAFile
+        self.minimumVersion = minimumVersion
+        self.maximumVersion = maximumVersion
+    }
+
+    func configuration() throws -> TLSConfiguration {
+        var c = TLSConfiguration.makeServerConfiguration(
+            certificateChain: try NIOSSLCertificate.fromPEMFile(certificateFile).map { .certificate($0) },
+            privateKey: .privateKey(try NIOSSLPrivateKey(file: keyFile, format: .pem)))
+        c.minimumTLSVersion = minimumVersion.nio
+        c.maximumTLSVersion = maximumVersion?.nio
+        if let clientCAFile {
+            c.trustRoots = .file(clientCAFile)
+            c.certificateVerification = .noHostnameVerification
+        }
+        return c
     }
 }

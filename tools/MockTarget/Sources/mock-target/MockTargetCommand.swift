@@ -12,9 +12,7 @@ struct MockTargetCommand: ParsableCommand {
         commandName: "mock-target",
         abstract: "A loopback HTTP/1.1 server with scripted behaviours, for tests, demos and benchmarks.",
         discussion: """
-            Paths select behaviours: /hang, /close, /reset, /reset-mid, /slow?chunks=5&bytes=10&interval_ms=100,
-            /status/N; any path accepts ?status=N&delay_ms=N&bytes=N&body=TEXT&retry_after=V&flap_every=N.
-            Everything else answers 200 "ok".
+            Paths select behaviours: /hang, /close, /reset, /reset-mid, /slow?chunks=5&bytes=10&interval_ms=100 and /status/N. Any path accepts ?status=N&delay_ms=N&bytes=N&body=TEXT&retry_after=V&flap_every=N. Everything else answers 200 "ok".
             """)
 
     @Option(help: "Loopback address to bind (127.0.0.0/8, ::1 or localhost).")
