@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "CurlReactor", targets: ["CurlReactor"]),
         .library(name: "AlertFanout", targets: ["AlertFanout"]),
         .library(name: "FanoutCore", targets: ["FanoutCore"]),
+        .library(name: "FanoutServer", targets: ["FanoutServer"]),
         .library(name: "MockTarget", targets: ["MockTarget"]),
         .executable(name: "fanout", targets: ["FanoutCLI"]),
         .executable(name: "mock-target", targets: ["MockTargetMain"]),
@@ -24,6 +25,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         .systemLibrary(
@@ -55,6 +58,22 @@ let package = Package(
             ]
         ),
         .target(
+            name: "FanoutServer",
+            dependencies: [
+                "AlertFanout",
+                "CurlReactor",
+                "FanoutCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ]
+        ),
+        .target(
             name: "MockTarget",
             dependencies: [
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -80,6 +99,7 @@ let package = Package(
                 "CurlReactor",
                 "AlertFanout",
                 "FanoutCore",
+                "FanoutServer",
                 "CZlib",
                 "MockTarget",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -103,6 +123,13 @@ let package = Package(
             exclude: ["Fixtures"]
         ),
         .testTarget(name: "FanoutCoreTests", dependencies: ["FanoutCore"]),
+        .testTarget(
+            name: "FanoutServerTests",
+            dependencies: [
+                "FanoutServer", "AlertFanout", "CurlReactor", "MockTarget",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
         .testTarget(name: "FanoutCLITests", dependencies: ["FanoutCLI", "MockTarget", "CZlib", "AlertFanout"]),
         .testTarget(name: "MockTargetTests", dependencies: ["MockTarget", "CurlReactor"]),
     ],

@@ -88,15 +88,7 @@ struct PublishCommand: AsyncParsableCommand {
         try obs.finish()
 
         if json {
-            let items: [JSONValue] = outcomes.map { r in
-                switch r {
-                case .success(let rep): return rep.json
-                case .failure(let e):
-                    if let rep = e.report { return .object([("error", .string(e.description))] + (rep.json.objectValue ?? [])) }
-                    return .object([("error", .string(e.description))])
-                }
-            }
-            print(JSONValue.array(items).prettyText())
+            print(JSONValue.array(outcomes.map(\.json)).prettyText())
         } else {
             for (alert, r) in zip(batch.alerts, outcomes) { print(renderPublish(alert: alert, r)) }
         }

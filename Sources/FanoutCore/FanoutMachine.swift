@@ -22,9 +22,10 @@ public enum HealthStatus: String, Sendable, Hashable, CaseIterable {
 /// Each target moves `planned` → `waiting`/`inFlight` ⇄ `waiting` (retry backoff, rate-limit wait) → `done`,
 /// or `planned` → `done` (skipped). The machine emits `.complete` exactly once, when every target is `done`.
 ///
-/// - Eligibility: disabled → `skipped: disabled`; health per strategy → `unhealthy`/`degraded` (but one trial
-///   request per trial interval goes through); an open
-///   breaker → `circuit_open`; a rate limit whose wait does not fit the deadline → `rate_limited`.
+/// - Eligibility: disabled → `skipped: disabled`; an endpoint that answered 410 Gone before (`endpointGoneKind`,
+///   remembered in the `GuardBook`) → `endpoint_gone`; health per strategy → `unhealthy`/`degraded` (but one
+///   trial request per trial interval goes through); an open breaker → `circuit_open`; a rate limit whose wait
+///   does not fit the deadline → `rate_limited` (retryable: the limit delays the delivery, it does not refuse it).
 /// - Deadlines: an attempt gets `min(adaptive or configured timeout, what is left of the publish deadline)`;
 ///   a target that runs out of time is `failed: timeout`, never dropped.
 /// - Retries: retryable failures that are safe to repeat are retried after `max(Retry-After, full-jitter
@@ -128,6 +129,10 @@ public struct FanoutMachine: Sendable {
                 states[i] = .done(skipped(i, .disabled, now: now))
                 continue
             }
+            if book[c.name].endpointGone {
+                states[i] = .done(skipped(i, .endpointGone, now: now))
+                continue
+            }
             if let reason = book.healthGate(c.name, strategy: options.strategy, now: now) {
                 states[i] = .done(skipped(i, reason, now: now))
                 continue
@@ -145,6 +150,10 @@ public struct FanoutMachine: Sendable {
 
     /// Failure kinds found before a request left the process; they do not count against the target.
     public static let localFailureKinds: Set<String> = ["format", "missing_state", "missing_secret"]
+
+    /// The failure kind of an attempt the endpoint answered with "gone" (HTTP 410 from a Standard Webhooks
+    /// receiver). The target is then remembered as gone and skipped by later attempts and publishes.
+    public static let endpointGoneKind = "endpoint_gone"
 
     /// Records how an attempt ended, and decides whether to retry.
     public mutating func attemptFinished<R: RandomNumberGenerator>(index i: Int, outcome: AttemptOutcome, now: Double,
@@ -164,6 +173,7 @@ public struct FanoutMachine: Sendable {
             // Failures decided before anything was sent (no stored Rootly id, a payload that cannot be built) say
             // nothing about the target: they must not open its breaker or mark it unhealthy.
             let local = FanoutMachine.localFailureKinds.contains(kind)
+            if kind == FanoutMachine.endpointGoneKind { book.markGone(c.name) }
             book.record(c.name, outcome: cancelled || local ? .neutral : .failure, latency: timedOut ? timeout : latency,
                         timedOut: timedOut, admission: admission, now: now)
             var result = TargetResult(target: c.name, type: c.type, outcome: .failed, errorKind: kind, httpStatus: status,
@@ -232,6 +242,12 @@ public struct FanoutMachine: Sendable {
                                   now: Double, book: inout GuardBook) -> [Action] {
         let c = candidates[i]
         let left = deadline - now
+        // Another publish learned meanwhile that the endpoint is gone: no retry, no further wait.
+        if book[c.name].endpointGone {
+            if let given { book.record(c.name, outcome: .neutral, latency: 0, timedOut: false, admission: given, now: now) }
+            states[i] = .done(last ?? skipped(i, .endpointGone, now: now))
+            return []
+        }
         guard left >= FanoutMachine.minimumAttemptSeconds else {
             if let given { book.record(c.name, outcome: .neutral, latency: 0, timedOut: false, admission: given, now: now) }
             states[i] = .done(last ?? TargetResult(target: c.name, type: c.type, outcome: .failed, errorKind: "timeout",
@@ -283,7 +299,9 @@ public struct FanoutMachine: Sendable {
     private func elapsed(_ now: Double) -> Double { max(0, now - startedAt) }
 
     private func skipped(_ i: Int, _ reason: SkipReason, now: Double) -> TargetResult {
-        TargetResult(target: candidates[i].name, type: candidates[i].type, outcome: .skipped, skipReason: reason, durationSeconds: elapsed(now))
+        TargetResult(target: candidates[i].name, type: candidates[i].type, outcome: .skipped, skipReason: reason,
+                     message: reason == .endpointGone ? "the endpoint answered 410 Gone to an earlier delivery; it is skipped until its configuration changes or the publisher restarts" : nil,
+                     retryable: reason == .rateLimited, durationSeconds: elapsed(now))
     }
 
     private mutating func completionIfDone(now: Double) -> [Action] {

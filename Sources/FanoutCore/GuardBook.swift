@@ -33,6 +33,9 @@ public struct TargetGuard: Sendable, Hashable {
     public var health: TargetHealth
     public var latency: AdaptiveDeadline
     public var budget: RetryBudget
+    /// The endpoint answered `410 Gone`: skip it (`endpoint_gone`) until this guard is reset (the target's
+    /// configuration changed) or the publisher is recreated.
+    public var endpointGone = false
 
     init(_ c: ResilienceConfig) {
         breaker = CircuitBreaker(config: c.breaker)
@@ -121,6 +124,11 @@ public struct GuardBook: Sendable {
         self[target] = g
         if ok { retriesScheduled += 1 } else { retriesDeniedByBudget += 1 }
         return ok
+    }
+
+    /// Remembers that `target` asked to be sent nothing more (HTTP 410 Gone).
+    public mutating func markGone(_ target: String) {
+        self[target].endpointGone = true
     }
 
     public mutating func recordProbe(_ target: String, reachable: Bool, now: Double) {

@@ -8,6 +8,9 @@ public enum SkipReason: String, Sendable, Hashable, CaseIterable {
     case circuitOpen = "circuit_open"
     case rateLimited = "rate_limited"
     case notSelected = "not_selected"
+    /// The endpoint answered `410 Gone` to an earlier delivery (Standard Webhooks: "stop sending it messages").
+    /// A delivery that did not happen, unlike `disabled`.
+    case endpointGone = "endpoint_gone"
 }
 
 /// What happened at one target.
@@ -20,14 +23,16 @@ public struct TargetResult: Sendable, Hashable {
     public var target: String
     public var type: String
     public var outcome: TargetOutcome
-    /// For failures: `timeout`, `http_status`, `refused`, `reset`, `dns`, `tls`, `format`, `missing_state`,
-    /// `cancelled`, … (transport kinds come from the reactor).
+    /// For failures: `timeout`, `http_status`, `endpoint_gone`, `refused`, `reset`, `dns`, `tls`, `format`,
+    /// `missing_state`, `cancelled`, … (transport kinds come from the reactor).
     public var errorKind: String?
     public var skipReason: SkipReason?
     public var httpStatus: Int?
     /// The vendor's own message or the transport error's message. Never contains secrets.
     public var message: String?
     public var attempts: Int
+    /// Sending the same alert to this target later may succeed: retryable failures, and `rate_limited` skips
+    /// (the vendor's limit delays a delivery, it does not refuse it).
     public var retryable: Bool
     /// From the publish's start to this target's final outcome.
     public var durationSeconds: Double

@@ -27,7 +27,8 @@ final class FormatterGoldenTests: XCTestCase {
     func testEveryFormatterMatchesItsGoldens() throws {
         for type in TargetType.allCases {
             let target = Samples.targets[type]!
-            let formatter = Formatters.formatter(for: type)
+            // The Alertmanager fallback externalURL names this machine: a fixed host keeps the goldens stable.
+            let formatter: any AlertFormatter = type == .alertmanager ? AlertmanagerFormatter(hostname: Samples.hostname) : Formatters.formatter(for: type)
             for (name, alert) in Samples.alerts {
                 let req = try formatter.request(for: alert, target: target, context: context())
                 try assertGolden(req.body, "\(type.rawValue)_\(name)")
@@ -75,12 +76,13 @@ final class FormatterGoldenTests: XCTestCase {
             XCTAssertFalse(json["text"]?.stringValue?.isEmpty ?? true, "a text fallback is always present")
             for b in blocks {
                 switch b["type"]?.stringValue {
-                case "header": XCTAssertLessThanOrEqual(b["text"]!["text"]!.stringValue!.unicodeScalars.count, 150)
+                // Slack does not name the unit of its "characters": UTF-16 code units are the strictest reading.
+                case "header": XCTAssertLessThanOrEqual(b["text"]!["text"]!.stringValue!.utf16.count, 150)
                 case "section":
-                    if let text = b["text"]?["text"]?.stringValue { XCTAssertLessThanOrEqual(text.unicodeScalars.count, 3000) }
+                    if let text = b["text"]?["text"]?.stringValue { XCTAssertLessThanOrEqual(text.utf16.count, 3000) }
                     if let fields = b["fields"]?.arrayValue {
                         XCTAssertLessThanOrEqual(fields.count, 10)
-                        for fl in fields { XCTAssertLessThanOrEqual(fl["text"]!.stringValue!.unicodeScalars.count, 2000) }
+                        for fl in fields { XCTAssertLessThanOrEqual(fl["text"]!.stringValue!.utf16.count, 500) }
                     }
                 case "context": XCTAssertLessThanOrEqual(b["elements"]!.arrayValue!.count, 10)
                 default: XCTFail("unexpected block \(b)")
@@ -110,14 +112,16 @@ final class FormatterGoldenTests: XCTestCase {
                        .permanent(message: "Invalid: summary can't be blank"))
     }
 
-    func testAlertmanagerEnvelopePassesBatchFieldsThrough() throws {
-        let f = AlertmanagerFormatter()
+    func testAlertmanagerForwardsAReceivedGroupAsOneEnvelope() throws {
+        let f = AlertmanagerFormatter(hostname: Samples.hostname)
         let t = Samples.targets[.alertmanager]!
         let batch = AlertBatch(alerts: [Samples.firingFull], receiver: "upstream", groupKey: "{}/{severity=\"critical\"}:{alertname=\"DiskFull\"}",
-                               groupLabels: ["alertname": "DiskFull"], externalURL: "http://alertmanager.local:9093")
-        let json = try JSONValue.parse(f.request(for: Samples.firingFull, target: t, context: FormatContext(now: Samples.now, batch: batch)).body)
+                               groupLabels: ["alertname": "DiskFull"], externalURL: "http://alertmanager.local:9093", truncatedAlerts: 2)
+        let json = try JSONValue.parse(f.request(forBatch: batch, target: t).body)
         XCTAssertEqual(json["groupKey"]?.stringValue, batch.groupKey)
+        XCTAssertEqual(json["groupLabels"], .strings([("alertname", "DiskFull")]))
         XCTAssertEqual(json["externalURL"]?.stringValue, "http://alertmanager.local:9093")
+        XCTAssertEqual(json["truncatedAlerts"]?.intValue, 2)
         XCTAssertEqual(json["receiver"]?.stringValue, "team-x")
         XCTAssertEqual(json["alerts"]?.arrayValue?.first?["endsAt"]?.stringValue, "0001-01-01T00:00:00Z")
         XCTAssertEqual(AlertmanagerFormatter.labelSetString([("alertname", "a \"q\"")]), #"{alertname="a \"q\""}"#)
@@ -160,10 +164,23 @@ final class FormatterGoldenTests: XCTestCase {
         XCTAssertEqual(slack.verdict(status: 400, body: Array("invalid_payload".utf8), retryAfter: nil), .permanent(message: "invalid_payload"))
         XCTAssertEqual(slack.verdict(status: 410, body: Array("channel_is_archived".utf8), retryAfter: nil), .permanent(message: "channel_is_archived"))
         XCTAssertEqual(slack.verdict(status: 429, body: Array("rate_limited".utf8), retryAfter: "1"), .retryable(message: "rate_limited", retryAfter: "1"))
+        // Standard Webhooks "Delivery success and failure": only 410 stops; 3xx and every other status are retried.
         let hook = WebhookFormatter()
+        XCTAssertEqual(hook.verdict(status: 204, body: [], retryAfter: nil), .delivered(detail: nil))
         XCTAssertEqual(hook.verdict(status: 503, body: [], retryAfter: nil), .retryable(message: "HTTP 503", retryAfter: nil))
-        XCTAssertEqual(hook.verdict(status: 301, body: [], retryAfter: nil), .permanent(message: "HTTP 301"))
-        XCTAssertEqual(hook.verdict(status: 410, body: [], retryAfter: nil), .permanent(message: "HTTP 410"))
-        XCTAssertEqual(AlertmanagerFormatter().verdict(status: 500, body: Array("boom".utf8), retryAfter: nil), .retryable(message: "boom", retryAfter: nil))
+        XCTAssertEqual(hook.verdict(status: 504, body: [], retryAfter: "7"), .retryable(message: "HTTP 504", retryAfter: "7"))
+        XCTAssertEqual(hook.verdict(status: 301, body: [], retryAfter: nil), .retryable(message: "HTTP 301 (redirect not followed: update the target URL)", retryAfter: nil))
+        XCTAssertEqual(hook.verdict(status: 404, body: [], retryAfter: nil), .retryable(message: "HTTP 404", retryAfter: nil))
+        XCTAssertEqual(hook.verdict(status: 400, body: Array("nope".utf8), retryAfter: nil), .retryable(message: "nope", retryAfter: nil))
+        guard case .gone(let goneMessage) = hook.verdict(status: 410, body: [], retryAfter: nil) else { return XCTFail("410 must stop deliveries") }
+        XCTAssertTrue(goneMessage.hasPrefix("HTTP 410 Gone"), goneMessage)
+        // Alertmanager targets keep Alertmanager's reading (5xx retried; we also retry 408/425/429), 4xx permanent.
+        let am = AlertmanagerFormatter()
+        XCTAssertEqual(am.verdict(status: 500, body: Array("boom".utf8), retryAfter: nil), .retryable(message: "boom", retryAfter: nil))
+        XCTAssertEqual(am.verdict(status: 429, body: [], retryAfter: "3"), .retryable(message: "HTTP 429", retryAfter: "3"))
+        XCTAssertEqual(am.verdict(status: 410, body: [], retryAfter: nil), .permanent(message: "HTTP 410"))
+        // Rootly: a 429 is waited out (Retry-After), never a lost alert.
+        XCTAssertEqual(RootlyFormatter().verdict(status: 429, body: Array(#"{"errors":[{"title":"Request Limit Exceeded"}]}"#.utf8), retryAfter: "12"),
+                       .retryable(message: "Request Limit Exceeded", retryAfter: "12"))
     }
 }

@@ -3,6 +3,8 @@
 
 enum Samples {
     static let now = Timestamp.parse("2024-05-01T12:34:56Z")!
+    /// The host Alertmanager envelopes name when neither the input nor the target gives an externalURL.
+    static let hostname = "alertfanout.test"
 
     static let classification = Classification(
         severity: .critical, confidence: 0.92,

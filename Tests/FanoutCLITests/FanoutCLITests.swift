@@ -51,24 +51,24 @@ final class FanoutCLITests: XCTestCase {
           - {name: off, type: slack, url: '\(server.url("/slack-disabled"))', enabled: false}
         """)
         let alerts = #"[{"labels":{"alertname":"DiskFull"}},{"labels":{"alertname":"Other"},"status":"resolved"}]"#
-        let partial = try run(["publish", "--targets", targets, "--alerts", "-"], stdin: alerts, env: ["HOOK_SECRET": "s3cret-value"])
+        let partial = try run(["publish", "--targets", targets, "--alerts", "-"], stdin: alerts, env: ["HOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"])
         XCTAssertEqual(partial.status, 1, partial.err)
         XCTAssertTrue(partial.out.contains("alert DiskFull"), partial.out)
         XCTAssertTrue(partial.out.contains("alert Other"), partial.out)
         XCTAssertEqual(partial.out.components(separatedBy: "disabled").count - 1, 2, "the disabled target is reported for each alert")
-        XCTAssertFalse(partial.out.contains("s3cret-value"))
+        XCTAssertFalse(partial.out.contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"))
         XCTAssertEqual(server.requests.filter { $0.path == "/ok" }.count, 2)
 
-        let json = try run(["publish", "--targets", targets, "--alerts", "-", "--target", "ok", "--json"], stdin: alerts, env: ["HOOK_SECRET": "x"])
+        let json = try run(["publish", "--targets", targets, "--alerts", "-", "--target", "ok", "--json"], stdin: alerts, env: ["HOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"])
         XCTAssertEqual(json.status, 0, json.err)
         let parsed = try JSONSerialization.jsonObject(with: Data(json.out.utf8)) as? [[String: Any]]
         XCTAssertEqual(parsed?.count, 2)
         XCTAssertEqual((parsed?.first?["results"] as? [[String: Any]])?.first?["outcome"] as? String, "succeeded")
 
-        let none = try run(["publish", "--targets", targets, "--alerts", "-", "--target", "broken"], stdin: alerts, env: ["HOOK_SECRET": "x"])
+        let none = try run(["publish", "--targets", targets, "--alerts", "-", "--target", "broken"], stdin: alerts, env: ["HOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"])
         XCTAssertEqual(none.status, 2, "an alert reached no target")
 
-        let withDisabled = try run(["publish", "--targets", targets, "--alerts", "-", "--target", "ok", "--target", "off"], stdin: alerts, env: ["HOOK_SECRET": "x"])
+        let withDisabled = try run(["publish", "--targets", targets, "--alerts", "-", "--target", "ok", "--target", "off"], stdin: alerts, env: ["HOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"])
         XCTAssertEqual(withDisabled.status, 0, "a disabled target is the operator's choice, not a partial delivery: \(withDisabled.out)")
         XCTAssertTrue(withDisabled.out.contains("disabled"), withDisabled.out)
         XCTAssertFalse(withDisabled.out.contains("partial"), withDisabled.out)

@@ -66,14 +66,19 @@ public struct Target: Sendable, Hashable {
     public var insecure: Bool
     /// Alertmanager targets: the `receiver` named in the envelope (defaults to the target name).
     public var receiver: String?
+    /// Alertmanager targets: the envelope's `externalURL` when the alert did not arrive with one (defaults to
+    /// `http://<hostname>`; Alertmanager itself never sends an empty one).
+    public var externalURL: String?
     /// Proxy, CA file, client certificate and TLS floor (`nil`: libcurl's defaults, environment proxies honoured).
     /// The proxy URL and the key password may hold credentials: never logged, put in metrics or in results.
     public var connection: ConnectionOptions?
 
     public init(name: String, type: TargetType, url: String, enabled: Bool = true, headers: [(String, String)] = [],
                 secret: Secret? = nil, timeoutSeconds: Double? = nil, maxInFlight: Int? = nil,
-                rateLimit: RateLimit? = nil, insecure: Bool = false, receiver: String? = nil, connection: ConnectionOptions? = nil) {
+                rateLimit: RateLimit? = nil, insecure: Bool = false, receiver: String? = nil, connection: ConnectionOptions? = nil,
+                externalURL: String? = nil) {
         self.connection = connection
+        self.externalURL = externalURL
         self.name = name
         self.type = type
         self.url = url
@@ -92,6 +97,7 @@ public struct Target: Sendable, Hashable {
             && a.headers.map { "\($0.0):\($0.1)" } == b.headers.map { "\($0.0):\($0.1)" } && a.secret == b.secret
             && a.timeoutSeconds == b.timeoutSeconds && a.maxInFlight == b.maxInFlight && a.rateLimit == b.rateLimit
             && a.insecure == b.insecure && a.receiver == b.receiver && a.connection == b.connection
+            && a.externalURL == b.externalURL
     }
 
     public func hash(into h: inout Hasher) {
@@ -100,14 +106,24 @@ public struct Target: Sendable, Hashable {
         h.combine(url)
     }
 
-    /// The vendor's documented default rate limit for this target's credential, used when none is configured:
-    /// Slack 1 message/s per webhook, PagerDuty 120 events/min per routing key, Rootly 3000 requests/min per key.
+    /// The vendor's documented default rate limit for this target's credential, used when none is configured
+    /// (`rate_limit:` overrides it). A token bucket that starts full lets through at most `burst + rate × 60`
+    /// requests in any 60 s window, so burst and rate are chosen to keep that sum within the vendor's window:
+    ///
+    /// | vendor | documented limit | default here | most in any 60 s |
+    /// |---|---|---|---|
+    /// | Slack | 1 message/s per webhook, short bursts allowed | 1/s, burst 3 | 63 |
+    /// | PagerDuty | "approximately 120 calls/minute per integration key … 60 second window looking back" (developer-docs events-API-v2 rate limits) | 100/min, burst 20 | 120 |
+    /// | Rootly | "Alert ingestion is rate limited to 50 alerts per minute per source/API key by default" (docs.rootly.com/alerts; 3000/min is its general API limit) | 45/min, burst 5 | 50 |
+    ///
+    /// A 429 is still retried after its `Retry-After` within the publish deadline; a storm that outlasts the
+    /// deadline ends in `rate_limited` skips or 429 failures, both reported retryable.
     public var effectiveRateLimit: RateLimit? {
         if let rateLimit { return rateLimit }
         switch type {
         case .slack: return RateLimit(requests: 1, periodSeconds: 1, burst: 3)
-        case .pagerduty: return RateLimit(requests: 120, periodSeconds: 60, burst: 120)
-        case .rootly: return RateLimit(requests: 3000, periodSeconds: 60, burst: 100)
+        case .pagerduty: return RateLimit(requests: 100, periodSeconds: 60, burst: 20)
+        case .rootly: return RateLimit(requests: 45, periodSeconds: 60, burst: 5)
         case .webhook, .alertmanager: return nil
         }
     }

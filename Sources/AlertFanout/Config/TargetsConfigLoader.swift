@@ -83,7 +83,7 @@ public enum TargetsConfigLoader {
 
     static let knownKeys: Set<String> = connectionKeys.union([
         "name", "type", "url", "enabled", "headers", "routing_key", "api_key", "secret", "timeout",
-        "max_in_flight", "rate_limit", "insecure", "receiver",
+        "max_in_flight", "rate_limit", "insecure", "receiver", "external_url",
     ])
 
     static func validate(_ tree: JSONValue, environment: [String: String], problems: inout [InputProblem]) -> TargetsConfig {
@@ -206,6 +206,8 @@ public enum TargetsConfigLoader {
                             add(key, "is empty")
                         } else if type == .pagerduty && value.count != 32 {
                             add(key, "must be PagerDuty's 32-character integration key (got \(value.count) characters)")
+                        } else if type == .webhook, case .failure(let problem) = WebhookSecret.key(value) {
+                            add(key, problem.description)  // says why, never the value
                         } else {
                             secret = Secret(value)
                         }
@@ -258,11 +260,26 @@ public enum TargetsConfigLoader {
             if type != .alertmanager { add("receiver", "applies only to alertmanager targets") }
             if let s = r.textValue { receiver = s } else { add("receiver", "must be a string") }
         }
+        var externalURL: String?
+        if let e = v["external_url"] {
+            if type != .alertmanager { add("external_url", "applies only to alertmanager targets") }
+            if let s = e.textValue {
+                if let value = expand(s, field: "external_url", at: at, environment: environment, problems: &problems) {
+                    if case .success(let u) = SimpleURL.parse(value), u.scheme == "http" || u.scheme == "https" {
+                        externalURL = value
+                    } else {
+                        add("external_url", "must be an http or https URL (the envelope's externalURL, a link back to the sender)")
+                    }
+                }
+            } else {
+                add("external_url", "must be a string")
+            }
+        }
         let connection = connectionOptions(members, defaults: defaults, at: at, environment: environment, problems: &problems)
         guard let type, !name.isEmpty else { return nil }
         return Target(name: name, type: type, url: url, enabled: enabled, headers: headers, secret: secret,
                       timeoutSeconds: timeout, maxInFlight: maxInFlight, rateLimit: rateLimit, insecure: insecure, receiver: receiver,
-                      connection: connection)
+                      connection: connection, externalURL: externalURL)
     }
 
     /// Proxy and TLS keys of one target, over the file's `defaults:`. Values may use `${ENV}`; files must be

@@ -36,10 +36,14 @@ public struct HTTPHeaderPair: Sendable, Hashable {
 public enum DeliveryVerdict: Sendable, Hashable {
     /// Accepted. `detail` carries what the vendor returned worth keeping (a dedup key, an alert id).
     case delivered(detail: String?)
-    /// Rejected for good: sending it again will not help (bad payload, bad key, gone).
+    /// Rejected for good: sending it again will not help (bad payload, bad key).
     case permanent(message: String)
     /// Failed for now: may succeed later. `retryAfter` is the raw `Retry-After` header when present.
     case retryable(message: String, retryAfter: String?)
+    /// The endpoint asked never to be sent to again (Standard Webhooks: "410 Gone … Sender should disable the
+    /// webhook endpoint, and stop sending it messages"). This attempt fails for good (`endpoint_gone`), and
+    /// the publisher skips the target afterwards (`skipped: endpoint_gone`).
+    case gone(message: String)
 
     public var isSuccess: Bool { if case .delivered = self { return true } else { return false } }
 }
@@ -92,7 +96,9 @@ public enum Formatters {
     }
 }
 
-/// The shared default reading of an HTTP status: 2xx delivered; 408, 425, 429 and 5xx retryable; the rest permanent.
+/// The shared default reading of an HTTP status: 2xx delivered; 408, 425, 429 and 5xx retryable; the rest
+/// permanent (redirects are not followed). Standard Webhooks targets read statuses their own way
+/// (`WebhookFormatter.verdict`).
 func defaultVerdict(status: Int, message: String, retryAfter: String?) -> DeliveryVerdict {
     switch status {
     case 200...299: return .delivered(detail: nil)

@@ -1,42 +1,101 @@
-// AlertmanagerFormatter: the exact Alertmanager webhook envelope (version "4"), so existing receivers work unchanged.
+// AlertmanagerFormatter: Alertmanager's webhook envelope (version "4"), so existing receivers work unchanged.
+#if canImport(Glibc)
+import Glibc
+#endif
 
-/// The payload Alertmanager's webhook notifier sends (prometheus/alertmanager `notify/webhook/webhook.go` and
-/// `template/template.go`), members in Go's marshalling order: `receiver`, `status`, `alerts`, `groupLabels`,
-/// `commonLabels`, `commonAnnotations`, `externalURL`, `version` ("4"), `groupKey`, `truncatedAlerts`.
-/// Each alert carries `status`, `labels`, `annotations`, `startsAt`, `endsAt` (Go's zero time
-/// `0001-01-01T00:00:00Z` while firing), `generatorURL` and `fingerprint`.
+/// The payload Alertmanager's webhook notifier sends: its `Message` (prometheus/alertmanager
+/// `notify/webhook/webhook.go`) over `template/template.go` `Data()`, members in Go's marshalling order:
+/// `receiver`, `status`, `alerts`, `groupLabels`, `commonLabels`, `commonAnnotations`, `externalURL`,
+/// `version` ("4"), `groupKey`, `truncatedAlerts`. Each alert carries `status`, `labels`, `annotations`,
+/// `startsAt`, `endsAt` (Go's zero time `0001-01-01T00:00:00Z` while firing), `generatorURL` and `fingerprint`.
+/// The same JSON structure, not the same bytes: Go's encoder escapes `&<>` as `\u0026\u003c\u003e` and ends
+/// with a newline, Alertmanager sends the receiver through `regexp.QuoteMeta`, and its label-set strings
+/// (`strconv.Quote`) also escape non-printable Unicode, which ours keep as is.
 ///
-/// One alert is sent per notification: common labels and annotations are that alert's own. When the alert
-/// came in an Alertmanager payload, its `groupLabels`, `groupKey` and `externalURL` are passed through;
-/// otherwise the group is the alert name and the key `{}:{alertname="NAME"}`.
-/// 2xx is success; 5xx (and 429) are retryable, as Alertmanager itself treats them; other statuses are permanent.
+/// - A received group (`request(forBatch:target:)`) is forwarded whole, as one envelope: its alerts,
+///   `groupKey`, `groupLabels` and `truncatedAlerts`; `status` is firing when any alert fires
+///   (`types.Alerts.Status()`), and `commonLabels`/`commonAnnotations` are the pairs every alert shares,
+///   computed as `Data()` does.
+/// - A single alert (`request(for:target:context:)`) is its own group, as Alertmanager sends it with
+///   `group_by: ['...']` (`dispatch/dispatch.go` `getGroupLabels`): `groupLabels` = `commonLabels` = its labels,
+///   `groupKey` = `{}:` + its label set (`aggrGroup.GroupKey()`, root route key `{}`). No label is invented
+///   (an alert without `alertname` has none in its group either), and it never carries the key of a group it
+///   was received in, so a receiver keyed on `groupKey` never sees a group's alerts come and go.
+/// - `externalURL` is never empty (Alertmanager's `cmd/alertmanager/main.go` falls back to
+///   `http://<hostname>:<port>`): the received one, else the target's `external_url`, else `http://<hostname>`.
+///
+/// Responses: 2xx is success. Alertmanager's webhook notifier retries only 5xx and transport errors
+/// (`notify/util.go` `Retrier.Check`: "5xx responses are considered to be always retried"; webhook.go adds no
+/// `RetryCodes`). We also retry 408, 425 and 429: a deliberate divergence, harmless for receivers that
+/// throttle. Other statuses are permanent.
 public struct AlertmanagerFormatter: AlertFormatter {
-    public init() {}
+    /// The host named in the fallback `externalURL`.
+    public let hostname: String
 
+    /// `hostname` defaults to this machine's (tests pass their own, so goldens do not depend on the machine).
+    public init(hostname: String = AlertmanagerFormatter.localHostname) {
+        self.hostname = hostname
+    }
+
+    /// This machine's host name (`gethostname`), or `localhost` when it has none.
+    public static let localHostname: String = {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
+        let name = String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return name.isEmpty ? "localhost" : name
+    }()
+
+    /// One alert as its own group (see the type's documentation). The batch it arrived in, if any, only
+    /// lends its `externalURL`.
     public func request(for alert: Alert, target: Target, context: FormatContext) throws(FormatError) -> OutboundRequest {
-        let groupLabels: [(String, String)] = context.batch.map { Alert.sorted($0.groupLabels) }.flatMap { $0.isEmpty ? nil : $0 }
-            ?? [("alertname", alert.name)]
-        let groupKey = context.batch?.groupKey ?? "{}:" + AlertmanagerFormatter.labelSetString(groupLabels)
-        let envelope: JSONValue = .object([
+        let labels = alert.sortedLabels
+        return envelope([alert], groupLabels: labels, groupKey: "{}:" + AlertmanagerFormatter.labelSetString(labels),
+                        truncatedAlerts: 0, externalURL: context.batch?.externalURL, target: target)
+    }
+
+    /// A received Alertmanager notification forwarded whole, as one envelope (see the type's documentation).
+    /// Without a received `groupKey` (input that was not an Alertmanager payload) the key is built from the
+    /// group labels, as Alertmanager builds it.
+    public func request(forBatch batch: AlertBatch, target: Target) -> OutboundRequest {
+        let groupLabels = Alert.sorted(batch.groupLabels)
+        let groupKey = batch.groupKey.flatMap { $0.isEmpty ? nil : $0 } ?? "{}:" + AlertmanagerFormatter.labelSetString(groupLabels)
+        return envelope(batch.alerts, groupLabels: groupLabels, groupKey: groupKey, truncatedAlerts: batch.truncatedAlerts,
+                        externalURL: batch.externalURL, target: target)
+    }
+
+    func envelope(_ alerts: [Alert], groupLabels: [(String, String)], groupKey: String, truncatedAlerts: Int,
+                  externalURL received: String?, target: Target) -> OutboundRequest {
+        let externalURL = received.flatMap { $0.isEmpty ? nil : $0 } ?? target.externalURL ?? "http://\(hostname)"
+        let body: JSONValue = .object([
             ("receiver", .string(target.receiver ?? target.name)),
-            ("status", .string(alert.status.rawValue)),
-            ("alerts", .array([AlertmanagerFormatter.alertJSON(alert)])),
+            ("status", .string(alerts.contains { $0.status == .firing } ? "firing" : "resolved")),
+            ("alerts", .array(alerts.map(AlertmanagerFormatter.alertJSON))),
             ("groupLabels", .strings(groupLabels)),
-            ("commonLabels", alert.labelsJSON),
-            ("commonAnnotations", alert.annotationsJSON),
-            ("externalURL", .string(context.batch?.externalURL ?? "")),
+            ("commonLabels", .strings(AlertmanagerFormatter.common(alerts.map(\.labels)))),
+            ("commonAnnotations", .strings(AlertmanagerFormatter.common(alerts.map(\.annotations)))),
+            ("externalURL", .string(externalURL)),
             ("version", .string("4")),
             ("groupKey", .string(groupKey)),
-            ("truncatedAlerts", .int(0)),
+            ("truncatedAlerts", .int(truncatedAlerts)),
         ])
         var headers = [HTTPHeaderPair("Content-Type", "application/json")]
         headers += target.headers.map { HTTPHeaderPair($0.0, $0.1) }
-        return OutboundRequest(url: target.url, headers: headers, body: envelope.serialized(), idempotent: true, action: "notify")
+        return OutboundRequest(url: target.url, headers: headers, body: body.serialized(), idempotent: true, action: "notify")
     }
 
     public func verdict(status: Int, body: [UInt8], retryAfter: String?) -> DeliveryVerdict {
         let text = bodyExcerpt(body)
         return defaultVerdict(status: status, message: text.isEmpty ? "HTTP \(status)" : text, retryAfter: retryAfter)
+    }
+
+    /// `template.go` `Data()`: start from the first alert's pairs and drop every pair another alert does not
+    /// share (Go reads a missing name as ""). No alerts: nothing in common.
+    static func common(_ sets: [[String: String]]) -> [(String, String)] {
+        guard var common = sets.first else { return [] }
+        for set in sets.dropFirst() where !common.isEmpty {
+            common = common.filter { (set[$0.key] ?? "") == $0.value }
+        }
+        return Alert.sorted(common)
     }
 
     static func alertJSON(_ a: Alert) -> JSONValue {

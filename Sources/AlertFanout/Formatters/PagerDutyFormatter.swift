@@ -8,6 +8,10 @@
 ///   labels of those names when present, `custom_details`; `links` from `generatorURL` and a `runbook_url`
 ///   annotation; `images` from an `image_url` annotation served over https.
 /// - Resolve: `routing_key`, `event_action: resolve` and the same `dedup_key` — so it needs no stored state.
+/// - Size: "Events API payloads are limited to 512 KB" (`maxEventBytes`). A trigger that would be larger has
+///   its largest `custom_details` values cut (whole characters, "…") and a `truncated` member naming them; if
+///   it still does not fit, `custom_details` is replaced by an `error` note and links and images are left out,
+///   as Alertmanager does. `component`, `group` and `class` are kept to 1024 characters.
 /// - Success is 202. 400 is permanent; 429 and 5xx are retryable (PagerDuty's own table). Repeating an event
 ///   with the same dedup key is harmless, so both actions are safe to retry.
 ///
@@ -44,24 +48,9 @@ public struct PagerDutyFormatter: AlertFormatter {
             ("severity", .string(PagerDutyFormatter.severity(of: alert))),
             ("timestamp", .string(alert.startsAt.rfc3339Millis)),
         ]
-        for field in ["component", "group", "class"] {
-            if let v = alert.labels[field], !v.isEmpty { payload.append((field, .string(v))) }
+        for field in ["component", "group", "class"] {  // no documented limit; bounded so the event always fits
+            if let v = alert.labels[field], !v.isEmpty { payload.append((field, .string(truncate(v, maxScalars: 1024)))) }
         }
-        var details: [(String, JSONValue)] = [
-            ("alertname", .string(alert.name)),
-            ("fingerprint", .string(alert.fingerprint)),
-            ("labels", alert.labelsJSON),
-            ("annotations", alert.annotationsJSON),
-        ]
-        if let c = alert.classification { details.append(("classification", c.json)) }
-        payload.append(("custom_details", .object(details)))
-
-        var event: [(String, JSONValue)] = [
-            ("routing_key", .string(key)),
-            ("event_action", .string("trigger")),
-            ("dedup_key", .string(alert.fingerprint)),
-            ("payload", .object(payload)),
-        ]
         var links: [JSONValue] = []
         if isHTTPURL(alert.generatorURL) {
             links.append(.strings([("href", alert.generatorURL), ("text", "Alert source")]))
@@ -69,13 +58,47 @@ public struct PagerDutyFormatter: AlertFormatter {
         if let runbook = alert.annotations["runbook_url"], isHTTPURL(runbook) {
             links.append(.strings([("href", runbook), ("text", "Runbook")]))
         }
-        if !links.isEmpty { event.append(("links", .array(links))) }
-        if let image = alert.annotations["image_url"], image.hasPrefix("https://") {
-            event.append(("images", .array([.strings([("src", image), ("alt", alert.name)])])))
+        // The event with these custom details; `extras` adds links, images and client_url.
+        func event(_ details: JSONValue, extras: Bool) -> [UInt8] {
+            var event: [(String, JSONValue)] = [
+                ("routing_key", .string(key)),
+                ("event_action", .string("trigger")),
+                ("dedup_key", .string(alert.fingerprint)),
+                ("payload", .object(payload + [("custom_details", details)])),
+            ]
+            if extras && !links.isEmpty { event.append(("links", .array(links))) }
+            if extras, let image = alert.annotations["image_url"], image.hasPrefix("https://") {
+                event.append(("images", .array([.strings([("src", image), ("alt", truncate(alert.name, maxScalars: 1024))])])))
+            }
+            event.append(("client", .string("AlertFanout")))
+            if extras, let ext = context.batch?.externalURL, isHTTPURL(ext) { event.append(("client_url", .string(ext))) }
+            return JSONValue.object(event).serialized()
         }
-        event.append(("client", .string("AlertFanout")))
-        if let ext = context.batch?.externalURL, isHTTPURL(ext) { event.append(("client_url", .string(ext))) }
-        return OutboundRequest(url: url, headers: headers, body: JSONValue.object(event).serialized(), idempotent: true, action: "trigger")
+        var details = CutDetails(alert)
+        func detailsJSON(_ note: String?) -> JSONValue {
+            var d: [(String, JSONValue)] = [
+                ("alertname", .string(truncate(alert.name, maxScalars: 1024))),
+                ("fingerprint", .string(alert.fingerprint)),
+                ("labels", .strings(details.labels)),
+                ("annotations", .strings(details.annotations)),
+            ]
+            if let c = details.classification { d.append(("classification", c.json)) }
+            if let note { d.append(("truncated", .string(note))) }
+            return .object(d)
+        }
+        var body = event(detailsJSON(nil), extras: true)
+        if body.count > PagerDutyFormatter.maxEventBytes {
+            // Cut the largest values, keep the small ones, and say so.
+            let cap = PagerDutyFormatter.waterLevel(sizes: details.sizes,
+                                                    excess: body.count - PagerDutyFormatter.maxEventBytes + PagerDutyFormatter.noteReserveBytes)
+            let cut = details.cut(to: cap)
+            body = event(detailsJSON(PagerDutyFormatter.truncationNote(cap: cap, cut: cut)), extras: true)
+        }
+        if body.count > PagerDutyFormatter.maxEventBytes {
+            // The names or the links themselves are too big: Alertmanager's fallback, details replaced by a note.
+            body = event(.strings([("error", "custom details removed: the event exceeded PagerDuty's 512 KB limit")]), extras: false)
+        }
+        return OutboundRequest(url: url, headers: headers, body: body, idempotent: true, action: "trigger")
     }
 
     public func verdict(status: Int, body: [UInt8], retryAfter: String?) -> DeliveryVerdict {
@@ -96,7 +119,7 @@ public struct PagerDutyFormatter: AlertFormatter {
         for key in ["instance", "host", "hostname", "job", "service"] {
             if let v = alert.labels[key], !v.isEmpty { return truncate(v, maxScalars: 255) }
         }
-        if case .success(let u) = SimpleURL.parse(alert.generatorURL) { return u.host }
+        if case .success(let u) = SimpleURL.parse(alert.generatorURL) { return truncate(u.host, maxScalars: 255) }
         return "alertfanout"
     }
 

@@ -13,8 +13,12 @@
 ///   the alert when it was created: the caller keeps a fingerprint → id map (`FormatContext.rootlyAlertID`).
 ///   Without it (for instance after a restart that lost the map) the formatter throws `missing_state`, and the
 ///   target is reported as failed with that reason instead of sending a request that cannot work.
-/// - Retries: the create carries a `deduplication_key`, so Rootly folds a repeated create into the same
-///   alert; resolve is idempotent. 429 and 5xx are retryable; 401, 403, 404 and 422 are permanent.
+/// - Retries: the create carries a `deduplication_key` meant to fold a repeated create into the same alert
+///   (unverified for API-created alerts: Rootly documents deduplication as an Alert Source setting,
+///   docs.rootly.com/alerts/alert-deduplication); resolve is idempotent. 429 and 5xx are retryable (a 429 after
+///   its `Retry-After`, within the publish deadline); 401, 403, 404 and 422 are permanent.
+/// - Rate: "Alert ingestion is rate limited to 50 alerts per minute per source/API key by default"
+///   (docs.rootly.com/alerts), so the default rate limit keeps to that (`Target.effectiveRateLimit`).
 public struct RootlyFormatter: AlertFormatter {
     public init() {}
 

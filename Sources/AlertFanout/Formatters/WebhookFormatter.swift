@@ -1,15 +1,26 @@
 // WebhookFormatter: a generic JSON webhook, signed per the Standard Webhooks specification when a secret is set.
 import Crypto
 
-/// The alert (and its classification) as JSON in the Standard Webhooks envelope `{type, timestamp, data}`,
-/// with `Idempotency-Key` and `webhook-id` headers derived from the alert, and — when the target has a
-/// `secret` — `webhook-timestamp` and `webhook-signature: v1,<base64 HMAC-SHA256>` over
-/// `{webhook-id}.{webhook-timestamp}.{body}` (Standard Webhooks 1.0.0). A secret with the `whsec_` prefix is
-/// base64 after the prefix, as in the reference libraries; any other secret is used as raw bytes.
+/// The alert (and its classification) as JSON in the Standard Webhooks envelope `{type, timestamp, data}`
+/// (Standard Webhooks 1.0.0, `spec/standard-webhooks.md`).
 ///
-/// The id is `msg_` + the first 32 hex digits of SHA-256(`fingerprint:status:startsAt`): the same for every
-/// retry of one notification, different for a later firing of the same alert. Reading responses follows the
-/// specification's advice: 2xx delivered; 408, 425, 429 and 5xx retryable; 3xx, 410 and other 4xx permanent.
+/// - Headers: `Idempotency-Key`, `webhook-id` and `webhook-timestamp` always; `webhook-signature:
+///   v1,<base64 HMAC-SHA256>` over `{webhook-id}.{webhook-timestamp}.{body}` when the target has a `secret`.
+///   The secret is read as the reference libraries read it (`WebhookSecret`): optional `whsec_` prefix, the
+///   rest always base64, at least 24 bytes.
+/// - The body's `timestamp` is "the timestamp of when the event occurred (not necessarily the same of when it
+///   was delivered)": `startsAt` while firing, `endsAt` once resolved. So every attempt of one notification
+///   sends the same bytes; only the `webhook-timestamp` header (and with it the signature) is per attempt, as
+///   the spec requires ("Every time an attempt is retried the timestamp of the attempt is updated") and as the
+///   reference verifiers need (they reject a header more than 5 minutes old).
+/// - The id is `msg_` + the first 32 hex digits of SHA-256(`fingerprint:status:startsAt`): the same for every
+///   retry of one notification, different for a later firing of the same alert.
+///
+/// Responses follow the spec's "Delivery success and failure": 2xx delivered; `410 Gone` means "disable the
+/// webhook endpoint, and stop sending it messages" (`DeliveryVerdict.gone`: the publisher skips the target
+/// afterwards, reported `skipped: endpoint_gone`); 3xx is a failure (redirects are not followed: "update the
+/// webhook URL instead"); every other status, 4xx included, is a failure to retry, 429/502/504 after
+/// `Retry-After` when the receiver sends it.
 public struct WebhookFormatter: AlertFormatter {
     public init() {}
 
@@ -27,7 +38,7 @@ public struct WebhookFormatter: AlertFormatter {
         if let c = alert.classification { data.append(("classification", c.json)) }
         let envelope: JSONValue = .object([
             ("type", .string("alert.\(alert.status.rawValue)")),
-            ("timestamp", .string(context.now.rfc3339)),
+            ("timestamp", .string(WebhookFormatter.eventTime(alert).rfc3339)),
             ("data", .object(data)),
         ])
         let body = envelope.serialized()
@@ -45,9 +56,24 @@ public struct WebhookFormatter: AlertFormatter {
         return OutboundRequest(url: target.url, headers: headers, body: body, idempotent: true, action: "post")
     }
 
+    /// Standard Webhooks "Delivery success and failure": 2xx success; 410 → stop sending (`gone`); 3xx and every
+    /// other status → retry ("The rest of the status codes should be treated as a failure"), honouring
+    /// `Retry-After` ("429 … 502 … 504 … recommended to throttle").
     public func verdict(status: Int, body: [UInt8], retryAfter: String?) -> DeliveryVerdict {
         let text = bodyExcerpt(body)
-        return defaultVerdict(status: status, message: text.isEmpty ? "HTTP \(status)" : text, retryAfter: retryAfter)
+        let message = text.isEmpty ? "HTTP \(status)" : text
+        switch status {
+        case 200...299: return .delivered(detail: nil)
+        case 410: return .gone(message: (text.isEmpty ? "HTTP 410 Gone" : text) + " (the receiver asked to stop deliveries: the target is skipped until its configuration changes or the publisher restarts)")
+        case 300...399: return .retryable(message: "\(message) (redirect not followed: update the target URL)", retryAfter: retryAfter)
+        default: return .retryable(message: message, retryAfter: retryAfter)
+        }
+    }
+
+    /// When the event occurred, for the body's `timestamp`: `startsAt` while firing, `endsAt` once resolved
+    /// (`startsAt` for a resolved alert built without one; decoded input always has it).
+    static func eventTime(_ alert: Alert) -> Timestamp {
+        alert.status == .resolved ? (alert.endsAt ?? alert.startsAt) : alert.startsAt
     }
 
     /// `msg_` + 32 hex digits of SHA-256(`fingerprint:status:startsAt`).
@@ -59,72 +85,17 @@ public struct WebhookFormatter: AlertFormatter {
         }.joined()
     }
 
-    /// `v1,<base64(HMAC-SHA256(key, "id.timestamp.body"))>`.
+    /// `v1,<base64(HMAC-SHA256(key, "id.timestamp.body"))>`, the key read by `WebhookSecret.key`.
     public static func signature(secret: String, id: String, timestamp: Int64, body: [UInt8]) throws(FormatError) -> String {
-        let keyBytes: [UInt8]
-        if secret.hasPrefix("whsec_") {
-            guard let decoded = base64Decode(String(secret.dropFirst(6))), !decoded.isEmpty else {
-                throw FormatError(.missingSecret, "the webhook secret starts with whsec_ but the rest is not base64")
-            }
-            keyBytes = decoded
-        } else {
-            keyBytes = Array(secret.utf8)
+        let key: [UInt8]
+        switch WebhookSecret.key(secret) {
+        case .success(let k): key = k
+        case .failure(let problem):  // the targets loader refuses these; a Target built in code may still carry one
+            throw FormatError(.missingSecret, "the webhook secret \(problem)")
         }
         var content = Array("\(id).\(timestamp).".utf8)
         content.append(contentsOf: body)
-        let mac = HMAC<SHA256>.authenticationCode(for: content, using: SymmetricKey(data: keyBytes))
+        let mac = HMAC<SHA256>.authenticationCode(for: content, using: SymmetricKey(data: key))
         return "v1," + base64Encode(Array(mac))
     }
-}
-
-private let base64Alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
-
-/// Standard base64 with padding.
-func base64Encode(_ bytes: [UInt8]) -> String {
-    var out: [UInt8] = []
-    out.reserveCapacity((bytes.count + 2) / 3 * 4)
-    var i = 0
-    while i + 3 <= bytes.count {
-        let n = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2])
-        out += [base64Alphabet[Int(n >> 18 & 63)], base64Alphabet[Int(n >> 12 & 63)], base64Alphabet[Int(n >> 6 & 63)], base64Alphabet[Int(n & 63)]]
-        i += 3
-    }
-    let rest = bytes.count - i
-    if rest == 1 {
-        let n = UInt32(bytes[i]) << 16
-        out += [base64Alphabet[Int(n >> 18 & 63)], base64Alphabet[Int(n >> 12 & 63)], 0x3D, 0x3D]
-    } else if rest == 2 {
-        let n = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8
-        out += [base64Alphabet[Int(n >> 18 & 63)], base64Alphabet[Int(n >> 12 & 63)], base64Alphabet[Int(n >> 6 & 63)], 0x3D]
-    }
-    return String(decoding: out, as: UTF8.self)
-}
-
-/// Standard base64 (padding optional); nil on any other character.
-func base64Decode(_ text: String) -> [UInt8]? {
-    var values: [UInt8] = []
-    for c in text.utf8 {
-        switch c {
-        case 0x41...0x5A: values.append(c - 0x41)
-        case 0x61...0x7A: values.append(c - 0x61 + 26)
-        case 0x30...0x39: values.append(c - 0x30 + 52)
-        case 0x2B: values.append(62)
-        case 0x2F: values.append(63)
-        case 0x3D: continue
-        default: return nil
-        }
-    }
-    guard values.count % 4 != 1 else { return nil }
-    var out: [UInt8] = []
-    var i = 0
-    while i < values.count {
-        let chunk = values[i..<min(i + 4, values.count)]
-        var n: UInt32 = 0
-        for (k, v) in chunk.enumerated() { n |= UInt32(v) << (18 - 6 * k) }
-        out.append(UInt8(n >> 16 & 0xFF))
-        if chunk.count > 2 { out.append(UInt8(n >> 8 & 0xFF)) }
-        if chunk.count > 3 { out.append(UInt8(n & 0xFF)) }
-        i += 4
-    }
-    return out
 }

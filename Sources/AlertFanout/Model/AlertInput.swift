@@ -26,13 +26,17 @@ public struct AlertBatch: Sendable {
     public var groupKey: String?
     public var groupLabels: [String: String]
     public var externalURL: String?
+    /// Alerts the sender left out of this notification (Alertmanager's `max_alerts`); 0 when none were.
+    public var truncatedAlerts: Int
 
-    public init(alerts: [Alert], receiver: String? = nil, groupKey: String? = nil, groupLabels: [String: String] = [:], externalURL: String? = nil) {
+    public init(alerts: [Alert], receiver: String? = nil, groupKey: String? = nil, groupLabels: [String: String] = [:], externalURL: String? = nil,
+                truncatedAlerts: Int = 0) {
         self.alerts = alerts
         self.receiver = receiver
         self.groupKey = groupKey
         self.groupLabels = groupLabels
         self.externalURL = externalURL
+        self.truncatedAlerts = truncatedAlerts
     }
 }
 
@@ -66,6 +70,11 @@ public enum AlertInput {
             batch.groupKey = optionalString(value["groupKey"], "groupKey", &problems)
             batch.externalURL = optionalString(value["externalURL"], "externalURL", &problems)
             batch.groupLabels = stringMap(value["groupLabels"], "groupLabels", &problems) ?? [:]
+            if let t = value["truncatedAlerts"], !t.isNull {
+                if let n = t.intValue, n >= 0 { batch.truncatedAlerts = n } else {
+                    problems.append(InputProblem("truncatedAlerts", "must be a whole number of at least 0, not \(t.jsonText)"))
+                }
+            }
             guard let items = value["alerts"]?.arrayValue else {
                 problems.append(InputProblem("alerts", "must be an array of alerts, not \(value["alerts"]!.typeName)"))
                 break

@@ -54,6 +54,15 @@ public enum FanoutMetricNames {
     /// Reactor: how long a task waited for the reactor queue (its loop lag), sampled once per interval.
     public static let reactorLoopLag = "alertfanout_reactor_loop_lag_seconds"
 
+    /// Service: HTTP requests served, by `route` (the route pattern, never the raw path), `method` and `status`.
+    public static let httpRequests = "alertfanout_http_requests_total"
+    /// Service: HTTP request duration by `route`.
+    public static let httpDuration = "alertfanout_http_request_duration_seconds"
+    /// Service: 1 when the last config (re)load succeeded, 0 until a good reload after a failed one.
+    public static let configReloadSuccessful = "alertfanout_config_last_reload_successful"
+    /// Service: alerts accepted by the HTTP API.
+    public static let alertsAccepted = "alertfanout_alerts_accepted_total"
+
     /// One line of help per metric (Prometheus `# HELP`).
     public static let help: [String: String] = [
         publishes: "Publishes by result: success (every target), partial, failure (no target), cancelled.",
@@ -74,11 +83,16 @@ public enum FanoutMetricNames {
         reactorSocketEvents: "Socket readiness events the reactor handled.",
         reactorBackstop: "Requests the reactor completed at their deadline because libcurl had not.",
         reactorLoopLag: "How long a task last waited for the reactor queue, in seconds.",
+        httpRequests: "HTTP requests the service answered, by route pattern, method and status.",
+        httpDuration: "HTTP request duration by route pattern, in seconds.",
+        configReloadSuccessful: "1 when the last configuration (re)load succeeded, else 0.",
+        alertsAccepted: "Alerts accepted by the service's HTTP API.",
     ]
 
     public static let all = [publishes, publishDuration, targetRequests, targetDuration, retries, skips, breakerState,
                              breakerTransitions, health, rateLimitWaits, targetDeadline, reactorInFlight, reactorQueued,
-                             reactorCompleted, reactorConnections, reactorSocketEvents, reactorBackstop, reactorLoopLag]
+                             reactorCompleted, reactorConnections, reactorSocketEvents, reactorBackstop, reactorLoopLag,
+                             httpRequests, httpDuration, configReloadSuccessful, alertsAccepted]
 }
 
 /// Records publish reports and guard state through a `MetricsFactory`. Used on the reactor queue only

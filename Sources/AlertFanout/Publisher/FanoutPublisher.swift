@@ -13,7 +13,9 @@ import Synchronization
 /// index, active runs — lives on the reactor queue, so there are no locks on the hot path.
 public final class FanoutPublisher: @unchecked Sendable {
     public let reactor: CurlReactor
-    public let config: TargetsConfig
+    /// The targets now (replaced by `replaceTargets`, e.g. on a service reload).
+    public var config: TargetsConfig { targetsBox.withLock { $0 } }
+    let targetsBox: Mutex<TargetsConfig>
     let ownsReactor: Bool
     let queue: DispatchQueue
 
@@ -44,7 +46,7 @@ public final class FanoutPublisher: @unchecked Sendable {
             self.reactor = try CurlReactor(configuration: .init(maxInFlightPerHost: 64, maxInFlightTotal: 1024, label: "alertfanout.publisher"))
             ownsReactor = true
         }
-        config = targets
+        targetsBox = Mutex(targets)
         queue = self.reactor.queue
     }
 
@@ -134,18 +136,7 @@ public final class FanoutPublisher: @unchecked Sendable {
     }
 
     func probeAll() {
-        for target in config.enabled {
-            let request = HTTPRequest(method: "HEAD", url: target.url, timeout: .seconds(5), connectTimeout: .seconds(5),
-                                      captureHeaders: [], maxResponseBodyBytes: 0, connection: target.connection)
-            reactor.submit(request) { [self] result in
-                let reachable: Bool
-                switch result {
-                case .success: reachable = true
-                case .failure(let e): reachable = ![.refused, .dns, .tls, .connectTimeout].contains(e.kind)
-                }
-                book.recordProbe(target.name, reachable: reachable, now: WallClock.monotonic())
-            }
-        }
+        for target in config.enabled { probe(target) { _ in } }
     }
 
     /// Publishes in flight now (reactor queue snapshot).

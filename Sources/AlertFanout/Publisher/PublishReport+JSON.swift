@@ -38,3 +38,25 @@ extension TargetResult {
 }
 
 private func ms(_ seconds: Double) -> Double { (seconds * 1000 * 1000).rounded() / 1000 }
+
+extension PublishError {
+    /// The `fanout publish --json` item for a failed publish: `{error, …report}` (just `{error}` when no target
+    /// was attempted).
+    public var json: JSONValue {
+        if let rep = report { return .object([("error", .string(description))] + (rep.json.objectValue ?? [])) }
+        return .object([("error", .string(description))])
+    }
+}
+
+extension Result where Success == PublishReport, Failure == PublishError {
+    /// One item of `fanout publish --json` and of the service's answers: the report, or the error with its report.
+    public var json: JSONValue {
+        switch self {
+        case .success(let r): return r.json
+        case .failure(let e): return e.json
+        }
+    }
+
+    /// At least one target succeeded (partial success is success).
+    public var reachedAnyTarget: Bool { (try? get())?.reachedAnyTarget ?? false }
+}

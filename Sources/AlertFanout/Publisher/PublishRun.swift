@@ -138,6 +138,10 @@ final class PublishRun: @unchecked Sendable {
                 outcome = .failed(kind: "http_status", status: response.status, message: message, retryable: true,
                                   safeToRepeat: request.idempotent || RetryPolicy.provesNotProcessed(kind: "http_status", status: response.status),
                                   retryAfterSeconds: seconds, action: request.action)
+            case .gone(let message):
+                // FanoutMachine remembers the target as gone (GuardBook) and skips it from now on.
+                outcome = .failed(kind: FanoutMachine.endpointGoneKind, status: response.status, message: message, retryable: false,
+                                  safeToRepeat: false, retryAfterSeconds: nil, action: request.action)
             }
         case .failure(let error):
             let kind: String
@@ -157,12 +161,17 @@ final class PublishRun: @unchecked Sendable {
     /// webhook URL is itself a secret) are replaced before anything reaches a report.
     static func scrubbed(_ outcome: FanoutMachine.AttemptOutcome, target: Target) -> FanoutMachine.AttemptOutcome {
         guard case .failed(let kind, let status, let message, let retryable, let safe, let retryAfter, let action) = outcome else { return outcome }
+        return .failed(kind: kind, status: status, message: scrubbedMessage(message, target: target), retryable: retryable,
+                       safeToRepeat: safe, retryAfterSeconds: retryAfter, action: action)
+    }
+
+    /// `message` without the target's secret, proxy URL, key password or URL.
+    static func scrubbedMessage(_ message: String, target: Target) -> String {
         var m = message
         for secret in [target.secret?.reveal(), target.connection?.proxy, target.connection?.clientKeyPassword] {
             if let secret, !secret.isEmpty { m = m.replacing(secret, with: "<redacted>") }
         }
-        m = m.replacing(target.url, with: "<\(target.name) url>")
-        return .failed(kind: kind, status: status, message: m, retryable: retryable, safeToRepeat: safe, retryAfterSeconds: retryAfter, action: action)
+        return m.replacing(target.url, with: "<\(target.name) url>")
     }
 
     private func finish(_ report: PublishReport) {
@@ -176,7 +185,7 @@ final class PublishRun: @unchecked Sendable {
             result = .success(report)
         } else if report.failed > 0 {
             result = .failure(.allFailed(report))
-        } else if report.results.contains(where: { [.unhealthy, .degraded, .circuitOpen, .rateLimited].contains($0.skipReason) }) {
+        } else if report.results.contains(where: { [.unhealthy, .degraded, .circuitOpen, .rateLimited, .endpointGone].contains($0.skipReason) }) {
             result = .failure(.noHealthyTargets(report))
         } else {
             result = .failure(.noEnabledTargets)

@@ -8,10 +8,13 @@ import NIOConcurrencyHelpers
 /// own status and message, so a formatter regression shows up as failures.
 public enum VendorSimulators {
     /// PagerDuty Events API v2 at `/v2/enqueue`: 202 `{"status":"success",...}`, or 400 with `errors`.
+    /// Events over 512 000 bytes are refused ("Events API payloads are limited to 512 KB"; PagerDuty's actual
+    /// status and message for that are not documented, so these are a guess).
     public static func pagerDuty(delay: Duration = .zero) -> MockBehavior {
         .custom { req in
             guard let obj = json(req.body) else { return pdError(["JSON parse error"], delay) }
             var errors: [String] = []
+            if req.body.count > 512_000 { errors.append("Event object is too large") }
             if (obj["routing_key"] as? String)?.count != 32 { errors.append("Length of 'routing_key' is incorrect (should be 32 characters)") }
             let action = obj["event_action"] as? String
             if !["trigger", "acknowledge", "resolve"].contains(action ?? "") { errors.append("'event_action' is invalid") }
@@ -32,7 +35,9 @@ public enum VendorSimulators {
         }
     }
 
-    /// Slack incoming webhook: 200 `ok`, or 400 `no_text` / `invalid_blocks` / `invalid_payload`.
+    /// Slack incoming webhook: 200 `ok`, or 400 `no_text` / `invalid_blocks` / `invalid_payload`. Block Kit's
+    /// limits are checked in UTF-16 code units (Slack does not name its unit; this is the strictest reading
+    /// short of bytes).
     public static func slack(delay: Duration = .zero) -> MockBehavior {
         .custom { req in
             guard let obj = json(req.body) else { return .text("invalid_payload", status: 400, delay: delay) }
@@ -41,10 +46,11 @@ public enum VendorSimulators {
             var ok = blocks.count <= 50
             for b in blocks {
                 switch b["type"] as? String {
-                case "header": ok = ok && (((b["text"] as? [String: Any])?["text"] as? String)?.unicodeScalars.count ?? 999) <= 150
+                case "header": ok = ok && (((b["text"] as? [String: Any])?["text"] as? String)?.utf16.count ?? 999) <= 150
                 case "section":
-                    if let t = (b["text"] as? [String: Any])?["text"] as? String { ok = ok && t.unicodeScalars.count <= 3000 }
-                    ok = ok && ((b["fields"] as? [Any])?.count ?? 0) <= 10
+                    if let t = (b["text"] as? [String: Any])?["text"] as? String { ok = ok && t.utf16.count <= 3000 }
+                    let fields = b["fields"] as? [[String: Any]] ?? []
+                    ok = ok && fields.count <= 10 && fields.allSatisfy { (($0["text"] as? String)?.utf16.count ?? 0) <= 2000 }
                 case "context": ok = ok && ((b["elements"] as? [Any])?.count ?? 0) <= 10
                 default: ok = false
                 }
@@ -96,13 +102,16 @@ public enum VendorSimulators {
         }
     }
 
-    /// A Standard Webhooks endpoint that verifies `webhook-signature` with `secret`: 200, or 401.
+    /// A Standard Webhooks endpoint that verifies `webhook-signature` with `secret`: 200, or 401. The key is read
+    /// as the reference libraries read it: optional `whsec_` prefix stripped, the rest base64 (padded or not).
     public static func signedWebhook(secret: String, delay: Duration = .zero) -> MockBehavior {
         .custom { req in
             guard let id = req.header("webhook-id"), let ts = req.header("webhook-timestamp"), let sig = req.header("webhook-signature") else {
                 return .text("missing webhook headers", status: 401, delay: delay)
             }
-            let key: [UInt8] = secret.hasPrefix("whsec_") ? Array(Data(base64Encoded: String(secret.dropFirst(6))) ?? Data()) : Array(secret.utf8)
+            let stripped = secret.hasPrefix("whsec_") ? String(secret.dropFirst(6)) : secret
+            let padded = stripped + String(repeating: "=", count: (4 - stripped.utf8.count % 4) % 4)
+            let key = Array(Data(base64Encoded: padded) ?? Data())
             let mac = HMAC<SHA256>.authenticationCode(for: Array("\(id).\(ts).".utf8) + req.body, using: SymmetricKey(data: key))
             let expected = "v1," + Data(mac).base64EncodedString()
             guard sig.split(separator: " ").contains(where: { $0 == expected }) else {

@@ -1,0 +1,102 @@
+// FanoutPublisher+Service: what a long-running service needs from the publisher — target reload, one probe now, health.
+import CurlReactor
+import Dispatch
+import FanoutCore
+
+/// The result of one reachability probe (`HEAD`, status ignored).
+public struct ProbeResult: Sendable, Hashable {
+    public var target: String
+    public var reachable: Bool
+    public var httpStatus: Int?
+    public var errorKind: String?
+    public var message: String?
+    public var durationSeconds: Double
+}
+
+/// What the publisher knows about one target now.
+public struct TargetHealthSnapshot: Sendable, Hashable {
+    public var target: String
+    public var type: String
+    public var enabled: Bool
+    public var health: HealthStatus
+    public var breaker: String
+    public var breakerTransitions: Int
+    /// The attempt deadline the target would get now (adaptive once learned, else the configured timeout).
+    public var deadlineSeconds: Double
+    public var deadlineLearned: Bool
+    public var successRatio: Double?
+    public var meanLatencySeconds: Double?
+}
+
+extension FanoutPublisher {
+    /// Replaces the targets, as a service reload does. A target whose name, type, URL, secret and connection
+    /// settings are unchanged keeps what was learned about it (breaker, health, adaptive deadline; rate limits
+    /// are kept per credential anyway); any other target starts fresh. Publishes in flight finish with the
+    /// targets they started with. Returns the names of targets that start fresh.
+    @discardableResult
+    public func replaceTargets(_ targets: TargetsConfig) -> [String] {
+        let old = targetsBox.withLock { current -> TargetsConfig in
+            let before = current
+            current = targets
+            return before
+        }
+        var fresh: [String] = []
+        for t in targets.targets {
+            if let o = old[t.name], o.type == t.type, o.url == t.url, o.secret == t.secret, o.connection == t.connection { continue }
+            fresh.append(t.name)
+        }
+        let removed = old.targets.map(\.name).filter { targets[$0] == nil }
+        let reset = fresh + removed
+        onQueue { [self] in
+            for name in reset { book.reset(name) }
+        }
+        return fresh
+    }
+
+    /// One reachability probe of `target` now (a `HEAD` whose status is ignored: any HTTP answer proves the
+    /// endpoint reachable). The result also feeds the target's health. `completion` runs on the reactor queue.
+    func probe(_ target: Target, completion: @escaping @Sendable (ProbeResult) -> Void) {
+        let request = HTTPRequest(method: "HEAD", url: target.url, timeout: .seconds(5), connectTimeout: .seconds(5),
+                                  captureHeaders: [], maxResponseBodyBytes: 0, connection: target.connection)
+        let started = WallClock.monotonic()
+        reactor.submit(request) { [self] result in
+            var probe = ProbeResult(target: target.name, reachable: true, durationSeconds: WallClock.monotonic() - started)
+            switch result {
+            case .success(let r): probe.httpStatus = r.status
+            case .failure(let e):
+                probe.reachable = ![.refused, .dns, .tls, .connectTimeout].contains(e.kind)
+                probe.errorKind = e.kind.rawValue
+                probe.message = PublishRun.scrubbedMessage(e.message, target: target)
+            }
+            book.recordProbe(target.name, reachable: probe.reachable, now: WallClock.monotonic())
+            completion(probe)
+        }
+    }
+
+    /// Probes the named target now; nil when no such target is configured.
+    public func probe(named name: String) async -> ProbeResult? {
+        guard let target = config[name] else { return nil }
+        return await withCheckedContinuation { c in probe(target) { c.resume(returning: $0) } }
+    }
+
+    /// Health, breaker and deadline of every configured target, in file order.
+    public func healthSnapshot() -> [TargetHealthSnapshot] {
+        let targets = config.targets
+        let book = guards
+        let now = WallClock.monotonic()
+        return targets.map { t in
+            let g = book[t.name]
+            let configured = t.timeoutSeconds ?? PublishOptions().defaultTargetTimeout.seconds
+            return TargetHealthSnapshot(
+                target: t.name, type: t.type.rawValue, enabled: t.enabled, health: g.health.status(now: now),
+                breaker: g.breaker.state.name, breakerTransitions: g.breaker.transitions,
+                deadlineSeconds: book.attemptTimeout(t.name, configured: configured), deadlineLearned: g.latency.learned != nil,
+                successRatio: g.health.successRatio(now: now), meanLatencySeconds: g.health.meanLatency(now: now))
+        }
+    }
+}
+
+extension Timestamp {
+    /// The current wall-clock time.
+    public static func now() -> Timestamp { WallClock.now() }
+}

@@ -1,0 +1,9 @@
+// GuardBook+Reset: forgetting what was learned about one target (its configuration changed or it was removed).
+
+extension GuardBook {
+    /// Starts `target` afresh: closed breaker, unknown health, configured deadline, full retry budget. Rate
+    /// limits are kept: they belong to the credential, not to the target's name.
+    public mutating func reset(_ target: String) {
+        self[target] = TargetGuard(config)
+    }
+}
