@@ -130,7 +130,7 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
-        .testTarget(name: "FanoutCLITests", dependencies: ["FanoutCLI", "MockTarget", "CZlib", "AlertFanout"]),
+        .testTarget(name: "FanoutCLITests", dependencies: ["FanoutCLI", "MockTarget", "CZlib", "AlertFanout", "CurlReactor"]),
         .testTarget(name: "MockTargetTests", dependencies: ["MockTarget", "CurlReactor"]),
     ],
     swiftLanguageModes: [.v6]

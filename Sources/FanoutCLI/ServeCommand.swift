@@ -58,9 +58,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let settings = serviceConfig.server
         let targetCount = serviceConfig.targets.targets.count
-        var options = ObservabilityOptions()
-        options.logLevel = logLevel
-        let obs = try Observability(options)
+        let obs = try Observability(try ObservabilityOptions.parse(["--log-level", logLevel]))
         let logger = obs.logger("alertfanout.serve")
         let service = try FanoutService(config: serviceConfig, configPath: config, environment: environment, logger: logger, metrics: obs.factory)
         let reactorMetrics = ReactorMetrics(reactor: service.publisher.reactor, factory: obs.factory)

@@ -2,8 +2,9 @@
 # need-packages.sh: install the Debian packages this project needs that the machine lacks (shared by tools/run,
 # .ci/run and the compare scripts). Usage: tools/dev/need-packages.sh build|test
 #   build: libcurl's and zlib's headers and pkg-config (what `swift build` needs);
-#   test:  build's, plus the real peers the test suite runs: promtool (prometheus), openssl (test certificates),
-#          and PostgreSQL's server binaries (a throw-away cluster on 127.0.0.1; nothing is started here).
+#   test:  build's, plus the real peers the test suite runs: promtool (prometheus), Alertmanager
+#          (prometheus-alertmanager, started by the tests on 127.0.0.1) and openssl (test certificates).
+#          Nothing is started here; Debian's service units are not enabled in containers without systemd.
 set -euo pipefail
 mode=${1:-build}
 need=()
@@ -14,6 +15,7 @@ command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 if [ "$mode" = test ]; then
   command -v promtool >/dev/null 2>&1 || need+=(prometheus)
   command -v openssl >/dev/null 2>&1 || need+=(openssl)
+  command -v prometheus-alertmanager >/dev/null 2>&1 || [ -x /usr/bin/prometheus-alertmanager ] || need+=(prometheus-alertmanager)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "installing missing Debian packages: ${need[*]}" >&2
