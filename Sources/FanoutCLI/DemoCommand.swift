@@ -60,8 +60,8 @@ struct DemoCommand: AsyncParsableCommand {
             }
             return .text("ok", delay: .milliseconds(40))
         }])
-        // The simulators are loopback doubles: lift the vendors' real rate limits (1/s for Slack, 120/min for
-        // PagerDuty, 3000/min for Rootly), which would otherwise pace a demo running at tens of alerts per second.
+        // The simulators are loopback doubles: lift the vendors' real rate limits (1/s for Slack, 100/min for
+        // PagerDuty, 45/min for Rootly's alert ingestion), which would otherwise pace a demo at tens of alerts per second.
         let unlimited = RateLimit(requests: 100_000, periodSeconds: 1, burst: 100_000)
         let vendors = [
             DemoVendor(name: "pagerduty", type: .pagerduty, delay: .milliseconds(30), server: pd,

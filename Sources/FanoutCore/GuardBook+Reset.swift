@@ -6,4 +6,10 @@ extension GuardBook {
     public mutating func reset(_ target: String) {
         self[target] = TargetGuard(config)
     }
+
+    /// Forgets an earlier `410 Gone` from `target` (an operator reloaded the configuration: deliveries resume).
+    public mutating func clearGone(_ target: String) {
+        guard self[target].endpointGone else { return }
+        self[target].endpointGone = false
+    }
 }

@@ -2,7 +2,8 @@
 
 /// When and how soon to try again.
 ///
-/// Classification (one place for every target type; formatters add the vendor's own reading of statuses):
+/// Classification (one place for every target type; formatters add the vendor's own reading of statuses, e.g.
+/// Standard Webhooks targets also retry 3xx and other 4xx and stop at 410):
 /// 2xx success; 408, 425, 429 and 5xx retryable; refused, reset, DNS and timeouts retryable; other 4xx and
 /// malformed requests permanent. A request is repeated only when that is safe: the formatter marked it
 /// idempotent (PagerDuty dedup key, Rootly deduplication key, webhook idempotency key, Alertmanager's own

@@ -103,3 +103,24 @@ func waitFor(seconds: Double, _ condition: @Sendable () async -> Bool, file: Sta
     }
     XCTFail("condition not met within \(seconds) s", file: file, line: line)
 }
+
+final class DeployExampleTests: XCTestCase {
+    /// The receiver example under tools/deploy passes Alertmanager's own config check.
+    func testShippedAlertmanagerExamplePassesAmtool() throws {
+        let amtool = ["/usr/bin/amtool", "/usr/local/bin/amtool"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        let tool = try XCTUnwrap(amtool, "amtool is not installed (Debian's prometheus-alertmanager; tools/run test installs it)")
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let example = root.appendingPathComponent("tools/deploy/alertmanager.yml").path
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: tool)
+        p.arguments = ["check-config", example]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0, text)
+        XCTAssertTrue(text.contains("1 receivers"), text)
+    }
+}

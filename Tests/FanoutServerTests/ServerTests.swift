@@ -5,6 +5,9 @@ import FanoutServer
 import Foundation
 import MockTarget
 import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
 
 final class ServerTests: XCTestCase {
     func testWebhookFansOutEveryAlertAndAnswers200ThenMetricsCountIt() async throws {
@@ -298,4 +301,86 @@ func waitFor(_ condition: @Sendable () -> Bool, file: StaticString = #filePath, 
         try await Task.sleep(for: .milliseconds(5))
     }
     XCTFail("condition not met within 10 s", file: file, line: line)
+}
+
+final class ServerConnectionTests: XCTestCase {
+    func testAClientThatGoesAwayDoesNotCancelAcceptedDeliveries() async throws {
+        let slow = try MockTarget()
+        defer { slow.stop() }
+        let h = try await ServerHarness.start("targets:\n  - {name: slow, type: webhook, url: '\(slow.url("/s?delay_ms=400"))'}\n")
+        // The client gives up after 100 ms, long before the delivery finishes.
+        let r = await h.client.execute(HTTPRequest(method: "POST", url: h.url("/webhook"), body: Array(alertmanagerPayload(["Gone"]).utf8),
+                                                   timeout: .milliseconds(100)))
+        XCTAssertEqual(r.failureKind, .deadline)
+        try await waitFor(seconds: 10) { h.service.publisher.activePublishes == 0 && slow.requestCount == 1 }
+        let stats = await h.call("GET", "/api/v2/publishing/stats")
+        XCTAssertEqual(stats.json?["deliveries"]?["delivered"]?.intValue, 1, "the accepted delivery completed: \(stats.text)")
+        XCTAssertEqual(stats.json?["deliveries"]?["pending"]?.intValue, 0)
+        try await h.stop()
+    }
+
+    func testASlowClientIsCutOffByTheIdleTimeout() async throws {
+        let t = try MockTarget()
+        defer { t.stop() }
+        let h = try await ServerHarness.start("server: {idle_timeout: 300ms}\ntargets:\n  - {name: t, type: webhook, url: '\(t.url("/t"))'}\n")
+        // Headers promise 200 bytes; one byte arrives, then nothing.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(h.port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        XCTAssertEqual(connected, 0)
+        let head = "POST /webhook HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{"
+        _ = head.withCString { send(fd, $0, strlen($0), 0) }
+        var tv = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        let started = ContinuousClock.now
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        var n = 1
+        while n > 0 { n = recv(fd, &buffer, buffer.count, 0) }
+        XCTAssertEqual(n, 0, "the server closed the connection (errno \(errno) would mean the 10 s receive timeout hit first)")
+        XCTAssertLessThan(ContinuousClock.now - started, .seconds(9), "closed by the idle timeout, not by the test's own limit")
+        XCTAssertEqual(t.requestCount, 0)
+        let ok = await h.call("POST", "/webhook", body: alertmanagerPayload(["After"]))
+        XCTAssertEqual(ok.status, 200, "the server keeps serving others")
+        try await h.stop()
+    }
+
+    func testTheListenerServesTLS() async throws {
+        let t = try MockTarget()
+        defer { t.stop() }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("srv-tls-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let make = Process()
+        make.executableURL = URL(fileURLWithPath: "/bin/sh")
+        make.arguments = ["-c", """
+            set -e; cd '\(dir)'
+            openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:prime256v1 -out key.pem 2>/dev/null
+            openssl req -x509 -new -key key.pem -out cert.pem -days 2 -subj '/CN=127.0.0.1' -addext 'subjectAltName=IP:127.0.0.1' 2>/dev/null
+            """]
+        try make.run()
+        make.waitUntilExit()
+        try XCTSkipIf(make.terminationStatus != 0, "openssl could not make a certificate")
+        let h = try await ServerHarness.start("""
+            server: {tls: {cert_file: \(dir)/cert.pem, key_file: \(dir)/key.pem}}
+            targets:
+              - {name: t, type: webhook, url: '\(t.url("/t"))'}
+            """)
+        let https = await h.client.execute(HTTPRequest(method: "POST", url: "https://127.0.0.1:\(h.port)/webhook",
+                                                       headers: [HTTPHeader("Content-Type", "application/json")],
+                                                       body: Array(alertmanagerPayload(["Tls"]).utf8), timeout: .seconds(10),
+                                                       connection: ConnectionOptions(caFile: "\(dir)/cert.pem")))
+        XCTAssertEqual(try https.get().status, 200)
+        XCTAssertEqual(t.requestCount, 1)
+        let plain = await h.client.execute(HTTPRequest(url: h.url("/-/healthy"), timeout: .seconds(5)))
+        XCTAssertNotEqual((try? plain.get())?.status, 200, "plain HTTP is not served on a TLS listener")
+        try await h.stop()
+    }
+}
+
+extension Result where Success == HTTPResponse, Failure == TransferError {
+    var failureKind: TransferError.Kind? { if case .failure(let e) = self { return e.kind } else { return nil } }
 }

@@ -32,7 +32,8 @@ extension FanoutPublisher {
     /// Replaces the targets, as a service reload does. A target whose name, type, URL, secret and connection
     /// settings are unchanged keeps what was learned about it (breaker, health, adaptive deadline; rate limits
     /// are kept per credential anyway); any other target starts fresh. Publishes in flight finish with the
-    /// targets they started with. Returns the names of targets that start fresh.
+    /// targets they started with. A target that answered `410 Gone` is sent to again. Returns the names of
+    /// targets that start fresh.
     @discardableResult
     public func replaceTargets(_ targets: TargetsConfig) -> [String] {
         let old = targetsBox.withLock { current -> TargetsConfig in
@@ -47,8 +48,11 @@ extension FanoutPublisher {
         }
         let removed = old.targets.map(\.name).filter { targets[$0] == nil }
         let reset = fresh + removed
+        let kept = targets.targets.map(\.name).filter { !fresh.contains($0) }
         onQueue { [self] in
             for name in reset { book.reset(name) }
+            // A reload is the operator's answer to a 410 Gone: the kept targets get deliveries again.
+            for name in kept { book.clearGone(name) }
         }
         return fresh
     }
