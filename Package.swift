@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "AlertFanout", targets: ["AlertFanout"]),
         .library(name: "FanoutCore", targets: ["FanoutCore"]),
         .library(name: "FanoutServer", targets: ["FanoutServer"]),
+        .library(name: "FanoutStore", targets: ["FanoutStore"]),
         .library(name: "MockTarget", targets: ["MockTarget"]),
         .executable(name: "fanout", targets: ["FanoutCLI"]),
         .executable(name: "mock-target", targets: ["MockTargetMain"]),
@@ -27,6 +28,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     ],
     targets: [
         .systemLibrary(
@@ -58,9 +60,20 @@ let package = Package(
             ]
         ),
         .target(
+            name: "FanoutStore",
+            dependencies: [
+                "AlertFanout",
+                "FanoutCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ]
+        ),
+        .target(
             name: "FanoutServer",
             dependencies: [
                 "AlertFanout",
+                "FanoutStore",
                 "CurlReactor",
                 "FanoutCore",
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -100,6 +113,7 @@ let package = Package(
                 "AlertFanout",
                 "FanoutCore",
                 "FanoutServer",
+                "FanoutStore",
                 "CZlib",
                 "MockTarget",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -123,10 +137,11 @@ let package = Package(
             exclude: ["Fixtures"]
         ),
         .testTarget(name: "FanoutCoreTests", dependencies: ["FanoutCore"]),
+        .testTarget(name: "FanoutStoreTests", dependencies: ["FanoutStore", "FanoutCore"]),
         .testTarget(
             name: "FanoutServerTests",
             dependencies: [
-                "FanoutServer", "AlertFanout", "CurlReactor", "MockTarget",
+                "FanoutServer", "FanoutStore", "AlertFanout", "CurlReactor", "MockTarget",
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),

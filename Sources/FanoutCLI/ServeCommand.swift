@@ -3,6 +3,7 @@ import AlertFanout
 import ArgumentParser
 import Dispatch
 import FanoutServer
+import FanoutStore
 import Foundation
 import Logging
 import Synchronization
@@ -28,6 +29,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Listen address HOST:PORT (overrides server.listen; default 127.0.0.1:9095).")
     var listen: String?
 
+    @Option(help: "Where the durable outbox lives: sqlite:PATH (default sqlite:fanout-state.db, overriding server.store), postgres://USER:PASSWORD@HOST:PORT/DB for several replicas, or none (answer /webhook after delivering, keep nothing).")
+    var store: String?
+
     @Option(help: "How long publishes in flight may take to finish after SIGTERM or SIGINT.", transform: parseDuration)
     var grace: Duration = .seconds(10)
 
@@ -41,6 +45,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let l = listen, ServiceConfigLoader.parseListen(l) == nil {
             throw ValidationError("--listen must be HOST:PORT, [IPv6]:PORT or :PORT, not '\(l)'")
         }
+        if let s = store, case .failure(let e) = StoreLocation.parse(s) { throw ValidationError("--store: \(e.message)") }
     }
 
     func run() async throws {
@@ -60,7 +65,21 @@ struct ServeCommand: AsyncParsableCommand {
         let targetCount = serviceConfig.targets.targets.count
         let obs = try Observability(try ObservabilityOptions.parse(["--log-level", logLevel]))
         let logger = obs.logger("alertfanout.serve")
-        let service = try FanoutService(config: serviceConfig, configPath: config, environment: environment, logger: logger, metrics: obs.factory)
+        let location: StoreLocation
+        switch StoreLocation.parse(store ?? serviceConfig.server.store ?? StoreLocation.default.description) {
+        case .success(let l): location = l
+        case .failure(let e): throw ValidationError("server.store: \(e.message)")
+        }
+        let openedStore: (any DeliveryStore)?
+        do {
+            openedStore = try await location.open()
+        } catch {
+            FileHandle.standardError.write(Data("fanout serve: cannot open the store \(location): \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        logger.notice("store", metadata: ["store": "\(location)"])
+        let service = try FanoutService(config: serviceConfig, configPath: config, environment: environment, store: openedStore,
+                                        policy: serviceConfig.server.deliveryPolicy, logger: logger, metrics: obs.factory)
         let reactorMetrics = ReactorMetrics(reactor: service.publisher.reactor, factory: obs.factory)
         reactorMetrics.start()
         let registry = obs.registry
@@ -104,12 +123,12 @@ struct ServeCommand: AsyncParsableCommand {
         } catch {
             FileHandle.standardError.write(Data("fanout serve: \(error)\n".utf8))
             reactorMetrics.stop()
-            await service.shutdown()
+            await service.shutdown(grace: .zero)
             throw ExitCode(1)
         }
         sources.forEach { $0.cancel() }
         reactorMetrics.stop()
-        await service.shutdown()
+        await service.shutdown(grace: grace)
         logger.notice("stopped")
     }
 }

@@ -2,6 +2,7 @@
 import AlertFanout
 import CoreMetrics
 import FanoutCore
+import FanoutStore
 import Hummingbird
 
 extension FanoutServer {
@@ -16,6 +17,9 @@ extension FanoutServer {
         router.get("/-/ready") { _, _ -> Response in
             if service.isDraining { return errorResponse(.serviceUnavailable, "draining") }
             if service.publisher.reactor.stats().released { return errorResponse(.serviceUnavailable, "the reactor is not running") }
+            if let store = service.store {
+                do { try await store.ping() } catch { return errorResponse(.serviceUnavailable, "the store is unavailable: \(error)") }
+            }
             return jsonResponse(.ok, .object([("status", .string("ready"))]))
         }
         router.post("/-/reload") { _, _ -> Response in
@@ -50,6 +54,15 @@ extension FanoutServer {
             guard value["alerts"]?.arrayValue != nil else { return errorResponse(.badRequest, "alerts: must be a list of alerts") }
             let batch: AlertBatch
             do { batch = try AlertInput.decode(value, now: Timestamp.now()) } catch { return errorResponse(.badRequest, "\(error)") }
+            if service.store != nil {
+                // Durable: 202 once the notification and its deliveries are committed; 503 (Alertmanager retries) if not.
+                do {
+                    let deliveries = try await service.accept(batch, payload: value.serialized())
+                    return jsonResponse(.accepted, .object([("status", .string("accepted")), ("alerts", .int(batch.alerts.count)), ("deliveries", .int(deliveries))]))
+                } catch {
+                    return errorResponse(.serviceUnavailable, "the alerts could not be stored, so they were not accepted: \(error)", headers: [.retryAfter: "5"])
+                }
+            }
             let results = await service.publish(batch, selection: .all, strategy: .skipUnhealthy)
             return publishResponse(results)
         }
@@ -84,7 +97,35 @@ extension FanoutServer {
             m.append(("duration_ms", .double((probe.durationSeconds * 1e6).rounded() / 1000)))
             return jsonResponse(.ok, .object(m))
         }
-        api.get("stats") { _, _ -> Response in jsonResponse(.ok, service.stats.json) }
+        api.get("stats") { _, _ -> Response in
+            guard let store = service.store else { return jsonResponse(.ok, service.stats.json) }
+            do {
+                return jsonResponse(.ok, service.stats.json(deliveries: try await store.counts()))
+            } catch {
+                return errorResponse(.serviceUnavailable, "the store is unavailable: \(error)")
+            }
+        }
+
+        // Dead letters (with a store).
+        api.get("dlq") { request, _ -> Response in
+            guard let store = service.store else { return errorResponse(.notFound, "dead letters need a store (--store)") }
+            let target = request.uri.queryParameters.get("target")
+            let limit = request.uri.queryParameters.get("limit").flatMap { Int($0) } ?? 100
+            guard (1...10_000).contains(limit) else { return errorResponse(.badRequest, "limit: must be between 1 and 10000") }
+            do {
+                let letters = try await store.deadLetters(target: target, limit: limit)
+                return jsonResponse(.ok, .object([("dead_letters", .array(letters.map(deadLetterJSON)))]))
+            } catch {
+                return errorResponse(.serviceUnavailable, "the store is unavailable: \(error)")
+            }
+        }
+        api.post("dlq/replay") { request, _ -> Response in
+            await replay(service, id: nil, target: request.uri.queryParameters.get("target"))
+        }
+        api.post("dlq/{id}/replay") { _, context -> Response in
+            guard let id = Int64(try context.parameters.require("id")) else { return errorResponse(.badRequest, "id: must be a number") }
+            return await replay(service, id: id, target: nil)
+        }
         return router
     }
 
@@ -158,6 +199,28 @@ extension FanoutServer {
             return errorResponse(.badRequest, value["alert"] != nil ? "alert: \(error)" : "\(error)")
         }
         return publishResponse(await service.publish(batch, selection: selection, strategy: strategy))
+    }
+
+    static func replay(_ service: FanoutService, id: Int64?, target: String?) async -> Response {
+        guard let store = service.store else { return errorResponse(.notFound, "dead letters need a store (--store)") }
+        do {
+            let n = try await store.replay(id: id, target: target, now: WallTime.now(), ttl: service.policy.ttlSeconds)
+            if id != nil && n == 0 { return errorResponse(.notFound, "no dead letter with id \(id!)") }
+            service.dispatcher?.wake()
+            return jsonResponse(.ok, .object([("replayed", .int(n))]))
+        } catch {
+            return errorResponse(.serviceUnavailable, "the store is unavailable: \(error)")
+        }
+    }
+
+    static func deadLetterJSON(_ d: DeadLetter) -> JSONValue {
+        var m: [(String, JSONValue)] = [("id", .int(d.id)), ("target", .string(d.target)), ("notification", .int(d.notificationID)),
+                                        ("alert_index", .int(d.alertIndex)), ("key", .string(d.orderingKey)), ("attempts", .int(d.attempts))]
+        if let e = d.lastError { m.append(("last_error", .string(e))) }
+        if let s = d.lastStatus { m.append(("last_status", .int(s))) }
+        m.append(("created_at", .string(Timestamp(seconds: Int64(d.createdAt)).rfc3339)))
+        if let f = d.finishedAt { m.append(("finished_at", .string(Timestamp(seconds: Int64(f)).rfc3339))) }
+        return .object(m)
     }
 
     /// 200 when every alert reached at least one target, else 502 (so Alertmanager retries); the reports in input order.

@@ -3,15 +3,24 @@ import AlertFanout
 import CoreMetrics
 import Dispatch
 import FanoutCore
+import FanoutStore
 import Logging
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The engine behind `fanout serve`: one `FanoutPublisher` on one reactor for the life of the process, so
 /// breakers, health, adaptive deadlines, rate limits and Rootly ids carry over from one request to the next.
 /// Thread-safe; HTTP handlers call it from NIO's event loops, deliveries run on the reactor queue.
 public final class FanoutService: Sendable {
     public let publisher: FanoutPublisher
+    /// The durable outbox, when the service runs with one (`--store`): `/webhook` then answers 202 once stored.
+    public let store: (any DeliveryStore)?
+    public let dispatcher: Dispatcher?
+    public let policy: DeliveryPolicy
     let stats = ServiceStats()
+    private let maintenance = Mutex<Task<Void, Never>?>(nil)
     let logger: Logger
     let configPath: String?
     let environment: [String: String]
@@ -28,7 +37,9 @@ public final class FanoutService: Sendable {
         var drained: [CheckedContinuation<Void, Never>] = []
     }
 
-    public init(config: ServiceConfig, configPath: String? = nil, environment: [String: String] = [:],
+    /// With a `store`, a dispatcher starts working it at once (lease owner `owner`, unique per process).
+    public init(config: ServiceConfig, configPath: String? = nil, environment: [String: String] = [:], store: (any DeliveryStore)? = nil,
+                policy: DeliveryPolicy = .init(), owner: String = "fanout-\(getpid())",
                 logger: Logger = Logger(label: "alertfanout.serve", factory: { _ in SwiftLogNoOpLogHandler() }),
                 metrics: MetricsFactory? = nil) throws {
         publisher = try FanoutPublisher(targets: config.targets, logger: logger, metrics: metrics)
@@ -36,8 +47,74 @@ public final class FanoutService: Sendable {
         self.configPath = configPath
         self.environment = environment
         self.metrics = metrics
+        self.store = store
+        self.policy = policy
         state = Mutex(State(server: config.server))
+        if let store {
+            dispatcher = Dispatcher(store: store, publisher: publisher, policy: policy, owner: owner,
+                                    attemptDeadline: .milliseconds(Int64(config.server.publishDeadlineSeconds * 1000)), logger: logger, metrics: metrics)
+        } else {
+            dispatcher = nil
+        }
         recordReload(ok: true)
+        if let dispatcher, let store {
+            dispatcher.start()
+            maintenance.withLock { $0 = Task { [self] in await maintain(store) } }
+        }
+    }
+
+    // MARK: the outbox
+
+    /// Stores a received notification with one delivery per enabled target: one per alert, or one for the whole
+    /// group for targets that take groups (Slack, Alertmanager receivers). Returns once committed.
+    func accept(_ batch: AlertBatch, payload: [UInt8]) async throws -> Int {
+        guard let store, let dispatcher else { throw StoreError("the service runs without a store") }
+        let group = batch.groupAlert
+        var deliveries: [NewDelivery] = []
+        for t in publisher.config.enabled {
+            if t.type.takesGroups {
+                if !batch.alerts.isEmpty {
+                    deliveries.append(NewDelivery(target: t.name, alertIndex: -1, orderingKey: "group:" + group.fingerprint, status: group.status.rawValue))
+                }
+            } else {
+                for (i, a) in batch.alerts.enumerated() {
+                    deliveries.append(NewDelivery(target: t.name, alertIndex: i, orderingKey: a.fingerprint, status: a.status.rawValue,
+                                                  isRootlyResolve: t.type == .rootly && a.status == .resolved))
+                }
+            }
+        }
+        let now = WallTime.now()
+        _ = try await store.enqueue([NewNotification(payload: payload, receivedAt: now, deliveries: deliveries)], now: now, ttl: policy.ttlSeconds)
+        stats.accepted(alerts: batch.alerts.count, deliveries: 0)
+        if let metrics { Counter(label: FanoutMetricNames.alertsAccepted, factory: metrics).increment(by: batch.alerts.count) }
+        dispatcher.wake()
+        return deliveries.count
+    }
+
+    /// Refreshes the outbox gauges every second and prunes finished records every minute, until shutdown.
+    private func maintain(_ store: any DeliveryStore) async {
+        var lastPrune = 0.0
+        var knownTargets = Set<String>()
+        while !Task.isCancelled {
+            let now = WallTime.now()
+            if let metrics, let counts = try? await store.counts() {
+                knownTargets.formUnion(counts.byTarget.keys)
+                for t in knownTargets {
+                    let c = counts.byTarget[t] ?? [:]
+                    Gauge(label: FanoutMetricNames.outboxPending, dimensions: [("target", t)], factory: metrics)
+                        .record((c["pending"] ?? 0) + (c["leased"] ?? 0))
+                    Gauge(label: FanoutMetricNames.outboxDead, dimensions: [("target", t)], factory: metrics).record(c["dead"] ?? 0)
+                }
+                Gauge(label: FanoutMetricNames.outboxOldestPending, factory: metrics).record(counts.oldestPendingCreatedAt.map { max(0, now - $0) } ?? 0)
+            }
+            if now - lastPrune >= 60 {
+                lastPrune = now
+                if let n = try? await store.prune(before: now - policy.retentionSeconds), n > 0 {
+                    logger.info("pruned finished deliveries", metadata: ["count": "\(n)"])
+                }
+            }
+            try? await Task.sleep(for: .seconds(1))
+        }
     }
 
     public var settings: ServerSettings { state.withLock { $0.server } }
@@ -155,8 +232,14 @@ public final class FanoutService: Sendable {
         return state.withLock { $0.inFlight == 0 }
     }
 
-    /// Cancels what is still in flight and releases the reactor.
-    public func shutdown() async { await publisher.shutdown() }
+    /// Stops the dispatcher (deliveries in flight get `grace`, the rest go back to the store), cancels what is
+    /// still in flight, releases the reactor and closes the store.
+    public func shutdown(grace: Duration = .seconds(5)) async {
+        maintenance.withLock { $0?.cancel() }
+        await dispatcher?.stop(grace: grace)
+        await publisher.shutdown()
+        await store?.close()
+    }
 }
 
 /// Gathers one result per alert, in input order, and resumes its continuation once every result is in.
@@ -192,3 +275,4 @@ final class OutcomeCollector: Sendable {
         if let (c, results) = done { c.resume(returning: results) }
     }
 }
+

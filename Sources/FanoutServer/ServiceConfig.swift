@@ -1,5 +1,7 @@
 // ServiceConfig: `fanout serve`'s config file — the targets plus an optional `server:` section — read and checked.
 import AlertFanout
+import FanoutCore
+import FanoutStore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -26,6 +28,14 @@ public struct ServerSettings: Sendable, Equatable {
     public var publishDeadlineSeconds: Double
     /// A connection with nothing received or sent for this long is closed (slow or idle clients).
     public var idleTimeoutSeconds: Double
+    /// `server.store`: where the outbox lives (`sqlite:PATH`, `postgres://…`, `none`); `--store` overrides it.
+    public var store: String?
+    /// How long a stored delivery is tried before it becomes a dead letter.
+    public var deliveryTTLSeconds: Double = 3600
+    /// How long delivered records are kept.
+    public var retentionSeconds: Double = 86_400
+    /// The longest wait between two attempts of a stored delivery.
+    public var backoffCapSeconds: Double = 30
 
     public static let defaultPort = 9095
 
@@ -60,7 +70,8 @@ public struct ServiceConfig: Sendable {
 }
 
 public enum ServiceConfigLoader {
-    static let serverKeys: Set<String> = ["listen", "auth", "tls", "max_body_bytes", "publish_deadline", "idle_timeout"]
+    static let serverKeys: Set<String> = ["listen", "auth", "tls", "max_body_bytes", "publish_deadline", "idle_timeout", "store", "delivery_ttl",
+                                          "retention", "backoff_cap"]
 
     /// Reads `path`. Every problem in the file is reported at once (`TargetsConfigError`), naming its field.
     public static func load(path: String, environment: [String: String]) throws -> ServiceConfig {
@@ -181,7 +192,29 @@ public enum ServiceConfigLoader {
                 add("idle_timeout", "must be a positive duration, such as 30s")
             }
         }
+        if let st = text(v["store"], "store") {
+            if case .failure(let e) = StoreLocation.parse(st) { add("store", e.message) } else { s.store = st }
+        }
+        for (key, minimum, maximum) in [("delivery_ttl", 1.0, 7 * 86_400.0), ("retention", 60.0, 365 * 86_400.0), ("backoff_cap", 0.1, 3600.0)] {
+            guard let d = v[key] else { continue }
+            guard let sec = ConfigDocument.durationSeconds(d), sec >= minimum, sec <= maximum else {
+                add(key, "must be a duration between \(Int(minimum))s and \(Int(maximum))s, such as 1h")
+                continue
+            }
+            switch key {
+            case "delivery_ttl": s.deliveryTTLSeconds = sec
+            case "retention": s.retentionSeconds = sec
+            default: s.backoffCapSeconds = sec
+            }
+        }
         return s
+    }
+}
+
+extension ServerSettings {
+    /// The delivery policy these settings ask for.
+    public var deliveryPolicy: DeliveryPolicy {
+        DeliveryPolicy(ttlSeconds: deliveryTTLSeconds, backoffCapSeconds: backoffCapSeconds, retentionSeconds: retentionSeconds)
     }
 }
 

@@ -1,5 +1,6 @@
 // ServiceStats: totals since the service started — alerts accepted, publishes by result, per-target outcomes, deliveries.
 import AlertFanout
+import FanoutStore
 import Synchronization
 
 /// Counters behind `GET /api/v2/publishing/stats`. Updated once per finished publish; thread-safe.
@@ -59,8 +60,17 @@ final class ServiceStats: Sendable {
 
     var snapshot: Totals { totals.withLock { $0 } }
 
-    var json: JSONValue {
-        let t = snapshot
+    var json: JSONValue { json(deliveries: nil) }
+
+    /// With a store, `deliveries` and per-target outcomes are the store's (the whole store, every replica).
+    func json(deliveries store: DeliveryCounts?) -> JSONValue {
+        var t = snapshot
+        if let store {
+            t.pending = store.unfinished
+            t.delivered = store.total("delivered")
+            t.dead = store.total("dead")
+            t.perTarget = store.byTarget
+        }
         func counts(_ d: [String: Int]) -> JSONValue { .object(d.sorted { $0.key < $1.key }.map { ($0.key, .int($0.value)) }) }
         return .object([
             ("alerts_accepted", .int(t.alertsAccepted)),
@@ -68,7 +78,8 @@ final class ServiceStats: Sendable {
             ("targets", .object(t.perTarget.sorted { $0.key < $1.key }.map { ($0.key, counts($0.value)) })),
             ("retries", .int(t.retries)),
             ("skips", counts(t.skips)),
-            ("deliveries", .object([("pending", .int(t.pending)), ("delivered", .int(t.delivered)), ("dead", .int(t.dead))])),
+            ("deliveries", .object([("pending", .int(t.pending)), ("delivered", .int(t.delivered)), ("dead", .int(t.dead))]
+                + (store.map { [("superseded", JSONValue.int($0.total("superseded")))] } ?? []))),
         ])
     }
 }

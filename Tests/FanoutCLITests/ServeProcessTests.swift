@@ -14,7 +14,8 @@ final class ServeProcess: @unchecked Sendable {
     let client: CurlReactor
     private(set) var port = 0
 
-    init(config: String, extra: [String] = []) throws {
+    /// `extra` defaults to `--store none` (answers after delivering); pass a `--store` to test the outbox.
+    init(config: String, extra: [String] = ["--store", "none"]) throws {
         let fanout = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("fanout")
         process.executableURL = fanout
         process.arguments = ["serve", "--config", config, "--listen", "127.0.0.1:0"] + extra
@@ -112,7 +113,7 @@ final class ServeProcessTests: XCTestCase {
         let hang = try MockTarget()
         defer { hang.stop() }
         let serve = try ServeProcess(config: try config("targets:\n  - {name: hang, type: webhook, url: '\(hang.url("/hang"))'}\n"),
-                                     extra: ["--grace", "60s"])
+                                     extra: ["--store", "none", "--grace", "60s"])
         try await serve.waitUntilListening()
         async let stuck = serve.call("POST", "/webhook", body: payload)
         try await waitUntil { hang.requestCount == 1 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # need-packages.sh: install the Debian packages this project needs that the machine lacks (shared by tools/run,
 # .ci/run and the compare scripts). Usage: tools/dev/need-packages.sh build|test
-#   build: libcurl's and zlib's headers and pkg-config (what `swift build` needs);
+#   build: libcurl's, zlib's and SQLite's headers and pkg-config (what `swift build` needs);
 #   test:  build's, plus the real peers the test suite runs: promtool (prometheus), Alertmanager
 #          (prometheus-alertmanager, started by the tests on 127.0.0.1) and openssl (test certificates).
 #          Nothing is started here; Debian's service units are not enabled in containers without systemd.
@@ -11,6 +11,7 @@ need=()
 has_header() { echo "#include <$1>" | cc -E -x c - >/dev/null 2>&1; }
 has_header curl/curl.h || need+=(libcurl4-openssl-dev)
 has_header zlib.h || need+=(zlib1g-dev)
+has_header sqlite3.h || need+=(libsqlite3-dev)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 if [ "$mode" = test ]; then
   command -v promtool >/dev/null 2>&1 || need+=(prometheus)

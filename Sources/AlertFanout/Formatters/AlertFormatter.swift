@@ -79,8 +79,20 @@ public struct FormatError: Error, Sendable, Hashable, CustomStringConvertible {
 public protocol AlertFormatter: Sendable {
     /// The request that delivers `alert` to `target`.
     func request(for alert: Alert, target: Target, context: FormatContext) throws(FormatError) -> OutboundRequest
+    /// The one request that delivers a whole notification (an Alertmanager group) to `target`, for vendors that
+    /// take a group at once (Slack: one message; Alertmanager receivers: the envelope); nil for the others.
+    func request(forGroup batch: AlertBatch, target: Target, context: FormatContext) throws(FormatError) -> OutboundRequest?
     /// How to read the vendor's response to that request.
     func verdict(status: Int, body: [UInt8], retryAfter: String?) -> DeliveryVerdict
+}
+
+extension AlertFormatter {
+    public func request(forGroup batch: AlertBatch, target: Target, context: FormatContext) throws(FormatError) -> OutboundRequest? { nil }
+}
+
+extension TargetType {
+    /// Targets that get one request per Alertmanager notification (a group of alerts) rather than one per alert.
+    public var takesGroups: Bool { self == .slack || self == .alertmanager }
 }
 
 public enum Formatters {

@@ -63,6 +63,10 @@ public struct AlertmanagerFormatter: AlertFormatter {
                         externalURL: batch.externalURL, target: target)
     }
 
+    public func request(forGroup batch: AlertBatch, target: Target, context: FormatContext) throws(FormatError) -> OutboundRequest? {
+        request(forBatch: batch, target: target)
+    }
+
     func envelope(_ alerts: [Alert], groupLabels: [(String, String)], groupKey: String, truncatedAlerts: Int,
                   externalURL received: String?, target: Target) -> OutboundRequest {
         let externalURL = received.flatMap { $0.isEmpty ? nil : $0 } ?? target.externalURL ?? "http://\(hostname)"

@@ -63,6 +63,17 @@ public enum FanoutMetricNames {
     /// Service: alerts accepted by the HTTP API.
     public static let alertsAccepted = "alertfanout_alerts_accepted_total"
 
+    /// Outbox: deliveries stored and not finished, by `target`.
+    public static let outboxPending = "alertfanout_outbox_pending"
+    /// Outbox: age of the oldest unfinished delivery, in seconds (0 when none).
+    public static let outboxOldestPending = "alertfanout_outbox_oldest_pending_seconds"
+    /// Outbox: dead letters kept, by `target`.
+    public static let outboxDead = "alertfanout_outbox_dead_letters"
+    /// Outbox: deliveries finished by the dispatcher, by `target` and `result` (delivered, retry, dead, superseded).
+    public static let outboxFinished = "alertfanout_outbox_deliveries_total"
+    /// Outbox: how late the dispatcher claimed a due delivery, in seconds.
+    public static let dispatcherLag = "alertfanout_dispatcher_lag_seconds"
+
     /// One line of help per metric (Prometheus `# HELP`).
     public static let help: [String: String] = [
         publishes: "Publishes by result: success (every target), partial, failure (no target), cancelled.",
@@ -87,12 +98,18 @@ public enum FanoutMetricNames {
         httpDuration: "HTTP request duration by route pattern, in seconds.",
         configReloadSuccessful: "1 when the last configuration (re)load succeeded, else 0.",
         alertsAccepted: "Alerts accepted by the service's HTTP API.",
+        outboxPending: "Stored deliveries not finished yet (pending or being sent), by target.",
+        outboxOldestPending: "Age of the oldest unfinished stored delivery, in seconds.",
+        outboxDead: "Dead letters kept in the store, by target.",
+        outboxFinished: "Attempts the dispatcher finished, by target and result (delivered, retry, dead, superseded).",
+        dispatcherLag: "How long after its due time the dispatcher claimed a delivery, in seconds.",
     ]
 
     public static let all = [publishes, publishDuration, targetRequests, targetDuration, retries, skips, breakerState,
                              breakerTransitions, health, rateLimitWaits, targetDeadline, reactorInFlight, reactorQueued,
                              reactorCompleted, reactorConnections, reactorSocketEvents, reactorBackstop, reactorLoopLag,
-                             httpRequests, httpDuration, configReloadSuccessful, alertsAccepted]
+                             httpRequests, httpDuration, configReloadSuccessful, alertsAccepted, outboxPending, outboxOldestPending,
+                             outboxDead, outboxFinished, dispatcherLag]
 }
 
 /// Records publish reports and guard state through a `MetricsFactory`. Used on the reactor queue only

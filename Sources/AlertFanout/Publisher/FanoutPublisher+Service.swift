@@ -104,3 +104,55 @@ extension Timestamp {
     /// The current wall-clock time.
     public static func now() -> Timestamp { WallClock.now() }
 }
+
+extension FanoutPublisher {
+    /// Publishes a whole Alertmanager notification as ONE request to each selected target that takes groups
+    /// (`TargetType.takesGroups`: Slack gets one message, Alertmanager receivers the envelope as received). Other
+    /// target types are reported failed (`format`): select them per alert with `publish(_:)`. The report names
+    /// the group (`AlertBatch.groupAlert`). `completion` is called exactly once, as for `publish(_:)`.
+    @discardableResult
+    public func publish(group batch: AlertBatch, options: PublishOptions = .init(), callbackQueue: DispatchQueue? = nil,
+                        completion: @escaping @Sendable (Result<PublishReport, PublishError>) -> Void) -> PublishHandle {
+        start(batch.groupAlert, options: options, batch: batch, group: true, callbackQueue: callbackQueue, completion: completion)
+    }
+
+    /// Async form of `publish(group:)`. It is not cancelled with the task: a group, once sent, is reported.
+    public func publish(group batch: AlertBatch, options: PublishOptions = .init()) async throws(PublishError) -> PublishReport {
+        let result = await withCheckedContinuation { (c: CheckedContinuation<Result<PublishReport, PublishError>, Never>) in
+            publish(group: batch, options: options) { c.resume(returning: $0) }
+        }
+        return try result.get()
+    }
+}
+
+extension AlertBatch {
+    /// The group as one alert, for reports and logs: the group's labels (or the alerts' common labels), firing
+    /// when any alert fires, the earliest start, and a fingerprint of the labels and the group key.
+    public var groupAlert: Alert {
+        var labels = groupLabels
+        if labels.isEmpty {
+            labels = Dictionary(uniqueKeysWithValues: AlertmanagerFormatter.common(alerts.map(\.labels)))
+        }
+        var keyed = labels
+        keyed["__group_key__"] = groupKey ?? ""
+        let firing = alerts.contains { $0.status == .firing }
+        let start = alerts.map(\.startsAt).min() ?? Timestamp(seconds: 0)
+        return Alert(labels: labels, status: firing ? .firing : .resolved, startsAt: start,
+                     endsAt: firing ? nil : alerts.compactMap(\.endsAt).max(),
+                     fingerprint: Alert.fingerprint(of: keyed))
+    }
+}
+
+extension FanoutPublisher {
+    /// Seeds the Rootly id of `target`'s alert for `fingerprint`, as stored by an earlier run or another replica,
+    /// so that a resolve finds it. Runs on the reactor queue; call before publishing the resolve.
+    public func rememberRootlyIDs(_ ids: [(target: String, fingerprint: String, id: String)]) async {
+        guard !ids.isEmpty else { return }
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            onQueue { [self] in
+                for e in ids { rootlyIndex.remember(target: e.target, fingerprint: e.fingerprint, id: e.id) }
+                c.resume()
+            }
+        }
+    }
+}

@@ -58,6 +58,13 @@ public final class FanoutPublisher: @unchecked Sendable {
         _ alert: Alert, options: PublishOptions = .init(), batch: AlertBatch? = nil, callbackQueue: DispatchQueue? = nil,
         completion: @escaping @Sendable (Result<PublishReport, PublishError>) -> Void
     ) -> PublishHandle {
+        start(alert, options: options, batch: batch, group: false, callbackQueue: callbackQueue, completion: completion)
+    }
+
+    func start(
+        _ alert: Alert, options: PublishOptions, batch: AlertBatch?, group: Bool, callbackQueue: DispatchQueue?,
+        completion: @escaping @Sendable (Result<PublishReport, PublishError>) -> Void
+    ) -> PublishHandle {
         let deliver: @Sendable (Result<PublishReport, PublishError>) -> Void = { result in
             if let q = callbackQueue { q.async { completion(result) } } else { completion(result) }
         }
@@ -78,7 +85,7 @@ public final class FanoutPublisher: @unchecked Sendable {
             queue.async { deliver(.failure(.noEnabledTargets)) }
             return handle
         }
-        let run = PublishRun(publisher: self, alert: alert, targets: selected, options: options, batch: batch, completion: deliver)
+        let run = PublishRun(publisher: self, alert: alert, targets: selected, options: options, batch: batch, group: group, completion: deliver)
         handle.attach(run)
         onQueue { [self] in
             runs[ObjectIdentifier(run)] = run

@@ -9,13 +9,16 @@ final class PublishRun: @unchecked Sendable {
     let targets: [Target]
     let options: PublishOptions
     let batch: AlertBatch?
+    /// True when `batch` is published as one request per target (`AlertFormatter.request(forGroup:)`).
+    let group: Bool
     let completion: @Sendable (Result<PublishReport, PublishError>) -> Void
     var machine: FanoutMachine
     var handles: [Int: RequestHandle] = [:]
     var finished = false
 
-    init(publisher: FanoutPublisher, alert: Alert, targets: [Target], options: PublishOptions, batch: AlertBatch?,
+    init(publisher: FanoutPublisher, alert: Alert, targets: [Target], options: PublishOptions, batch: AlertBatch?, group: Bool = false,
          completion: @escaping @Sendable (Result<PublishReport, PublishError>) -> Void) {
+        self.group = group
         self.publisher = publisher
         self.alert = alert
         self.targets = targets
@@ -79,7 +82,16 @@ final class PublishRun: @unchecked Sendable {
                                     rootlyAlertID: publisher.rootlyIndex.id(target: target.name, fingerprint: alert.fingerprint))
         let request: OutboundRequest
         do {
-            request = try formatter.request(for: alert, target: target, context: context)
+            if group, let batch {
+                guard let r = try formatter.request(forGroup: batch, target: target, context: context) else {
+                    finished(index, .failed(kind: "format", status: nil, message: "\(target.type.rawValue) targets take one alert per request, not a group",
+                                            retryable: false, safeToRepeat: false, retryAfterSeconds: nil, action: nil))
+                    return
+                }
+                request = r
+            } else {
+                request = try formatter.request(for: alert, target: target, context: context)
+            }
         } catch {
             let kind = error.kind == .missingState ? "missing_state" : "format"
             finished(index, .failed(kind: kind, status: nil, message: error.message, retryable: false, safeToRepeat: false, retryAfterSeconds: nil, action: nil))

@@ -1,0 +1,140 @@
+// DeliveryStore: the durable outbox's interface — notifications and their deliveries, leases, dead letters, Rootly ids.
+import FanoutCore
+
+/// One delivery to create: one alert (`alertIndex` into the notification's alerts) or the whole notification
+/// (`alertIndex == -1`, for targets that take groups) to one target.
+public struct NewDelivery: Sendable, Hashable {
+    public var target: String
+    public var alertIndex: Int
+    /// Deliveries with the same target and key are made in the order they were stored, and a newer one
+    /// supersedes an older one not yet sent: the alert's fingerprint, or `group:` and the group's fingerprint.
+    public var orderingKey: String
+    /// `firing` or `resolved`.
+    public var status: String
+    /// A Rootly resolve: when it supersedes a firing that was never sent, there is nothing to resolve and it is
+    /// stored as superseded too.
+    public var isRootlyResolve: Bool
+
+    public init(target: String, alertIndex: Int, orderingKey: String, status: String, isRootlyResolve: Bool = false) {
+        self.target = target
+        self.alertIndex = alertIndex
+        self.orderingKey = orderingKey
+        self.status = status
+        self.isRootlyResolve = isRootlyResolve
+    }
+}
+
+/// A received notification (the webhook body as received) and the deliveries it needs.
+public struct NewNotification: Sendable {
+    public var payload: [UInt8]
+    public var receivedAt: Double
+    public var deliveries: [NewDelivery]
+
+    public init(payload: [UInt8], receivedAt: Double, deliveries: [NewDelivery]) {
+        self.payload = payload
+        self.receivedAt = receivedAt
+        self.deliveries = deliveries
+    }
+}
+
+/// A delivery a dispatcher holds the lease of.
+public struct ClaimedDelivery: Sendable, Hashable {
+    public var id: Int64
+    public var notificationID: Int64
+    public var alertIndex: Int
+    public var target: String
+    public var orderingKey: String
+    /// Failed attempts so far.
+    public var attempts: Int
+    public var createdAt: Double
+    public var dueAt: Double
+    public var expiresAt: Double
+}
+
+/// What became of a claimed delivery.
+public struct DeliveryCompletion: Sendable, Hashable {
+    public enum RootlyChange: Sendable, Hashable {
+        case remember(target: String, fingerprint: String, id: String)
+        case forget(target: String, fingerprint: String)
+    }
+
+    public var id: Int64
+    public var decision: DeliveryPolicy.Decision
+    public var httpStatus: Int?
+    public var rootly: RootlyChange?
+
+    public init(id: Int64, decision: DeliveryPolicy.Decision, httpStatus: Int? = nil, rootly: RootlyChange? = nil) {
+        self.id = id
+        self.decision = decision
+        self.httpStatus = httpStatus
+        self.rootly = rootly
+    }
+}
+
+/// Deliveries by state, per target and in total, and the oldest unfinished one.
+public struct DeliveryCounts: Sendable, Hashable {
+    public var byTarget: [String: [String: Int]] = [:]
+    public var oldestPendingCreatedAt: Double?
+
+    public init() {}
+
+    public func total(_ state: String) -> Int { byTarget.values.reduce(0) { $0 + ($1[state] ?? 0) } }
+    /// Stored and not finished: pending or leased.
+    public var unfinished: Int { total("pending") + total("leased") }
+}
+
+/// A delivery that will not be retried by itself.
+public struct DeadLetter: Sendable, Hashable {
+    public var id: Int64
+    public var target: String
+    public var notificationID: Int64
+    public var alertIndex: Int
+    public var orderingKey: String
+    public var attempts: Int
+    public var lastError: String?
+    public var lastStatus: Int?
+    public var createdAt: Double
+    public var finishedAt: Double?
+}
+
+/// Why the store could not do what was asked.
+public struct StoreError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// The outbox. Every method is safe from any thread and never blocks an event loop or the reactor queue: the
+/// I/O runs on the store's own threads. `enqueue` returns only once the notification and its deliveries are
+/// durably committed; concurrent calls are committed together (one transaction and one sync for many).
+public protocol DeliveryStore: Sendable {
+    /// A short description for logs (`sqlite:PATH`, `postgres://host:port/db`; never a password).
+    var description: String { get }
+    /// Stores notifications with their deliveries (due now, expiring after `ttl`). Older unsent deliveries of
+    /// the same target and key are superseded. Returns the notifications' ids.
+    func enqueue(_ notifications: [NewNotification], now: Double, ttl: Double) async throws -> [Int64]
+    /// Leases up to `limit` due deliveries to `owner` until `now + leaseSeconds`: pending ones whose time has
+    /// come and leased ones whose lease ran out, only the oldest unfinished one of each target and key.
+    func claim(owner: String, limit: Int, now: Double, leaseSeconds: Double) async throws -> [ClaimedDelivery]
+    /// The stored payloads of these notifications.
+    func payloads(_ ids: [Int64]) async throws -> [Int64: [UInt8]]
+    /// Records outcomes of deliveries leased by `owner` (a delivery whose lease another owner took is left alone).
+    func complete(_ completions: [DeliveryCompletion], owner: String, now: Double) async throws
+    /// Gives back deliveries leased by `owner` without an attempt (shutdown).
+    func release(_ ids: [Int64], owner: String) async throws
+    /// Rootly alert ids by `target|fingerprint`.
+    func rootlyIDs(_ keys: [String]) async throws -> [String: String]
+    func rememberRootlyID(target: String, fingerprint: String, id: String, now: Double) async throws
+    func counts() async throws -> DeliveryCounts
+    func deadLetters(target: String?, limit: Int) async throws -> [DeadLetter]
+    /// Makes dead letters pending again (one by id, or all of a target, or all). Returns how many.
+    func replay(id: Int64?, target: String?, now: Double, ttl: Double) async throws -> Int
+    /// Deletes dead letters (of a target, or all). Returns how many.
+    func purge(target: String?) async throws -> Int
+    /// Deletes delivered and superseded records finished before `before`, and notifications left without
+    /// deliveries. Returns how many deliveries.
+    func prune(before: Double) async throws -> Int
+    /// Checks that the database answers.
+    func ping() async throws
+    func close() async
+}

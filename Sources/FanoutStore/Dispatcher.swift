@@ -1,0 +1,281 @@
+// Dispatcher: leases due deliveries from the store, publishes each through the one reactor, records the outcome.
+import AlertFanout
+import CoreMetrics
+import Dispatch
+import FanoutCore
+import Logging
+import Synchronization
+
+/// Works the outbox: claims due deliveries (leases), hands each to the `FanoutPublisher` (one target per
+/// delivery, or one group request for Slack and Alertmanager targets), decides what follows with
+/// `DeliveryPolicy`, and records it. Completions are written in groups. Store outages are retried with
+/// backoff; a delivery whose outcome could not be written is sent again after its lease expires (at least
+/// once; the vendors' dedup keys make a repeat harmless where the vendor has one).
+public final class Dispatcher: Sendable {
+    public let store: any DeliveryStore
+    let publisher: FanoutPublisher
+    let policy: DeliveryPolicy
+    /// This dispatcher's lease owner name (unique per process).
+    public let owner: String
+    let logger: Logger
+    let metrics: MetricsFactory?
+    let attemptDeadline: Duration
+    let maxInFlight: Int
+    let batchSize: Int
+    private let state = Mutex(State())
+    private let batches = Mutex(BatchCache())
+    private let rng = Mutex(SystemRandomNumberGenerator())
+
+    struct State {
+        var running = false
+        var stopping = false
+        var inFlight: Set<Int64> = []
+        var woken = false
+        var sleeper: CheckedContinuation<Void, Never>?
+        var sleepToken: UInt64 = 0
+        var idle: [CheckedContinuation<Void, Never>] = []
+        var loop: Task<Void, Never>?
+        var lastError: String?
+    }
+
+    /// Decoded notifications, most recent first out (bounded).
+    struct BatchCache {
+        var entries: [Int64: AlertBatch] = [:]
+        var order: [Int64] = []
+        mutating func put(_ id: Int64, _ b: AlertBatch) {
+            if entries.updateValue(b, forKey: id) == nil { order.append(id) }
+            if order.count > 4096 {
+                for old in order.prefix(1024) { entries[old] = nil }
+                order.removeFirst(1024)
+            }
+        }
+    }
+
+    public init(store: any DeliveryStore, publisher: FanoutPublisher, policy: DeliveryPolicy = .init(), owner: String,
+                attemptDeadline: Duration = .seconds(10), maxInFlight: Int = 4096, batchSize: Int = 512,
+                logger: Logger = Logger(label: "alertfanout.dispatcher", factory: { _ in SwiftLogNoOpLogHandler() }),
+                metrics: MetricsFactory? = nil) {
+        self.store = store
+        self.publisher = publisher
+        self.policy = policy
+        self.owner = owner
+        self.attemptDeadline = attemptDeadline
+        self.maxInFlight = maxInFlight
+        self.batchSize = batchSize
+        self.logger = logger
+        self.metrics = metrics
+    }
+
+    /// Starts working the outbox (idempotent).
+    public func start() {
+        state.withLock { s in
+            guard !s.running else { return }
+            s.running = true
+            s.loop = Task { await self.loop() }
+        }
+    }
+
+    /// New work was stored: look now rather than at the next poll.
+    public func wake() {
+        let c = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            if let c = s.sleeper {
+                s.sleeper = nil
+                return c
+            }
+            s.woken = true
+            return nil
+        }
+        c?.resume()
+    }
+
+    /// Deliveries being sent now.
+    public var inFlight: Int { state.withLock { $0.inFlight.count } }
+    /// The last store error, while the store is failing.
+    public var lastError: String? { state.withLock { $0.lastError } }
+
+    /// Stops claiming, lets deliveries in flight finish within `grace`, then gives the rest back to the store
+    /// (they are sent again by the next dispatcher). Returns when the loop has ended.
+    public func stop(grace: Duration) async {
+        let loop = state.withLock { s -> Task<Void, Never>? in
+            s.stopping = true
+            return s.loop
+        }
+        wake()
+        await loop?.value
+        let deadline = ContinuousClock.now + grace
+        while inFlight > 0 && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        let left = state.withLock { Array($0.inFlight) }
+        if !left.isEmpty {
+            logger.warning("giving deliveries back to the store at shutdown", metadata: ["count": "\(left.count)"])
+            try? await store.release(left, owner: owner)
+        }
+    }
+
+    // MARK: the loop
+
+    private func loop() async {
+        var failures = 0
+        while !state.withLock({ $0.stopping }) {
+            let room = maxInFlight - inFlight
+            guard room > 0 else {
+                await sleep(0.05)
+                continue
+            }
+            do {
+                let now = WallTime.now()
+                let claimed = try await store.claim(owner: owner, limit: min(batchSize, room), now: now, leaseSeconds: policy.leaseSeconds)
+                if failures > 0 { logger.notice("store reachable again") }
+                failures = 0
+                state.withLock { $0.lastError = nil }
+                if claimed.isEmpty {
+                    await sleep(0.2)
+                    continue
+                }
+                if let metrics {
+                    let lag = CoreMetrics.Timer(label: FanoutMetricNames.dispatcherLag, preferredDisplayUnit: .seconds, factory: metrics)
+                    for d in claimed { lag.recordNanoseconds(Int64(max(0, now - d.dueAt) * 1e9)) }
+                }
+                try await dispatch(claimed)
+            } catch {
+                failures += 1
+                state.withLock { $0.lastError = "\(error)" }
+                logger.error("the store failed; retrying", metadata: ["error": "\(error)", "failures": "\(failures)"])
+                await sleep(min(5, 0.1 * Double(1 << min(failures, 6))))
+            }
+        }
+    }
+
+    /// Sleeps up to `seconds`, or until `wake()`.
+    private func sleep(_ seconds: Double) async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let token = state.withLock { s -> UInt64? in
+                if s.woken || s.stopping {
+                    s.woken = false
+                    return nil
+                }
+                s.sleepToken &+= 1
+                s.sleeper = c
+                return s.sleepToken
+            }
+            guard let token else { return c.resume() }
+            DispatchQueue.global().asyncAfter(deadline: .now() + seconds) { [self] in
+                let c = state.withLock { s -> CheckedContinuation<Void, Never>? in
+                    guard s.sleepToken == token, let c = s.sleeper else { return nil }
+                    s.sleeper = nil
+                    return c
+                }
+                c?.resume()
+            }
+        }
+    }
+
+    private func dispatch(_ claimed: [ClaimedDelivery]) async throws {
+        // The notifications, decoded once and cached.
+        let missing = Set(claimed.map(\.notificationID)).filter { id in batches.withLock { $0.entries[id] == nil } }
+        if !missing.isEmpty {
+            let payloads = try await store.payloads(Array(missing))
+            for (id, bytes) in payloads {
+                if let b = try? AlertInput.decode(json: bytes, now: Timestamp(seconds: 0)) { batches.withLock { $0.put(id, b) } }
+            }
+        }
+        let config = publisher.config
+        // Rootly resolves need the id the create stored (maybe by another process).
+        var rootlyKeys: [String] = []
+        for d in claimed where config[d.target]?.type == .rootly && d.alertIndex >= 0 { rootlyKeys.append("\(d.target)|\(d.orderingKey)") }
+        if !rootlyKeys.isEmpty {
+            let ids = try await store.rootlyIDs(rootlyKeys)
+            await publisher.rememberRootlyIDs(ids.compactMap { key, id in
+                let p = key.split(separator: "|", maxSplits: 1).map(String.init)
+                return p.count == 2 ? (p[0], p[1], id) : nil
+            })
+        }
+        state.withLock { s in for d in claimed { s.inFlight.insert(d.id) } }
+        for d in claimed { send(d, config: config) }
+    }
+
+    private func send(_ d: ClaimedDelivery, config: TargetsConfig) {
+        guard let target = config[d.target] else {
+            return finish(d, .dead(reason: "target '\(d.target)' is no longer configured"), target: nil, result: nil)
+        }
+        guard let batch = batches.withLock({ $0.entries[d.notificationID] }) else {
+            return finish(d, .dead(reason: "the stored notification cannot be read"), target: target, result: nil)
+        }
+        let options = PublishOptions(deadline: attemptDeadline, strategy: .skipUnhealthy, selection: .named([d.target]))
+        if d.alertIndex < 0 {
+            publisher.publish(group: batch, options: options) { [self] r in finish(d, target: target, alert: nil, r) }
+        } else if d.alertIndex < batch.alerts.count {
+            let alert = batch.alerts[d.alertIndex]
+            publisher.publish(alert, options: options, batch: batch) { [self] r in finish(d, target: target, alert: alert, r) }
+        } else {
+            finish(d, .dead(reason: "the stored notification has no alert \(d.alertIndex)"), target: target, result: nil)
+        }
+    }
+
+    private func finish(_ d: ClaimedDelivery, target: Target, alert: Alert?, _ r: Result<PublishReport, PublishError>) {
+        let result: TargetResult
+        switch r {
+        case .success(let report): result = report.results.first ?? TargetResult(target: d.target, type: target.type.rawValue, outcome: .failed, errorKind: "format")
+        case .failure(.noEnabledTargets):
+            result = TargetResult(target: d.target, type: target.type.rawValue, outcome: .skipped, skipReason: .disabled)
+        case .failure(.invalidInput(let m)):
+            result = TargetResult(target: d.target, type: target.type.rawValue, outcome: .failed, errorKind: "format", message: m)
+        case .failure(let e):
+            result = e.report?.results.first ?? TargetResult(target: d.target, type: target.type.rawValue, outcome: .failed, errorKind: "format", message: "\(e)")
+        }
+        let decision = rng.withLock { g in
+            policy.decide(result, attempts: d.attempts, now: WallTime.now(), expiresAt: d.expiresAt,
+                          ratePerSecond: target.effectiveRateLimit?.perSecond, rng: &g)
+        }
+        var rootly: DeliveryCompletion.RootlyChange?
+        if target.type == .rootly, result.outcome == .succeeded, let alert {
+            if result.action == "create", let id = result.detail {
+                rootly = .remember(target: target.name, fingerprint: alert.fingerprint, id: id)
+            } else if result.action == "resolve" {
+                rootly = .forget(target: target.name, fingerprint: alert.fingerprint)
+            }
+        }
+        finish(d, decision, target: target, result: result, rootly: rootly)
+    }
+
+    private func finish(_ d: ClaimedDelivery, _ decision: DeliveryPolicy.Decision, target: Target?, result: TargetResult?,
+                        rootly: DeliveryCompletion.RootlyChange? = nil) {
+        let completion = DeliveryCompletion(id: d.id, decision: decision, httpStatus: result?.httpStatus, rootly: rootly)
+        if let metrics {
+            let label: String
+            switch decision {
+            case .delivered: label = "delivered"
+            case .retry: label = "retry"
+            case .dead: label = "dead"
+            case .superseded: label = "superseded"
+            }
+            Counter(label: FanoutMetricNames.outboxFinished, dimensions: [("target", d.target), ("result", label)], factory: metrics).increment()
+        }
+        if case .dead(let reason) = decision {
+            logger.warning("delivery became a dead letter", metadata: ["target": "\(d.target)", "delivery": "\(d.id)", "reason": "\(reason)"])
+        }
+        Task {
+            // The outcome must reach the store; while it cannot, the lease keeps the delivery from being sent twice.
+            for attempt in 0..<20 {
+                do {
+                    try await store.complete([completion], owner: owner, now: WallTime.now())
+                    break
+                } catch {
+                    logger.error("cannot record a delivery's outcome; retrying", metadata: ["delivery": "\(d.id)", "error": "\(error)"])
+                    try? await Task.sleep(for: .milliseconds(100 << min(attempt, 5)))
+                }
+            }
+            state.withLock { _ = $0.inFlight.remove(d.id) }
+            wake()
+        }
+    }
+}
+
+/// Wall-clock seconds since 1970 (stored times are wall-clock so replicas agree).
+public enum WallTime {
+    public static func now() -> Double {
+        let t = Timestamp.now()
+        return Double(t.seconds) + Double(t.nanoseconds) / 1e9
+    }
+}

@@ -1,0 +1,352 @@
+// SQLiteStore: the embedded outbox on SQLite (GRDB, WAL, synchronous=FULL) with group commit; one process per file.
+import FanoutCore
+import Foundation
+import GRDB
+
+/// The default store: one SQLite file in WAL mode. `synchronous = FULL` makes every commit survive a power
+/// loss, not only a crash; group commit keeps that to one sync per batch of concurrent requests. GRDB runs
+/// writes on its own serial queue and reads on a pool of its own threads, never on the caller's.
+/// One dispatcher per file: SQLite has no row locks to share work between processes (use PostgreSQL for that).
+public final class SQLiteStore: DeliveryStore {
+    let pool: DatabasePool
+    public let path: String
+    private let enqueuer: GroupCommitter<EnqueueItem, Int64>
+    private let completer: GroupCommitter<CompleteItem, Bool>
+
+    struct EnqueueItem: Sendable {
+        var notification: NewNotification
+        var now: Double
+        var ttl: Double
+    }
+
+    struct CompleteItem: Sendable {
+        var completion: DeliveryCompletion
+        var owner: String
+        var now: Double
+    }
+
+    /// Opens (creating if needed) and migrates the database at `path`.
+    public init(path: String) throws {
+        self.path = path
+        var config = Configuration()
+        config.busyMode = .timeout(10)
+        let pool: DatabasePool
+        do {
+            pool = try DatabasePool(path: path, configuration: config)
+            // GRDB sets WAL databases to synchronous=NORMAL after opening (which survives a crash but can lose
+            // the last commits on power loss); a 2xx promises durability, so the writer goes back to FULL.
+            try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+            try SQLiteStore.migrator.migrate(pool)
+        } catch {
+            throw StoreError("cannot open the SQLite store '\(path)': \(error)")
+        }
+        self.pool = pool
+        enqueuer = GroupCommitter(maxBatch: 512) { items in
+            try await pool.write { db in try SQLiteStore.insert(items, db) }
+        }
+        completer = GroupCommitter(maxBatch: 1024) { items in
+            try await pool.write { db in
+                for item in items { try SQLiteStore.apply(item, db) }
+                return Array(repeating: true, count: items.count)
+            }
+        }
+    }
+
+    public var description: String { "sqlite:\(path)" }
+
+    /// Versioned schema migrations, run at open. Times are milliseconds since 1970.
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("1-outbox") { db in
+            try db.execute(sql: """
+                CREATE TABLE notifications (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    received_at INTEGER NOT NULL,
+                    payload BLOB NOT NULL
+                );
+                CREATE TABLE deliveries (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    notification_id INTEGER NOT NULL REFERENCES notifications(id) ON DELETE CASCADE,
+                    alert_index INTEGER NOT NULL,
+                    target TEXT NOT NULL,
+                    ordering_key TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    state TEXT NOT NULL,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    created_at INTEGER NOT NULL,
+                    due_at INTEGER NOT NULL,
+                    expires_at INTEGER NOT NULL,
+                    lease_owner TEXT,
+                    lease_until INTEGER,
+                    last_error TEXT,
+                    last_status INTEGER,
+                    finished_at INTEGER
+                );
+                CREATE INDEX deliveries_open ON deliveries(due_at) WHERE state IN ('pending', 'leased');
+                CREATE INDEX deliveries_key ON deliveries(target, ordering_key, id) WHERE state IN ('pending', 'leased');
+                CREATE INDEX deliveries_finished ON deliveries(state, finished_at);
+                CREATE INDEX deliveries_notification ON deliveries(notification_id);
+                CREATE TABLE rootly_ids (
+                    target TEXT NOT NULL,
+                    fingerprint TEXT NOT NULL,
+                    alert_id TEXT NOT NULL,
+                    updated_at INTEGER NOT NULL,
+                    PRIMARY KEY (target, fingerprint)
+                );
+                """)
+        }
+        return m
+    }
+
+    // MARK: enqueue
+
+    public func enqueue(_ notifications: [NewNotification], now: Double, ttl: Double) async throws -> [Int64] {
+        var ids: [Int64] = []
+        for n in notifications {
+            do {
+                ids.append(try await enqueuer.submit(EnqueueItem(notification: n, now: now, ttl: ttl)))
+            } catch let e as StoreError {
+                throw e
+            } catch {
+                throw StoreError("SQLite store: \(error)")
+            }
+        }
+        return ids
+    }
+
+    static func insert(_ items: [EnqueueItem], _ db: Database) throws -> [Int64] {
+        let insertNotification = try db.cachedStatement(sql: "INSERT INTO notifications (received_at, payload) VALUES (?, ?)")
+        let supersede = try db.cachedStatement(sql: """
+            UPDATE deliveries SET state = 'superseded', finished_at = ?, last_error = 'superseded by a newer state of the same alert'
+            WHERE target = ? AND ordering_key = ? AND state = 'pending' RETURNING status
+            """)
+        let insertDelivery = try db.cachedStatement(sql: """
+            INSERT INTO deliveries (notification_id, alert_index, target, ordering_key, status, state, created_at, due_at, expires_at, last_error, finished_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """)
+        var ids: [Int64] = []
+        for item in items {
+            let now = ms(item.now)
+            try insertNotification.execute(arguments: [ms(item.notification.receivedAt), Data(item.notification.payload)])
+            let nid = db.lastInsertedRowID
+            for d in item.notification.deliveries {
+                let older = try String.fetchAll(supersede, arguments: [now, d.target, d.orderingKey])
+                let nothingToResolve = d.isRootlyResolve && older.contains("firing")
+                try insertDelivery.execute(arguments: [
+                    nid, d.alertIndex, d.target, d.orderingKey, d.status, nothingToResolve ? "superseded" : "pending", now, now,
+                    ms(item.now + item.ttl), nothingToResolve ? "the Rootly alert was never created: nothing to resolve" : nil,
+                    nothingToResolve ? now : nil,
+                ])
+            }
+            ids.append(nid)
+        }
+        return ids
+    }
+
+    // MARK: claim and complete
+
+    public func claim(owner: String, limit: Int, now: Double, leaseSeconds: Double) async throws -> [ClaimedDelivery] {
+        let t = ms(now)
+        return try await wrap {
+            try await pool.write { db in
+                let rows = try Row.fetchAll(db, sql: """
+                    UPDATE deliveries SET state = 'leased', lease_owner = ?, lease_until = ?
+                    WHERE id IN (
+                        SELECT d.id FROM deliveries d
+                        WHERE d.state IN ('pending', 'leased') AND d.due_at <= ? AND (d.state = 'pending' OR d.lease_until < ?)
+                          AND NOT EXISTS (SELECT 1 FROM deliveries o WHERE o.target = d.target AND o.ordering_key = d.ordering_key
+                                          AND o.id < d.id AND o.state IN ('pending', 'leased'))
+                        ORDER BY d.due_at, d.id LIMIT ?)
+                    RETURNING id, notification_id, alert_index, target, ordering_key, attempts, created_at, due_at, expires_at
+                    """, arguments: [owner, t + ms(leaseSeconds), t, t, limit])
+                return rows.map(SQLiteStore.claimed).sorted { $0.id < $1.id }
+            }
+        }
+    }
+
+    static func claimed(_ r: Row) -> ClaimedDelivery {
+        ClaimedDelivery(id: r["id"], notificationID: r["notification_id"], alertIndex: r["alert_index"], target: r["target"],
+                        orderingKey: r["ordering_key"], attempts: r["attempts"], createdAt: seconds(r["created_at"]),
+                        dueAt: seconds(r["due_at"]), expiresAt: seconds(r["expires_at"]))
+    }
+
+    public func payloads(_ ids: [Int64]) async throws -> [Int64: [UInt8]] {
+        guard !ids.isEmpty else { return [:] }
+        return try await wrap {
+            try await pool.read { db in
+                var out: [Int64: [UInt8]] = [:]
+                let placeholders = Array(repeating: "?", count: ids.count).joined(separator: ",")
+                for r in try Row.fetchAll(db, sql: "SELECT id, payload FROM notifications WHERE id IN (\(placeholders))", arguments: StatementArguments(ids)) {
+                    let data: Data = r["payload"]
+                    out[r["id"]] = Array(data)
+                }
+                return out
+            }
+        }
+    }
+
+    public func complete(_ completions: [DeliveryCompletion], owner: String, now: Double) async throws {
+        try await wrap {
+            try await withThrowingTaskGroup(of: Bool.self) { group in
+                for c in completions { group.addTask { try await self.completer.submit(CompleteItem(completion: c, owner: owner, now: now)) } }
+                try await group.waitForAll()
+            }
+        }
+    }
+
+    static func apply(_ item: CompleteItem, _ db: Database) throws {
+        let c = item.completion
+        let now = ms(item.now)
+        let update = try db.cachedStatement(sql: """
+            UPDATE deliveries SET state = ?, attempts = attempts + ?, due_at = coalesce(?, due_at), lease_owner = NULL, lease_until = NULL,
+                last_error = coalesce(?, last_error), last_status = coalesce(?, last_status), finished_at = ?
+            WHERE id = ? AND state = 'leased' AND lease_owner = ?
+            """)
+        switch c.decision {
+        case .delivered:
+            try update.execute(arguments: ["delivered", 0, nil, nil, c.httpStatus, now, c.id, item.owner])
+        case .retry(let dueAt, let counts, let reason):
+            try update.execute(arguments: ["pending", counts ? 1 : 0, ms(dueAt), reason, c.httpStatus, nil, c.id, item.owner])
+        case .dead(let reason):
+            try update.execute(arguments: ["dead", 1, nil, reason, c.httpStatus, now, c.id, item.owner])
+        case .superseded(let reason):
+            try update.execute(arguments: ["superseded", 0, nil, reason, c.httpStatus, now, c.id, item.owner])
+        }
+        switch c.rootly {
+        case .remember(let target, let fingerprint, let id):
+            try db.cachedStatement(sql: """
+                INSERT INTO rootly_ids (target, fingerprint, alert_id, updated_at) VALUES (?, ?, ?, ?)
+                ON CONFLICT (target, fingerprint) DO UPDATE SET alert_id = excluded.alert_id, updated_at = excluded.updated_at
+                """).execute(arguments: [target, fingerprint, id, now])
+        case .forget(let target, let fingerprint):
+            try db.cachedStatement(sql: "DELETE FROM rootly_ids WHERE target = ? AND fingerprint = ?").execute(arguments: [target, fingerprint])
+        case nil:
+            break
+        }
+    }
+
+    public func release(_ ids: [Int64], owner: String) async throws {
+        guard !ids.isEmpty else { return }
+        try await wrap {
+            try await pool.write { db in
+                let s = try db.cachedStatement(sql: "UPDATE deliveries SET state = 'pending', lease_owner = NULL, lease_until = NULL WHERE id = ? AND state = 'leased' AND lease_owner = ?")
+                for id in ids { try s.execute(arguments: [id, owner]) }
+            }
+        }
+    }
+
+    // MARK: Rootly ids
+
+    public func rootlyIDs(_ keys: [String]) async throws -> [String: String] {
+        guard !keys.isEmpty else { return [:] }
+        return try await wrap {
+            try await pool.read { db in
+                var out: [String: String] = [:]
+                let s = try db.cachedStatement(sql: "SELECT alert_id FROM rootly_ids WHERE target = ? AND fingerprint = ?")
+                for key in keys {
+                    let parts = key.split(separator: "|", maxSplits: 1).map(String.init)
+                    guard parts.count == 2 else { continue }
+                    if let id = try String.fetchOne(s, arguments: [parts[0], parts[1]]) { out[key] = id }
+                }
+                return out
+            }
+        }
+    }
+
+    public func rememberRootlyID(target: String, fingerprint: String, id: String, now: Double) async throws {
+        try await wrap {
+            try await pool.write { db in
+                try db.execute(sql: """
+                    INSERT INTO rootly_ids (target, fingerprint, alert_id, updated_at) VALUES (?, ?, ?, ?)
+                    ON CONFLICT (target, fingerprint) DO UPDATE SET alert_id = excluded.alert_id, updated_at = excluded.updated_at
+                    """, arguments: [target, fingerprint, id, ms(now)])
+            }
+        }
+    }
+
+    // MARK: counts, dead letters, pruning
+
+    public func counts() async throws -> DeliveryCounts {
+        try await wrap {
+            try await pool.read { db in
+                var c = DeliveryCounts()
+                for r in try Row.fetchAll(db, sql: "SELECT target, state, count(*) AS n FROM deliveries GROUP BY target, state") {
+                    c.byTarget[r["target"], default: [:]][r["state"]] = r["n"]
+                }
+                if let oldest = try Int64.fetchOne(db, sql: "SELECT min(created_at) FROM deliveries WHERE state IN ('pending', 'leased')") {
+                    c.oldestPendingCreatedAt = seconds(oldest)
+                }
+                return c
+            }
+        }
+    }
+
+    public func deadLetters(target: String?, limit: Int) async throws -> [DeadLetter] {
+        try await wrap {
+            try await pool.read { db in
+                let rows = try Row.fetchAll(db, sql: """
+                    SELECT id, target, notification_id, alert_index, ordering_key, attempts, last_error, last_status, created_at, finished_at
+                    FROM deliveries WHERE state = 'dead' AND (? IS NULL OR target = ?) ORDER BY id DESC LIMIT ?
+                    """, arguments: [target, target, limit])
+                return rows.map { r in
+                    DeadLetter(id: r["id"], target: r["target"], notificationID: r["notification_id"], alertIndex: r["alert_index"],
+                               orderingKey: r["ordering_key"], attempts: r["attempts"], lastError: r["last_error"], lastStatus: r["last_status"],
+                               createdAt: seconds(r["created_at"]), finishedAt: (r["finished_at"] as Int64?).map(seconds))
+                }
+            }
+        }
+    }
+
+    public func replay(id: Int64?, target: String?, now: Double, ttl: Double) async throws -> Int {
+        try await wrap {
+            try await pool.write { db in
+                try db.execute(sql: """
+                    UPDATE deliveries SET state = 'pending', attempts = 0, due_at = ?, expires_at = ?, finished_at = NULL, lease_owner = NULL, lease_until = NULL
+                    WHERE state = 'dead' AND (? IS NULL OR id = ?) AND (? IS NULL OR target = ?)
+                    """, arguments: [ms(now), ms(now + ttl), id, id, target, target])
+                return db.changesCount
+            }
+        }
+    }
+
+    public func purge(target: String?) async throws -> Int {
+        try await wrap {
+            try await pool.write { db in
+                try db.execute(sql: "DELETE FROM deliveries WHERE state = 'dead' AND (? IS NULL OR target = ?)", arguments: [target, target])
+                let n = db.changesCount
+                try db.execute(sql: "DELETE FROM notifications WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notification_id = notifications.id)")
+                return n
+            }
+        }
+    }
+
+    public func prune(before: Double) async throws -> Int {
+        try await wrap {
+            try await pool.write { db in
+                try db.execute(sql: "DELETE FROM deliveries WHERE state IN ('delivered', 'superseded') AND finished_at < ?", arguments: [ms(before)])
+                let n = db.changesCount
+                try db.execute(sql: """
+                    DELETE FROM notifications WHERE received_at < ? AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notification_id = notifications.id)
+                    """, arguments: [ms(before)])
+                return n
+            }
+        }
+    }
+
+    public func ping() async throws {
+        try await wrap { _ = try await pool.read { db in try Int.fetchOne(db, sql: "SELECT 1") } }
+    }
+
+    public func close() async {
+        try? pool.close()
+    }
+
+    /// Errors as `StoreError`, naming the file (never the payload).
+    private func wrap<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        do { return try await body() } catch let e as StoreError { throw e } catch { throw StoreError("SQLite store '\(path)': \(error)") }
+    }
+}
+
+/// Seconds ↔ the milliseconds stored.
+func ms(_ seconds: Double) -> Int64 { Int64((seconds * 1000).rounded()) }
+func seconds(_ ms: Int64) -> Double { Double(ms) / 1000 }
