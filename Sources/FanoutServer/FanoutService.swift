@@ -39,10 +39,10 @@ public final class FanoutService: Sendable {
 
     /// With a `store`, a dispatcher starts working it at once (lease owner `owner`, unique per process).
     public init(config: ServiceConfig, configPath: String? = nil, environment: [String: String] = [:], store: (any DeliveryStore)? = nil,
-                policy: DeliveryPolicy = .init(), owner: String = "fanout-\(getpid())",
+                policy: DeliveryPolicy = .init(), resilience: ResilienceConfig = .init(), owner: String = "fanout-\(getpid())",
                 logger: Logger = Logger(label: "alertfanout.serve", factory: { _ in SwiftLogNoOpLogHandler() }),
                 metrics: MetricsFactory? = nil) throws {
-        publisher = try FanoutPublisher(targets: config.targets, logger: logger, metrics: metrics)
+        publisher = try FanoutPublisher(targets: config.targets, resilience: resilience, logger: logger, metrics: metrics)
         self.logger = logger
         self.configPath = configPath
         self.environment = environment

@@ -202,7 +202,8 @@ public final class Dispatcher: Sendable {
         guard let batch = batches.withLock({ $0.entries[d.notificationID] }) else {
             return finish(d, .dead(reason: "the stored notification cannot be read"), target: target, result: nil)
         }
-        let options = PublishOptions(deadline: attemptDeadline, strategy: .skipUnhealthy, selection: .named([d.target]))
+        // Health does not skip here: a skipped delivery would only wait; the breaker still guards the target.
+        let options = PublishOptions(deadline: attemptDeadline, strategy: .publishToAll, selection: .named([d.target]))
         if d.alertIndex < 0 {
             publisher.publish(group: batch, options: options) { [self] r in finish(d, target: target, alert: nil, r) }
         } else if d.alertIndex < batch.alerts.count {

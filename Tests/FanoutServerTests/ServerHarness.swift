@@ -1,7 +1,9 @@
 // ServerHarness: a real `FanoutServer` on 127.0.0.1 (port 0) with a libcurl client, started and stopped per test.
 import AlertFanout
 import CurlReactor
+import FanoutCore
 import FanoutServer
+import FanoutStore
 import Foundation
 import Prometheus
 import XCTest
@@ -23,14 +25,17 @@ final class ServerHarness: @unchecked Sendable {
     }
 
     /// Writes `yaml` to a file and serves it.
-    static func start(_ yaml: String, environment: [String: String] = [:]) async throws -> ServerHarness {
+    /// `store` (e.g. a `SQLiteStore`) turns the outbox on, worked with `policy`.
+    static func start(_ yaml: String, environment: [String: String] = [:], store: (any DeliveryStore)? = nil,
+                      policy: DeliveryPolicy = .init(), resilience: ResilienceConfig = .init(), owner: String = "test-\(UUID().uuidString.prefix(8))") async throws -> ServerHarness {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("serve-\(UUID().uuidString).yaml").path
         try yaml.write(toFile: path, atomically: true, encoding: .utf8)
         var config = try ServiceConfigLoader.load(path: path, environment: environment)
         config.server.port = 0
         let registry = PrometheusCollectorRegistry()
         let factory = PrometheusMetricsFactory(registry: registry)
-        let service = try FanoutService(config: config, configPath: path, environment: environment, metrics: factory)
+        let service = try FanoutService(config: config, configPath: path, environment: environment, store: store, policy: policy, resilience: resilience, owner: owner,
+                                        metrics: factory)
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
         let server = try FanoutServer(service: service, metricsText: { registry.emitToBuffer() }, metrics: factory) { continuation.yield($0) }
         let task = Task { try await server.run() }
@@ -65,6 +70,9 @@ final class ServerHarness: @unchecked Sendable {
             return Reply(status: 0, body: [])
         }
     }
+
+    /// `GET /api/v2/publishing/stats` as JSON.
+    func stats() async -> JSONValue { await call("GET", "/api/v2/publishing/stats").json ?? .null }
 
     /// Rewrites the config file (for reload tests).
     func rewrite(_ yaml: String) throws { try yaml.write(toFile: configPath, atomically: true, encoding: .utf8) }
