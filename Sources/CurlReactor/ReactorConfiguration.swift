@@ -7,6 +7,9 @@ public struct ReactorConfiguration: Sendable {
     public var maxInFlightPerHost: Int
     /// Requests admitted to libcurl at once in total; hosts with waiting requests are served round-robin.
     public var maxInFlightTotal: Int
+    /// Requests that may wait for admission at once, over all hosts; one more completes at once with
+    /// `.overloaded` and is never sent. The default is generous: it bounds memory, it is not flow control.
+    public var maxQueuedRequests: Int
     /// Per-request deadline when a request sets none (`nil`: none).
     public var defaultTimeout: Duration?
     /// Connection set-up limit when a request sets none.
@@ -25,6 +28,7 @@ public struct ReactorConfiguration: Sendable {
     public init(
         maxInFlightPerHost: Int = 64,
         maxInFlightTotal: Int = 1024,
+        maxQueuedRequests: Int = 100_000,
         defaultTimeout: Duration? = .seconds(30),
         defaultConnectTimeout: Duration = .seconds(10),
         maxResponseBodyBytes: Int = 1 << 20,
@@ -36,6 +40,7 @@ public struct ReactorConfiguration: Sendable {
         self.socketWatching = socketWatching
         self.maxInFlightPerHost = maxInFlightPerHost
         self.maxInFlightTotal = maxInFlightTotal
+        self.maxQueuedRequests = maxQueuedRequests
         self.defaultTimeout = defaultTimeout
         self.defaultConnectTimeout = defaultConnectTimeout
         self.maxResponseBodyBytes = maxResponseBodyBytes
@@ -49,6 +54,7 @@ public struct ReactorConfiguration: Sendable {
         var out: [String] = []
         if maxInFlightPerHost < 1 { out.append("maxInFlightPerHost must be at least 1 (got \(maxInFlightPerHost))") }
         if maxInFlightTotal < 1 { out.append("maxInFlightTotal must be at least 1 (got \(maxInFlightTotal))") }
+        if maxQueuedRequests < 0 { out.append("maxQueuedRequests must not be negative (got \(maxQueuedRequests))") }
         if let t = defaultTimeout, t <= .zero { out.append("defaultTimeout must be positive") }
         if defaultConnectTimeout <= .zero { out.append("defaultConnectTimeout must be positive") }
         if maxResponseBodyBytes < 0 { out.append("maxResponseBodyBytes must not be negative") }

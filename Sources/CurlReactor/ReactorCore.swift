@@ -3,6 +3,7 @@ import CCurl
 import Dispatch
 import DequeModule
 import HeapModule
+import Synchronization
 
 /// Everything here runs on `queue` and nowhere else; that is the only synchronisation.
 ///
@@ -44,6 +45,8 @@ final class ReactorCore: @unchecked Sendable {
     // Requests.
     var active: [Transfer] = []
     var hosts: [String: HostQueue] = [:]
+    /// Idle per-host records kept for reuse; past this many, a host's record goes when it becomes idle.
+    static let idleHostsKept = 64
     var readyHosts = Deque<HostQueue>()
     var queuedCount = 0
     var queueDeadlines = Heap<DeadlineEntry>()
@@ -57,6 +60,13 @@ final class ReactorCore: @unchecked Sendable {
     var backstopExpiries = 0
     /// Tests only: never run curl's timeouts, as when libcurl loses one, so the backstop must act.
     var testingStarveCurlTimeouts = false
+    /// Tests only: this many coming `curl_multi_socket_action(CURL_SOCKET_TIMEOUT)` calls fail before curl runs
+    /// (as with `CURLM_OUT_OF_MEMORY`), so curl neither acts nor updates its timer.
+    var testingFailTimeoutActions = 0
+    /// Tests only: `epoll_create1` fails for reactors created while this is set.
+    nonisolated(unsafe) static var testingFailEpollCreate = false
+    /// Cores alive in this process (created and not yet deinitialised): a leak shows here.
+    static let liveCores = Atomic<Int>(0)
     var freeEasy: [CurlEasy] = []
     var easyCount = 0
     var urlCache: [String: URLTarget] = [:]
@@ -87,6 +97,7 @@ final class ReactorCore: @unchecked Sendable {
         self.multi = multi
         self.queue = DispatchQueue(label: config.label, qos: .userInitiated)
         queue.setSpecific(key: queueKey, value: 1)
+        ReactorCore.liveCores.add(1, ordering: .relaxed)
 
         selfRetain = Unmanaged.passRetained(self)
         let me = Unmanaged.passUnretained(self).toOpaque()
@@ -97,7 +108,7 @@ final class ReactorCore: @unchecked Sendable {
         multi.set(CURLMOPT_MAXCONNECTS, max(config.maxConnections ?? config.maxInFlightTotal, config.maxInFlightTotal))
 
         if config.socketWatching == .epollSet {
-            epfd = cc_epoll_create()
+            epfd = ReactorCore.testingFailEpollCreate ? -1 : cc_epoll_create()
             guard epfd >= 0 else { throw ReactorError.curlInitFailed("epoll_create1 failed") }
             startEpollSource()
         }
@@ -115,6 +126,7 @@ final class ReactorCore: @unchecked Sendable {
     }
 
     deinit {
+        ReactorCore.liveCores.subtract(1, ordering: .relaxed)
         epollFDs.deallocate()
         epollEvents.deallocate()
     }
@@ -170,6 +182,10 @@ final class ReactorCore: @unchecked Sendable {
     func socketAction(_ fd: Int32, _ bits: Int32) {
         guard !multi.isCleanedUp else { return }
         socketActionCalls += 1
+        if testingFailTimeoutActions > 0 && fd == cc_socket_timeout() {
+            testingFailTimeoutActions -= 1
+            return
+        }
         _ = multi.socketAction(fd, bits)
     }
 

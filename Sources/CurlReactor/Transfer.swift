@@ -33,6 +33,9 @@ final class Transfer: @unchecked Sendable {
     var bodyCap: Int = 0
     var bodyOverflow = false
     var captured: [HTTPHeader] = []
+    /// At most this many captured headers per response, of at most this many bytes (names and values) in all.
+    static let maxCapturedHeaders = 64
+    static let maxCapturedHeaderBytes = 16 * 1024
     let captureNames: [[UInt8]]
 
     init(request: HTTPRequest, callbackQueue: DispatchQueue?, completion: @escaping @Sendable (Result<HTTPResponse, TransferError>) -> Void) {

@@ -23,6 +23,8 @@ public struct TransferError: Error, Sendable, CustomStringConvertible {
         case cancelled
         /// The reactor shut down before the request completed.
         case shutdown
+        /// The reactor's admission queue was full (`ReactorConfiguration.maxQueuedRequests`): nothing was sent.
+        case overloaded
         /// Anything else; `curlCode` and `message` say what.
         case other
     }

@@ -6,6 +6,6 @@ struct FanoutCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fanout",
         abstract: "Fan alerts out to many targets at once, and load-test HTTP endpoints, on one libcurl reactor.",
-        subcommands: [ServeCommand.self, DemoCommand.self, PublishCommand.self, LoadCommand.self, MeasureCommand.self]
+        subcommands: [ServeCommand.self, DLQCommand.self, DemoCommand.self, PublishCommand.self, LoadCommand.self, MeasureCommand.self]
     )
 }

@@ -1,6 +1,7 @@
 // PublishCommand: `fanout publish` — publish alerts from a file or stdin to the targets in a targets file.
 import AlertFanout
 import ArgumentParser
+import FanoutStore
 import Foundation
 
 struct PublishCommand: AsyncParsableCommand {
@@ -37,6 +38,9 @@ struct PublishCommand: AsyncParsableCommand {
     @Flag(help: "Print the reports as JSON instead of tables.")
     var json = false
 
+    @Option(help: "A store (sqlite:PATH or postgres://…) whose Rootly id map this run reads and updates, so a resolve published later, by this command or by fanout serve, finds the alert its create made.")
+    var store: String?
+
     @OptionGroup var observability: ObservabilityOptions
 
     func validate() throws {
@@ -45,6 +49,13 @@ struct PublishCommand: AsyncParsableCommand {
         }
         guard deadline > .zero else { throw ValidationError("--deadline must be positive") }
         if let m = maxInFlight, m < 1 { throw ValidationError("--max-in-flight must be at least 1") }
+        if let s = store {
+            switch StoreLocation.parse(s) {
+            case .failure(let e): throw ValidationError("--store: \(e.message)")
+            case .success(.none): throw ValidationError("--store: none keeps no Rootly ids; give sqlite:PATH or postgres://…")
+            case .success: break
+            }
+        }
     }
 
     func run() async throws {
@@ -71,6 +82,23 @@ struct PublishCommand: AsyncParsableCommand {
         let reactorMetrics = obs.reactorMetrics(publisher.reactor)
         let options = PublishOptions(deadline: deadline, strategy: HealthStrategy(rawValue: strategy)!,
                                      selection: only.isEmpty ? .all : .named(only), maxInFlightPerTarget: maxInFlight)
+        // With --store: the Rootly ids earlier runs (or the service) stored, so resolves find their alerts.
+        var rootlyStore: (any DeliveryStore)?
+        if let s = store, case .success(let location) = StoreLocation.parse(s) {
+            do { rootlyStore = try await location.open() } catch {
+                FileHandle.standardError.write(Data("fanout publish: cannot open the store \(location): \(error)\n".utf8))
+                throw ExitCode(1)
+            }
+        }
+        let rootlyTargets = config.targets.filter { $0.type == .rootly }.map(\.name)
+        if let rootlyStore, !rootlyTargets.isEmpty {
+            let keys = rootlyTargets.flatMap { t in batch.alerts.map { "\(t)|\($0.fingerprint)" } }
+            let ids = try await rootlyStore.rootlyIDs(keys)
+            await publisher.rememberRootlyIDs(ids.compactMap { key, id in
+                let p = key.split(separator: "|", maxSplits: 1).map(String.init)
+                return p.count == 2 ? (p[0], p[1], id) : nil
+            })
+        }
         var outcomes: [Result<PublishReport, PublishError>] = []
         await withTaskGroup(of: (Int, Result<PublishReport, PublishError>).self) { group in
             for (i, alert) in batch.alerts.enumerated() {
@@ -81,6 +109,18 @@ struct PublishCommand: AsyncParsableCommand {
             var collected: [(Int, Result<PublishReport, PublishError>)] = []
             for await r in group { collected.append(r) }
             outcomes = collected.sorted { $0.0 < $1.0 }.map(\.1)
+        }
+        if let rootlyStore {
+            for case .success(let report) in outcomes {
+                for r in report.results where rootlyTargets.contains(r.target) && r.outcome == .succeeded {
+                    if r.action == "create", let id = r.detail {
+                        try await rootlyStore.rememberRootlyID(target: r.target, fingerprint: report.fingerprint, id: id, now: Double(Timestamp.now().seconds))
+                    } else if r.action == "resolve" {
+                        try await rootlyStore.forgetRootlyID(target: r.target, fingerprint: report.fingerprint)
+                    }
+                }
+            }
+            await rootlyStore.close()
         }
         reactorMetrics?.sample()
         reactorMetrics?.stop()

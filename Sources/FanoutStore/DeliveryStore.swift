@@ -125,6 +125,7 @@ public protocol DeliveryStore: Sendable {
     /// Rootly alert ids by `target|fingerprint`.
     func rootlyIDs(_ keys: [String]) async throws -> [String: String]
     func rememberRootlyID(target: String, fingerprint: String, id: String, now: Double) async throws
+    func forgetRootlyID(target: String, fingerprint: String) async throws
     func counts() async throws -> DeliveryCounts
     func deadLetters(target: String?, limit: Int) async throws -> [DeadLetter]
     /// Makes dead letters pending again (one by id, or all of a target, or all). Returns how many.

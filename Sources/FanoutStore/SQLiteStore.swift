@@ -264,6 +264,14 @@ public final class SQLiteStore: DeliveryStore {
         }
     }
 
+    public func forgetRootlyID(target: String, fingerprint: String) async throws {
+        try await wrap {
+            try await pool.write { db in
+                try db.execute(sql: "DELETE FROM rootly_ids WHERE target = ? AND fingerprint = ?", arguments: [target, fingerprint])
+            }
+        }
+    }
+
     // MARK: counts, dead letters, pruning
 
     public func counts() async throws -> DeliveryCounts {

@@ -43,7 +43,7 @@ public enum StoreLocation: Sendable, Hashable, CustomStringConvertible {
         switch self {
         case .none: return nil
         case .sqlite(let path): return try SQLiteStore(path: path)
-        case .postgres: throw StoreError("postgres stores: not built yet")
+        case .postgres(let url): return try await PostgresStore.open(url: url)
         }
     }
 }

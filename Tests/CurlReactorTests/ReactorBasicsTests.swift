@@ -3,11 +3,11 @@ import CurlReactor
 import MockTarget
 import XCTest
 
-final class ReactorBasicsTests: XCTestCase {
+class ReactorBasicsTests: ReactorTestCase {
     func testGetWithHeadersIsReceivedAsSent() async throws {
         let server = try MockTarget()
         defer { server.stop() }
-        let reactor = try CurlReactor()
+        let reactor = try makeReactor()
         let r = await reactor.execute(HTTPRequest(
             url: server.url("/status/201?body=hello&retry_after=7"),
             headers: [HTTPHeader("X-Trace", "abc 123"), HTTPHeader("Accept", "text/plain")]))
@@ -30,7 +30,7 @@ final class ReactorBasicsTests: XCTestCase {
     func testPostBodyAndOtherMethods() async throws {
         let server = try MockTarget()
         defer { server.stop() }
-        let reactor = try CurlReactor()
+        let reactor = try makeReactor()
         let payload = Array(#"{"summary":"disk full ✓","n":1}"#.utf8) + [UInt8](repeating: 0x20, count: 5000)
         let post = await reactor.execute(HTTPRequest(
             method: "POST", url: server.url("/events"),
@@ -59,7 +59,7 @@ final class ReactorBasicsTests: XCTestCase {
     func testSequentialRequestsReuseOneConnection() async throws {
         let server = try MockTarget(recordRequests: false)
         defer { server.stop() }
-        let reactor = try CurlReactor(configuration: .init(maxInFlightPerHost: 4))
+        let reactor = try makeReactor(.init(maxInFlightPerHost: 4))
         var newConnections = 0
         for i in 0..<1000 {
             let r = await reactor.execute(HTTPRequest(url: server.url("/seq?i=\(i)")))
@@ -79,7 +79,7 @@ final class ReactorBasicsTests: XCTestCase {
     func testBadInputIsATypedErrorNotACrash() async throws {
         let server = try MockTarget()
         defer { server.stop() }
-        let reactor = try CurlReactor(configuration: .init(maxRequestBodyBytes: 1024))
+        let reactor = try makeReactor(.init(maxRequestBodyBytes: 1024))
         let cases: [(HTTPRequest, String)] = [
             (HTTPRequest(url: "not a url"), "space"),
             (HTTPRequest(url: "http//missing-colon"), "malformed"),
@@ -105,7 +105,7 @@ final class ReactorBasicsTests: XCTestCase {
     func testResponseBodyCapAndSlowBody() async throws {
         let server = try MockTarget()
         defer { server.stop() }
-        let reactor = try CurlReactor(configuration: .init(maxResponseBodyBytes: 1000))
+        let reactor = try makeReactor(.init(maxResponseBodyBytes: 1000))
         let big = await reactor.execute(HTTPRequest(url: server.url("/big?bytes=50000")))
         XCTAssertEqual(big.failureKind, .bodyTooLarge, "\(big)")
         let fits = await reactor.execute(HTTPRequest(url: server.url("/big?bytes=50000"), maxResponseBodyBytes: 60000))
@@ -117,10 +117,30 @@ final class ReactorBasicsTests: XCTestCase {
         await assertReleased(reactor)
     }
 
+    func testLargeBodiesRoundTrip() async throws {
+        let server = try MockTarget()
+        defer { server.stop() }
+        let r = try makeReactor()
+        let payload = [UInt8](repeating: 0x41, count: 70_000)
+        let post = await r.execute(HTTPRequest(method: "POST", url: server.url("/p"), body: payload))
+        XCTAssertEqual(post.response?.status, 200)
+        XCTAssertEqual(server.requests.last?.body, payload)
+        let big = await r.execute(HTTPRequest(url: server.url("/b?bytes=300000"), maxResponseBodyBytes: 400_000))
+        XCTAssertEqual(big.response?.body.count, 300_000)
+        await assertReleased(r)
+    }
+
     func testInvalidConfigurationIsRejected() {
         XCTAssertThrowsError(try CurlReactor(configuration: .init(maxInFlightPerHost: 0, maxInFlightTotal: -1))) { error in
             let text = "\(error)"
             XCTAssertTrue(text.contains("maxInFlightPerHost") && text.contains("maxInFlightTotal"), text)
         }
     }
+}
+
+/// The same tests with a Dispatch source per socket (the portable fallback).
+final class ReactorBasicsSourcePerSocketTests: ReactorBasicsTests {
+    override class var watching: SocketWatching { .sourcePerSocket }
+    /// Also makes Linux test discovery list the inherited tests, which it does only for a class with a test of its own.
+    func testRunsWithASourcePerSocket() throws { try assertWatching(.sourcePerSocket) }
 }

@@ -5,10 +5,10 @@ import MockTarget
 import Synchronization
 import XCTest
 
-final class ReactorFailureTests: XCTestCase {
+class ReactorFailureTests: ReactorTestCase {
     func testConnectionRefused() async throws {
         let port = try unusedPort()
-        let reactor = try CurlReactor()
+        let reactor = try makeReactor()
         let r = await reactor.execute(HTTPRequest(url: "http://127.0.0.1:\(port)/"))
         XCTAssertEqual(r.failureKind, .refused, "\(r)")
         XCTAssertNotNil(r.failure?.curlCode)
@@ -18,7 +18,7 @@ final class ReactorFailureTests: XCTestCase {
     func testResetBeforeAndDuringResponse() async throws {
         let server = try MockTarget()
         defer { server.stop() }
-        let reactor = try CurlReactor()
+        let reactor = try makeReactor()
         let mid = await reactor.execute(HTTPRequest(url: server.url("/reset-mid?sent=100&total=5000")))
         XCTAssertEqual(mid.failureKind, .reset, "\(mid)")
         let early = await reactor.execute(HTTPRequest(url: server.url("/reset")))
@@ -34,7 +34,7 @@ final class ReactorFailureTests: XCTestCase {
     func testHangingServerHitsTheDeadlineOnTime() async throws {
         let server = try MockTarget()
         defer { server.stop() }
-        let reactor = try CurlReactor()
+        let reactor = try makeReactor()
         let started = ContinuousClock.now
         let r = await reactor.execute(HTTPRequest(url: server.url("/hang"), timeout: .milliseconds(300)))
         let elapsed = seconds(ContinuousClock.now - started)
@@ -47,7 +47,7 @@ final class ReactorFailureTests: XCTestCase {
     func testTheBackstopCompletesARequestWhoseTimeoutLibcurlLost() async throws {
         let server = try MockTarget()
         defer { server.stop() }
-        let reactor = try CurlReactor()
+        let reactor = try makeReactor()
         reactor.queue.sync { reactor.core.testingStarveCurlTimeouts = true }
         let started = ContinuousClock.now
         let r = await reactor.execute(HTTPRequest(url: server.url("/hang"), timeout: .milliseconds(200)))
@@ -63,7 +63,7 @@ final class ReactorFailureTests: XCTestCase {
     func testDeadlineStartsAtAdmissionNotSubmission() async throws {
         let server = try MockTarget()
         defer { server.stop() }
-        let reactor = try CurlReactor(configuration: .init(maxInFlightPerHost: 1))
+        let reactor = try makeReactor(.init(maxInFlightPerHost: 1))
         let tally = CompletionTally(expected: 2)
         let results = ResultBox()
         for i in 0..<2 {
@@ -85,7 +85,7 @@ final class ReactorFailureTests: XCTestCase {
     func testOverallDeadlineExpiresWhileQueued() async throws {
         let server = try MockTarget()
         defer { server.stop() }
-        let reactor = try CurlReactor(configuration: .init(maxInFlightPerHost: 1))
+        let reactor = try makeReactor(.init(maxInFlightPerHost: 1))
         let first = reactor.submit(HTTPRequest(url: server.url("/hang?first"), timeout: .seconds(5))) { _ in }
         let started = ContinuousClock.now
         let r = await reactor.execute(HTTPRequest(url: server.url("/hang?second"), timeout: .seconds(5), overallTimeout: .milliseconds(200)))
@@ -101,7 +101,7 @@ final class ReactorFailureTests: XCTestCase {
     func testCancelBeforeAdmissionAndInFlight() async throws {
         let server = try MockTarget()
         defer { server.stop() }
-        let reactor = try CurlReactor(configuration: .init(maxInFlightPerHost: 1))
+        let reactor = try makeReactor(.init(maxInFlightPerHost: 1))
         let tally = CompletionTally(expected: 2)
         let results = ResultBox()
         let inflight = reactor.submit(HTTPRequest(url: server.url("/hang?a"))) { r in results.set(0, r); tally.record(0, r) }
@@ -128,7 +128,7 @@ final class ReactorFailureTests: XCTestCase {
     func testShutdownCancelCompletesEverything() async throws {
         let server = try MockTarget()
         defer { server.stop() }
-        let reactor = try CurlReactor(configuration: .init(maxInFlightPerHost: 4))
+        let reactor = try makeReactor(.init(maxInFlightPerHost: 4))
         let tally = CompletionTally(expected: 10)
         for i in 0..<10 {
             reactor.submit(HTTPRequest(url: server.url("/hang?i=\(i)"))) { tally.record(i, $0) }
@@ -149,7 +149,7 @@ final class ReactorFailureTests: XCTestCase {
     func testShutdownDrainLetsRequestsFinish() async throws {
         let server = try MockTarget()
         defer { server.stop() }
-        let reactor = try CurlReactor(configuration: .init(maxInFlightPerHost: 2))
+        let reactor = try makeReactor(.init(maxInFlightPerHost: 2))
         let tally = CompletionTally(expected: 6)
         for i in 0..<6 {
             reactor.submit(HTTPRequest(url: server.url("/d?delay_ms=50&i=\(i)"))) { tally.record(i, $0) }
@@ -176,4 +176,11 @@ func waitUntil(seconds: Double = 5, _ condition: @Sendable () -> Bool) async thr
         if ContinuousClock.now > end { XCTFail("condition not met within \(seconds) s"); return }
         try await Task.sleep(for: .milliseconds(10))
     }
+}
+
+/// The same tests with a Dispatch source per socket (the portable fallback).
+final class ReactorFailureSourcePerSocketTests: ReactorFailureTests {
+    override class var watching: SocketWatching { .sourcePerSocket }
+    /// Also makes Linux test discovery list the inherited tests, which it does only for a class with a test of its own.
+    func testRunsWithASourcePerSocket() throws { try assertWatching(.sourcePerSocket) }
 }

@@ -4,11 +4,11 @@ import Dispatch
 import MockTarget
 import XCTest
 
-final class ReactorLoadTests: XCTestCase {
+class ReactorLoadTests: ReactorTestCase {
     func testTenThousandRequestsAtConcurrency256CompleteExactlyOnce() async throws {
         let server = try MockTarget(recordRequests: false)
         defer { server.stop() }
-        let reactor = try CurlReactor(configuration: .init(maxInFlightPerHost: 256, maxInFlightTotal: 256))
+        let reactor = try makeReactor(.init(maxInFlightPerHost: 256, maxInFlightTotal: 256))
         let n = 10_000
         let tally = CompletionTally(expected: n)
         for i in 0..<n {
@@ -35,7 +35,7 @@ final class ReactorLoadTests: XCTestCase {
             urls.append("http://\(name):\(s.port)/churn")
         }
         defer { servers.forEach { $0.stop() } }
-        let reactor = try CurlReactor(configuration: .init(maxInFlightPerHost: 8, maxInFlightTotal: 32))
+        let reactor = try makeReactor(.init(maxInFlightPerHost: 8, maxInFlightTotal: 32))
         let n = 1500
         let tally = CompletionTally(expected: n)
         for i in 0..<n {
@@ -56,7 +56,7 @@ final class ReactorLoadTests: XCTestCase {
     func testNoBusyLoopWhileRequestsWait() async throws {
         let server = try MockTarget()
         defer { server.stop() }
-        let reactor = try CurlReactor(configuration: .init(maxInFlightPerHost: 256))
+        let reactor = try makeReactor(.init(maxInFlightPerHost: 256))
         let n = 200
         let tally = CompletionTally(expected: n)
         for i in 0..<n {
@@ -74,4 +74,11 @@ final class ReactorLoadTests: XCTestCase {
         print("idle cost: \(cpu) CPU-s for \(n) requests waiting \(wall) s; timer fires: \(reactor.stats().timerFires)")
         await assertReleased(reactor)
     }
+}
+
+/// The same tests with a Dispatch source per socket (the portable fallback).
+final class ReactorLoadSourcePerSocketTests: ReactorLoadTests {
+    override class var watching: SocketWatching { .sourcePerSocket }
+    /// Also makes Linux test discovery list the inherited tests, which it does only for a class with a test of its own.
+    func testRunsWithASourcePerSocket() throws { try assertWatching(.sourcePerSocket) }
 }

@@ -1,0 +1,410 @@
+// PostgresStore: the shared outbox on PostgreSQL (postgres-nio) — several replicas lease work with FOR UPDATE SKIP LOCKED.
+import FanoutCore
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import PostgresNIO
+
+/// The outbox for several replicas. Each claim takes due rows with `FOR UPDATE SKIP LOCKED` and a lease, so a
+/// delivery is worked by one replica at a time; rows leased by a replica that died are taken over when their
+/// lease runs out. Per (target, key) order holds across replicas: every insert first takes a transaction-scoped
+/// advisory lock on its keys (sorted, so two batches cannot deadlock), so ids, claims and commits follow the same
+/// order. Times are the replicas' wall clocks in milliseconds; keep them in sync (NTP) as for any lease.
+/// postgres-nio runs on its own event loop thread; no call blocks the caller's thread.
+public final class PostgresStore: DeliveryStore {
+    let client: PostgresClient
+    let runner: Task<Void, Never>
+    let logger: Logger
+    let group: MultiThreadedEventLoopGroup
+    public let description: String
+    private let enqueuer: GroupCommitter<SQLiteStore.EnqueueItem, Int64>
+    private let completer: GroupCommitter<SQLiteStore.CompleteItem, Bool>
+    /// A statement that cannot finish in this time fails (so HTTP answers 503 instead of waiting on a dead database).
+    let deadline: Duration
+
+    /// Connects, waits until the database answers, and migrates. Throws `StoreError` naming what failed.
+    public static func open(url: String, logger: Logger = Logger(label: "alertfanout.store", factory: { _ in SwiftLogNoOpLogHandler() }),
+                            deadline: Duration = .seconds(5)) async throws -> PostgresStore {
+        let store = PostgresStore(configuration: try configuration(url: url), description: StoreLocation.redacted(url), logger: logger, deadline: deadline)
+        do {
+            try await store.migrate()
+        } catch {
+            await store.close()
+            throw StoreError("cannot open the PostgreSQL store \(store.description): \(describe(error))")
+        }
+        return store
+    }
+
+    init(configuration: PostgresClient.Configuration, description: String, logger: Logger, deadline: Duration) {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let client = PostgresClient(configuration: configuration, eventLoopGroup: group, backgroundLogger: logger)
+        self.client = client
+        self.group = group
+        self.logger = logger
+        self.description = description
+        self.deadline = deadline
+        runner = Task { await client.run() }
+        enqueuer = GroupCommitter(maxBatch: 256) { [client, logger] items in
+            try await client.withTransaction(logger: logger) { conn in try await PostgresStore.insert(items, conn, logger) }
+        }
+        completer = GroupCommitter(maxBatch: 512) { [client, logger] items in
+            try await client.withTransaction(logger: logger) { conn in
+                for item in items { try await PostgresStore.apply(item, conn, logger) }
+                return Array(repeating: true, count: items.count)
+            }
+        }
+    }
+
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=disable|prefer|require]`.
+    static func configuration(url: String) throws -> PostgresClient.Configuration {
+        guard let c = URLComponents(string: url), ["postgres", "postgresql"].contains(c.scheme ?? ""), let host = c.host, !host.isEmpty,
+              let user = c.user, !user.isEmpty else {
+            throw StoreError("'\(StoreLocation.redacted(url))' is not a PostgreSQL URL: use postgres://USER:PASSWORD@HOST:PORT/DB")
+        }
+        let db = String(c.path.drop { $0 == "/" })
+        let tls: PostgresClient.Configuration.TLS
+        switch c.queryItems?.first(where: { $0.name == "sslmode" })?.value ?? "prefer" {
+        case "disable": tls = .disable
+        case "require", "verify-ca", "verify-full": tls = .require(.makeClientConfiguration())
+        default: tls = .prefer(.makeClientConfiguration())
+        }
+        var config = PostgresClient.Configuration(host: host, port: c.port ?? 5432, username: user, password: c.password,
+                                                  database: db.isEmpty ? nil : db, tls: tls)
+        config.options.connectTimeout = .seconds(3)
+        config.options.maximumConnections = 8
+        return config
+    }
+
+    static let migrations: [(Int, String)] = [
+        (1, """
+            CREATE TABLE IF NOT EXISTS notifications (
+                id BIGSERIAL PRIMARY KEY,
+                received_at BIGINT NOT NULL,
+                payload BYTEA NOT NULL
+            );
+            CREATE TABLE IF NOT EXISTS deliveries (
+                id BIGSERIAL PRIMARY KEY,
+                notification_id BIGINT NOT NULL REFERENCES notifications(id) ON DELETE CASCADE,
+                alert_index INTEGER NOT NULL,
+                target TEXT NOT NULL,
+                ordering_key TEXT NOT NULL,
+                status TEXT NOT NULL,
+                state TEXT NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                created_at BIGINT NOT NULL,
+                due_at BIGINT NOT NULL,
+                expires_at BIGINT NOT NULL,
+                lease_owner TEXT,
+                lease_until BIGINT,
+                last_error TEXT,
+                last_status INTEGER,
+                finished_at BIGINT
+            );
+            CREATE INDEX IF NOT EXISTS deliveries_open ON deliveries(due_at) WHERE state IN ('pending', 'leased');
+            CREATE INDEX IF NOT EXISTS deliveries_key ON deliveries(target, ordering_key, id) WHERE state IN ('pending', 'leased');
+            CREATE INDEX IF NOT EXISTS deliveries_finished ON deliveries(state, finished_at);
+            CREATE INDEX IF NOT EXISTS deliveries_notification ON deliveries(notification_id);
+            CREATE TABLE IF NOT EXISTS rootly_ids (
+                target TEXT NOT NULL,
+                fingerprint TEXT NOT NULL,
+                alert_id TEXT NOT NULL,
+                updated_at BIGINT NOT NULL,
+                PRIMARY KEY (target, fingerprint)
+            );
+            """),
+    ]
+
+    /// Versioned migrations, one replica at a time (an advisory lock), each in its own transaction.
+    func migrate() async throws {
+        try await timed {
+            try await self.client.withTransaction(logger: self.logger) { conn in
+                try await conn.query("SELECT pg_advisory_xact_lock(7263541)", logger: self.logger)
+                try await conn.query("CREATE TABLE IF NOT EXISTS alertfanout_schema (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)", logger: self.logger)
+                var applied = Set<Int>()
+                for try await v in try await conn.query("SELECT version FROM alertfanout_schema", logger: self.logger).decode(Int.self) { applied.insert(v) }
+                for (version, sql) in PostgresStore.migrations where !applied.contains(version) {
+                    for statement in sql.split(separator: ";").map({ $0.trimmingCharacters(in: .whitespacesAndNewlines) }) where !statement.isEmpty {
+                        try await conn.query(PostgresQuery(unsafeSQL: statement), logger: self.logger)
+                    }
+                    try await conn.query("INSERT INTO alertfanout_schema (version, applied_at) VALUES (\(version), \(ms(Date().timeIntervalSince1970)))", logger: self.logger)
+                }
+            }
+        }
+    }
+
+    // MARK: enqueue
+
+    public func enqueue(_ notifications: [NewNotification], now: Double, ttl: Double) async throws -> [Int64] {
+        var ids: [Int64] = []
+        for n in notifications {
+            ids.append(try await timed { try await self.enqueuer.submit(SQLiteStore.EnqueueItem(notification: n, now: now, ttl: ttl)) })
+        }
+        return ids
+    }
+
+    static func insert(_ items: [SQLiteStore.EnqueueItem], _ conn: PostgresConnection, _ logger: Logger) async throws -> [Int64] {
+        // Serialise writers of the same (target, key) so that id order is commit order for every key.
+        var keys = Set<Int64>()
+        for item in items { for d in item.notification.deliveries { keys.insert(lockKey(d.target, d.orderingKey)) } }
+        if !keys.isEmpty {
+            try await conn.query("SELECT pg_advisory_xact_lock(k) FROM unnest(\(keys.sorted())::bigint[]) AS k ORDER BY k", logger: logger)
+        }
+        var ids: [Int64] = []
+        for item in items {
+            let now = ms(item.now)
+            let rows = try await conn.query("""
+                INSERT INTO notifications (received_at, payload) VALUES (\(ms(item.notification.receivedAt)), \(ByteBuffer(bytes: item.notification.payload)))
+                RETURNING id
+                """, logger: logger)
+            var nid: Int64 = 0
+            for try await id in rows.decode(Int64.self) { nid = id }
+            for d in item.notification.deliveries {
+                let isRootlyResolve = d.isRootlyResolve
+                try await conn.query("""
+                    WITH sup AS (
+                        UPDATE deliveries SET state = 'superseded', finished_at = \(now), last_error = 'superseded by a newer state of the same alert'
+                        WHERE target = \(d.target) AND ordering_key = \(d.orderingKey) AND state = 'pending' RETURNING status),
+                    gone AS (SELECT \(isRootlyResolve) AND EXISTS (SELECT 1 FROM sup WHERE status = 'firing') AS nothing)
+                    INSERT INTO deliveries (notification_id, alert_index, target, ordering_key, status, state, created_at, due_at, expires_at, last_error, finished_at)
+                    SELECT \(nid), \(d.alertIndex), \(d.target), \(d.orderingKey), \(d.status),
+                           CASE WHEN gone.nothing THEN 'superseded' ELSE 'pending' END, \(now), \(now), \(ms(item.now + item.ttl)),
+                           CASE WHEN gone.nothing THEN 'the Rootly alert was never created: nothing to resolve' END,
+                           CASE WHEN gone.nothing THEN \(now)::bigint END
+                    FROM gone
+                    """, logger: logger)
+            }
+            ids.append(nid)
+        }
+        return ids
+    }
+
+    /// 64-bit FNV-1a of target and key, for the advisory lock.
+    static func lockKey(_ target: String, _ key: String) -> Int64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in target.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        h = (h ^ 0xFF) &* 0x100_0000_01b3
+        for b in key.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return Int64(bitPattern: h)
+    }
+
+    // MARK: claim and complete
+
+    public func claim(owner: String, limit: Int, now: Double, leaseSeconds: Double) async throws -> [ClaimedDelivery] {
+        let t = ms(now), until = ms(now + leaseSeconds)
+        return try await timed {
+            let rows = try await self.client.query("""
+                UPDATE deliveries SET state = 'leased', lease_owner = \(owner), lease_until = \(until)
+                WHERE id IN (
+                    SELECT d.id FROM deliveries d
+                    WHERE d.state IN ('pending', 'leased') AND d.due_at <= \(t) AND (d.state = 'pending' OR d.lease_until < \(t))
+                      AND NOT EXISTS (SELECT 1 FROM deliveries o WHERE o.target = d.target AND o.ordering_key = d.ordering_key
+                                      AND o.id < d.id AND o.state IN ('pending', 'leased'))
+                    ORDER BY d.due_at, d.id LIMIT \(limit)
+                    FOR UPDATE SKIP LOCKED)
+                RETURNING id, notification_id, alert_index, target, ordering_key, attempts, created_at, due_at, expires_at
+                """, logger: self.logger)
+            var out: [ClaimedDelivery] = []
+            for try await (id, nid, index, target, key, attempts, created, due, expires) in rows.decode((Int64, Int64, Int, String, String, Int, Int64, Int64, Int64).self) {
+                out.append(ClaimedDelivery(id: id, notificationID: nid, alertIndex: index, target: target, orderingKey: key, attempts: attempts,
+                                           createdAt: seconds(created), dueAt: seconds(due), expiresAt: seconds(expires)))
+            }
+            return out.sorted { $0.id < $1.id }
+        }
+    }
+
+    public func payloads(_ ids: [Int64]) async throws -> [Int64: [UInt8]] {
+        guard !ids.isEmpty else { return [:] }
+        return try await timed {
+            var out: [Int64: [UInt8]] = [:]
+            let rows = try await self.client.query("SELECT id, payload FROM notifications WHERE id = ANY(\(ids))", logger: self.logger)
+            for try await (id, payload) in rows.decode((Int64, ByteBuffer).self) { out[id] = Array(payload.readableBytesView) }
+            return out
+        }
+    }
+
+    public func complete(_ completions: [DeliveryCompletion], owner: String, now: Double) async throws {
+        try await timed {
+            try await withThrowingTaskGroup(of: Bool.self) { group in
+                for c in completions { group.addTask { try await self.completer.submit(SQLiteStore.CompleteItem(completion: c, owner: owner, now: now)) } }
+                try await group.waitForAll()
+            }
+        }
+    }
+
+    static func apply(_ item: SQLiteStore.CompleteItem, _ conn: PostgresConnection, _ logger: Logger) async throws {
+        let c = item.completion
+        let now = ms(item.now)
+        let (state, add, due, error, finished): (String, Int, Int64?, String?, Int64?)
+        switch c.decision {
+        case .delivered: (state, add, due, error, finished) = ("delivered", 0, nil, nil, now)
+        case .retry(let dueAt, let counts, let reason): (state, add, due, error, finished) = ("pending", counts ? 1 : 0, ms(dueAt), reason, nil)
+        case .dead(let reason): (state, add, due, error, finished) = ("dead", 1, nil, reason, now)
+        case .superseded(let reason): (state, add, due, error, finished) = ("superseded", 0, nil, reason, now)
+        }
+        try await conn.query("""
+            UPDATE deliveries SET state = \(state), attempts = attempts + \(add), due_at = coalesce(\(due), due_at), lease_owner = NULL, lease_until = NULL,
+                last_error = coalesce(\(error), last_error), last_status = coalesce(\(c.httpStatus), last_status), finished_at = \(finished)
+            WHERE id = \(c.id) AND state = 'leased' AND lease_owner = \(item.owner)
+            """, logger: logger)
+        switch c.rootly {
+        case .remember(let target, let fingerprint, let id):
+            try await conn.query("""
+                INSERT INTO rootly_ids (target, fingerprint, alert_id, updated_at) VALUES (\(target), \(fingerprint), \(id), \(now))
+                ON CONFLICT (target, fingerprint) DO UPDATE SET alert_id = excluded.alert_id, updated_at = excluded.updated_at
+                """, logger: logger)
+        case .forget(let target, let fingerprint):
+            try await conn.query("DELETE FROM rootly_ids WHERE target = \(target) AND fingerprint = \(fingerprint)", logger: logger)
+        case nil:
+            break
+        }
+    }
+
+    public func release(_ ids: [Int64], owner: String) async throws {
+        guard !ids.isEmpty else { return }
+        try await timed {
+            try await self.client.query("""
+                UPDATE deliveries SET state = 'pending', lease_owner = NULL, lease_until = NULL WHERE id = ANY(\(ids)) AND state = 'leased' AND lease_owner = \(owner)
+                """, logger: self.logger)
+        }
+    }
+
+    // MARK: Rootly ids
+
+    public func rootlyIDs(_ keys: [String]) async throws -> [String: String] {
+        guard !keys.isEmpty else { return [:] }
+        let pairs = keys.map { $0.split(separator: "|", maxSplits: 1).map(String.init) }.filter { $0.count == 2 }
+        return try await timed {
+            var out: [String: String] = [:]
+            let rows = try await self.client.query("""
+                SELECT r.target, r.fingerprint, r.alert_id FROM rootly_ids r
+                JOIN unnest(\(pairs.map { $0[0] })::text[], \(pairs.map { $0[1] })::text[]) AS k(t, f) ON r.target = k.t AND r.fingerprint = k.f
+                """, logger: self.logger)
+            for try await (t, f, id) in rows.decode((String, String, String).self) { out["\(t)|\(f)"] = id }
+            return out
+        }
+    }
+
+    public func rememberRootlyID(target: String, fingerprint: String, id: String, now: Double) async throws {
+        try await timed {
+            try await self.client.query("""
+                INSERT INTO rootly_ids (target, fingerprint, alert_id, updated_at) VALUES (\(target), \(fingerprint), \(id), \(ms(now)))
+                ON CONFLICT (target, fingerprint) DO UPDATE SET alert_id = excluded.alert_id, updated_at = excluded.updated_at
+                """, logger: self.logger)
+        }
+    }
+
+    public func forgetRootlyID(target: String, fingerprint: String) async throws {
+        try await timed {
+            try await self.client.query("DELETE FROM rootly_ids WHERE target = \(target) AND fingerprint = \(fingerprint)", logger: self.logger)
+        }
+    }
+
+    // MARK: counts, dead letters, pruning
+
+    public func counts() async throws -> DeliveryCounts {
+        try await timed {
+            var c = DeliveryCounts()
+            let rows = try await self.client.query("SELECT target, state, count(*) FROM deliveries GROUP BY target, state", logger: self.logger)
+            for try await (target, state, n) in rows.decode((String, String, Int64).self) { c.byTarget[target, default: [:]][state] = Int(n) }
+            let oldest = try await self.client.query("SELECT min(created_at) FROM deliveries WHERE state IN ('pending', 'leased')", logger: self.logger)
+            for try await v in oldest.decode(Int64?.self) { c.oldestPendingCreatedAt = v.map(seconds) }
+            return c
+        }
+    }
+
+    public func deadLetters(target: String?, limit: Int) async throws -> [DeadLetter] {
+        try await timed {
+            let rows = try await self.client.query("""
+                SELECT id, target, notification_id, alert_index, ordering_key, attempts, last_error, last_status, created_at, finished_at
+                FROM deliveries WHERE state = 'dead' AND (\(target)::text IS NULL OR target = \(target)) ORDER BY id DESC LIMIT \(limit)
+                """, logger: self.logger)
+            var out: [DeadLetter] = []
+            for try await (id, t, nid, index, key, attempts, error, status, created, finished) in rows.decode(
+                (Int64, String, Int64, Int, String, Int, String?, Int?, Int64, Int64?).self) {
+                out.append(DeadLetter(id: id, target: t, notificationID: nid, alertIndex: index, orderingKey: key, attempts: attempts, lastError: error,
+                                      lastStatus: status, createdAt: seconds(created), finishedAt: finished.map(seconds)))
+            }
+            return out
+        }
+    }
+
+    public func replay(id: Int64?, target: String?, now: Double, ttl: Double) async throws -> Int {
+        try await timed {
+            let rows = try await self.client.query("""
+                UPDATE deliveries SET state = 'pending', attempts = 0, due_at = \(ms(now)), expires_at = \(ms(now + ttl)), finished_at = NULL,
+                    lease_owner = NULL, lease_until = NULL
+                WHERE state = 'dead' AND (\(id)::bigint IS NULL OR id = \(id)) AND (\(target)::text IS NULL OR target = \(target))
+                RETURNING id
+                """, logger: self.logger)
+            var n = 0
+            for try await _ in rows.decode(Int64.self) { n += 1 }
+            return n
+        }
+    }
+
+    public func purge(target: String?) async throws -> Int {
+        try await timed {
+            let rows = try await self.client.query("DELETE FROM deliveries WHERE state = 'dead' AND (\(target)::text IS NULL OR target = \(target)) RETURNING id",
+                                                   logger: self.logger)
+            var n = 0
+            for try await _ in rows.decode(Int64.self) { n += 1 }
+            try await self.client.query("DELETE FROM notifications n WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notification_id = n.id)",
+                                        logger: self.logger)
+            return n
+        }
+    }
+
+    public func prune(before: Double) async throws -> Int {
+        try await timed {
+            let rows = try await self.client.query("""
+                DELETE FROM deliveries WHERE state IN ('delivered', 'superseded') AND finished_at < \(ms(before)) RETURNING id
+                """, logger: self.logger)
+            var n = 0
+            for try await _ in rows.decode(Int64.self) { n += 1 }
+            try await self.client.query("""
+                DELETE FROM notifications n WHERE received_at < \(ms(before)) AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notification_id = n.id)
+                """, logger: self.logger)
+            return n
+        }
+    }
+
+    public func ping() async throws {
+        try await timed { try await self.client.query("SELECT 1", logger: self.logger) }
+    }
+
+    public func close() async {
+        runner.cancel()
+        await runner.value
+        try? await group.shutdownGracefully()
+    }
+
+    /// Runs `body` within `deadline` (postgres-nio waits up to 60 s for a connection to a database that went
+    /// away); failures become `StoreError`s that say what failed.
+    @discardableResult
+    private func timed<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        do {
+            return try await withThrowingTaskGroup(of: T.self) { g in
+                g.addTask { try await body() }
+                g.addTask {
+                    try await Task.sleep(for: self.deadline)
+                    throw StoreError("PostgreSQL did not answer within \(self.deadline)")
+                }
+                defer { g.cancelAll() }
+                return try await g.next()!
+            }
+        } catch let e as StoreError {
+            throw e
+        } catch {
+            throw StoreError("PostgreSQL store \(description): \(PostgresStore.describe(error))")
+        }
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if let p = error as? PSQLError {
+            if let message = p.serverInfo?[.message] { return message }
+            return "\(p.code)"
+        }
+        return "\(error)"
+    }
+}

@@ -1,0 +1,392 @@
+// ReactorReviewTests: the faults issue 12's review found — lost cancels, the backstop, the timer, headers, bounds, shutdown.
+@testable import CurlReactor
+import Dispatch
+import MockTarget
+import Synchronization
+import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
+
+class ReactorReviewTests: ReactorTestCase {
+    // MARK: - Lost cancels
+
+    func testATaskCancelledBeforeExecuteNeverSendsItsRequest() async throws {
+        let server = try MockTarget()
+        defer { server.stop() }
+        let reactor = try makeReactor()
+        let task = Task {
+            withUnsafeCurrentTask { $0?.cancel() }
+            return await reactor.execute(HTTPRequest(url: server.url("/hang"), timeout: .seconds(3)))
+        }
+        let r = await task.value
+        XCTAssertEqual(r.failureKind, .cancelled, "\(r)")
+        XCTAssertEqual(server.requestCount, 0, "a cancelled task sends nothing")
+        await assertReleased(reactor)
+    }
+
+    func testCancelsRacingSubmissionAreNeverLost() async throws {
+        let server = try MockTarget(recordRequests: false)
+        defer { server.stop() }
+        let reactor = try makeReactor()
+        var tasks: [Task<Result<HTTPResponse, TransferError>, Never>] = []
+        for i in 0..<200 {
+            let t = Task { await reactor.execute(HTTPRequest(url: server.url("/hang?i=\(i)"), timeout: .seconds(5))) }
+            if i % 3 == 1 { await Task.yield() }
+            if i % 3 == 2 { try await Task.sleep(for: .microseconds(50)) }
+            t.cancel()
+            tasks.append(t)
+        }
+        var kinds: [TransferError.Kind?: Int] = [:]
+        for t in tasks { kinds[await t.value.failureKind, default: 0] += 1 }
+        XCTAssertEqual(kinds, [.cancelled: 200])
+        await assertReleased(reactor)
+    }
+
+    func testACancelFromTheReactorQueueBeforeEnqueueingIsKept() async throws {
+        let server = try MockTarget()
+        defer { server.stop() }
+        let reactor = try makeReactor()
+        let gate = DispatchSemaphore(value: 0)
+        let handle = Mutex<RequestHandle?>(nil)
+        // Hold the queue; the submission's enqueue waits behind this block, whose cancel runs inline first.
+        reactor.queue.async {
+            gate.wait()
+            handle.withLock { $0 }?.cancel()
+        }
+        let tally = CompletionTally(expected: 1)
+        let results = ResultBox()
+        let h = reactor.submit(HTTPRequest(url: server.url("/hang"), timeout: .seconds(2))) { r in
+            results.set(0, r)
+            tally.record(0, r)
+        }
+        handle.withLock { $0 = h }
+        gate.signal()
+        await tally.wait(seconds: 10)
+        XCTAssertEqual(results.get(0)?.failureKind, .cancelled, "\(String(describing: results.get(0)))")
+        XCTAssertEqual(server.requestCount, 0)
+        await assertReleased(reactor)
+    }
+
+    // MARK: - Deadlines, the backstop and curl's timer
+
+    func testALateReactorStillLetsCurlReportItsOwnDeadline() async throws {
+        let server = try MockTarget()
+        defer { server.stop() }
+        let reactor = try makeReactor()
+        let tally = CompletionTally(expected: 1)
+        let results = ResultBox()
+        reactor.submit(HTTPRequest(url: server.url("/hang"), timeout: .milliseconds(150))) { r in
+            results.set(0, r)
+            tally.record(0, r)
+        }
+        try await waitUntil { server.requestCount == 1 }
+        // Keep the reactor busy past both curl's deadline and the backstop's: when it wakes, curl's completion is
+        // the real result and must win.
+        reactor.queue.async { usleep(400_000) }
+        await tally.wait(seconds: 10)
+        let e = try XCTUnwrap(results.get(0)?.failure)
+        XCTAssertEqual(e.kind, .deadline)
+        XCTAssertFalse(e.message.contains("completed by the reactor"), e.message)
+        XCTAssertEqual(reactor.stats().backstopExpiries, 0)
+        await assertReleased(reactor)
+    }
+
+    func testAFailedSocketActionDoesNotLoseCurlsTimer() async throws {
+        let server = try MockTarget()
+        defer { server.stop() }
+        let reactor = try makeReactor()
+        let tally = CompletionTally(expected: 1)
+        let results = ResultBox()
+        reactor.submit(HTTPRequest(url: server.url("/hang"), timeout: .milliseconds(300))) { r in
+            results.set(0, r)
+            tally.record(0, r)
+        }
+        try await waitUntil { server.requestCount == 1 }
+        reactor.queue.sync { reactor.core.testingFailTimeoutActions = 1 }
+        await tally.wait(seconds: 10)
+        let e = try XCTUnwrap(results.get(0)?.failure)
+        XCTAssertEqual(e.kind, .deadline)
+        XCTAssertFalse(e.message.contains("completed by the reactor"), "curl must still time the request out itself: \(e.message)")
+        XCTAssertEqual(reactor.queue.sync { reactor.core.testingFailTimeoutActions }, 0, "the injected failure happened")
+        XCTAssertEqual(reactor.stats().backstopExpiries, 0)
+        await assertReleased(reactor)
+    }
+
+    /// Deadline-heavy traffic: hanging requests with short deadlines next to quick ones, at high concurrency. Every
+    /// deadline must come from curl: the backstop is a safety net, and on this traffic it must not be needed.
+    func testDeadlineHeavyTrafficNeedsNoBackstop() async throws {
+        let server = try MockTarget(recordRequests: false)
+        defer { server.stop() }
+        let reactor = try makeReactor(.init(maxInFlightPerHost: 256, maxInFlightTotal: 256))
+        let n = 4000
+        let tally = CompletionTally(expected: n)
+        for i in 0..<n {
+            let hang = i % 2 == 0
+            let url = server.url(hang ? "/hang?i=\(i)" : "/ok?i=\(i)")
+            reactor.submit(HTTPRequest(url: url, timeout: .milliseconds(hang ? 20 + i % 7 : 2000))) { tally.record(i, $0) }
+        }
+        await tally.wait(seconds: 120)
+        let s = tally.snapshot
+        XCTAssertEqual(s.perIndex.filter { $0 != 1 }.count, 0)
+        XCTAssertEqual(s.failures[.deadline], n / 2, "\(s.failures)")
+        let stats = reactor.stats()
+        print("deadline-heavy (\(watching)): \(stats)")
+        XCTAssertEqual(stats.backstopExpiries, 0, "\(stats)")
+        await assertReleased(reactor)
+    }
+
+    func testNegativeDurationsClampToZero() {
+        XCTAssertEqual(Duration.milliseconds(-500).nanosecondsClamped, 0)
+        XCTAssertEqual(Duration.nanoseconds(-1).nanosecondsClamped, 0)
+        XCTAssertEqual(Duration.milliseconds(-1500).nanosecondsClamped, 0)
+        XCTAssertEqual(Duration.zero.nanosecondsClamped, 0)
+        XCTAssertEqual(Duration.milliseconds(1500).nanosecondsClamped, 1_500_000_000)
+        XCTAssertEqual(Duration.seconds(Int64.max).nanosecondsClamped, .max)
+    }
+
+    // MARK: - Headers
+
+    func testEmptyHeaderValuesAreSent() async throws {
+        let server = try MockTarget()
+        defer { server.stop() }
+        let reactor = try makeReactor()
+        let r = await reactor.execute(HTTPRequest(
+            url: server.url("/e"), headers: [HTTPHeader("X-Empty", ""), HTTPHeader("X-Blank", "  "), HTTPHeader("X-Full", "v")]))
+        XCTAssertEqual(r.response?.status, 200, "\(r)")
+        let rec = try XCTUnwrap(server.requests.first)
+        XCTAssertEqual(rec.header("x-empty"), "")
+        XCTAssertEqual(rec.header("x-blank"), "")
+        XCTAssertEqual(rec.header("x-full"), "v")
+        await assertReleased(reactor)
+    }
+
+    func testCapturedResponseHeadersAreCapped() async throws {
+        let server = try MockTarget()
+        defer { server.stop() }
+        server.route("/many", .respond(status: 200, headers: Array(repeating: ("Retry-After", "1"), count: 5000)))
+        server.route("/huge", .respond(status: 200, headers: [("Retry-After", String(repeating: "9", count: 60_000)), ("Retry-After", "2")]))
+        let reactor = try makeReactor()
+        let manyResult = await reactor.execute(HTTPRequest(url: server.url("/many")))
+        let many = try XCTUnwrap(manyResult.response, "\(manyResult)")
+        XCTAssertLessThanOrEqual(many.headers.count, Transfer.maxCapturedHeaders)
+        XCTAssertEqual(many.header("retry-after"), "1")
+        let hugeResult = await reactor.execute(HTTPRequest(url: server.url("/huge")))
+        let huge = try XCTUnwrap(hugeResult.response, "\(hugeResult)")
+        XCTAssertLessThanOrEqual(huge.headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count }, Transfer.maxCapturedHeaderBytes)
+        XCTAssertEqual(huge.header("retry-after"), "2")
+        await assertReleased(reactor)
+    }
+
+    // MARK: - Bounds
+
+    func testAFullAdmissionQueueAnswersOverloaded() async throws {
+        let server = try MockTarget()
+        defer { server.stop() }
+        let reactor = try makeReactor(.init(maxInFlightPerHost: 1, maxQueuedRequests: 2))
+        let tally = CompletionTally(expected: 4)
+        let results = ResultBox()
+        var handles: [RequestHandle] = []
+        for i in 0..<4 {
+            handles.append(reactor.submit(HTTPRequest(url: server.url("/hang?i=\(i)"), timeout: .seconds(5))) { r in
+                results.set(i, r)
+                tally.record(i, r)
+            })
+        }
+        try await waitUntil { results.get(3) != nil }
+        XCTAssertEqual(results.get(3)?.failureKind, .overloaded)
+        XCTAssertEqual(TransferError.Kind.overloaded.rawValue, "overloaded")
+        XCTAssertEqual(reactor.stats().queued, 2)
+        handles.forEach { $0.cancel() }
+        await tally.wait(seconds: 10)
+        XCTAssertEqual(tally.snapshot.failures, [.overloaded: 1, .cancelled: 3])
+        XCTAssertFalse(server.requests.contains { $0.uri.contains("i=3") })
+        await assertReleased(reactor)
+    }
+
+    func testIdleHostRecordsArePruned() async throws {
+        let port = try unusedPort()
+        let reactor = try makeReactor(.init(maxInFlightPerHost: 4, maxInFlightTotal: 64))
+        let n = 200
+        let tally = CompletionTally(expected: n)
+        for i in 0..<n {
+            // 200 distinct hosts (all loopback, nothing listening): each completes at once, refused.
+            reactor.submit(HTTPRequest(url: "http://127.0.\(i / 200).\(2 + i % 200):\(port)/", timeout: .seconds(5))) { tally.record(i, $0) }
+        }
+        await tally.wait(seconds: 60)
+        XCTAssertEqual(tally.snapshot.done, n)
+        let hosts = reactor.queue.sync { reactor.core.hosts.count }
+        XCTAssertLessThanOrEqual(hosts, ReactorCore.idleHostsKept, "idle per-host records must not pile up")
+        await assertReleased(reactor)
+    }
+
+    func testCancelledQueuedRequestsLeaveTheQueueAtOnce() async throws {
+        let server = try MockTarget()
+        defer { server.stop() }
+        let reactor = try makeReactor(.init(maxInFlightPerHost: 1))
+        let first = reactor.submit(HTTPRequest(url: server.url("/hang?first"), timeout: .seconds(10))) { _ in }
+        try await waitUntil { server.requestCount == 1 }
+        let n = 100
+        let tally = CompletionTally(expected: n)
+        let handles = (0..<n).map { i in reactor.submit(HTTPRequest(url: server.url("/hang?q=\(i)"))) { tally.record(i, $0) } }
+        for h in handles.reversed() { h.cancel() }
+        await tally.wait(seconds: 10)
+        XCTAssertEqual(tally.snapshot.failures[.cancelled], n)
+        let waiting = reactor.queue.sync { reactor.core.hosts.values.reduce(0) { $0 + $1.waiting.count } }
+        XCTAssertEqual(waiting, 0, "cancelled requests must not wait in the admission queue")
+        first.cancel()
+        await assertReleased(reactor)
+    }
+
+    // MARK: - Shutdown and release
+
+    func testReleasingTheReactorDuringADrainDoesNotCancelIt() async throws {
+        let server = try MockTarget()
+        defer { server.stop() }
+        var reactor: CurlReactor? = try makeReactor()
+        let tally = CompletionTally(expected: 4)
+        for i in 0..<4 {
+            reactor?.submit(HTTPRequest(url: server.url("/d?delay_ms=300&i=\(i)"))) { tally.record(i, $0) }
+        }
+        try await waitUntil { server.requestCount == 4 }
+        let released = Atomic<Bool>(false)
+        reactor?.shutdown(.drain) { released.store(true, ordering: .sequentiallyConsistent) }
+        weak let gone = reactor
+        reactor = nil
+        XCTAssertNil(gone, "the test holds the only reference")
+        await tally.wait(seconds: 10)
+        XCTAssertEqual(tally.snapshot.successes, 4, "failures: \(tally.snapshot.failures)")
+        try await waitUntil { released.load(ordering: .sequentiallyConsistent) }
+    }
+
+    func testAwaitedShutdownReturnsOnceEverythingIsReleased() async throws {
+        let server = try MockTarget(recordRequests: false)
+        defer { server.stop() }
+        for _ in 0..<3 {
+            let reactor = try makeReactor()
+            await Task.detached { fiftySixConnections(reactor, server) }.value
+            await reactor.shutdown(.drain)
+            let s = reactor.stats()
+            XCTAssertTrue(s.released && s.isIdleAndEmpty, "\(s)")
+        }
+    }
+
+    /// What top-level code gets: there `await reactor.shutdown(.drain)` resolves to the synchronous form.
+    func testSynchronousShutdownReturnsOnceEverythingIsReleased() throws {
+        let server = try MockTarget(recordRequests: false)
+        defer { server.stop() }
+        for _ in 0..<3 {
+            let reactor = try makeReactor()
+            fiftySixConnections(reactor, server)
+            reactor.shutdown(.drain)
+            let s = reactor.stats()
+            XCTAssertTrue(s.released && s.isIdleAndEmpty, "\(s)")
+        }
+    }
+
+    func testAFailedEpollSetLeaksNothing() throws {
+        let before = ReactorCore.liveCores.load(ordering: .relaxed)
+        ReactorCore.testingFailEpollCreate = true
+        defer { ReactorCore.testingFailEpollCreate = false }
+        XCTAssertThrowsError(try CurlReactor(configuration: .init(socketWatching: .epollSet)))
+        XCTAssertEqual(ReactorCore.liveCores.load(ordering: .relaxed), before, "the core of a reactor that failed to start must be freed")
+    }
+
+    func testTheEpollSetIsTheDefaultOnLinux() {
+        #if os(Linux)
+        XCTAssertEqual(ReactorConfiguration().socketWatching, .epollSet)
+        #else
+        XCTAssertEqual(ReactorConfiguration().socketWatching, .sourcePerSocket)
+        #endif
+    }
+
+    // MARK: - Sockets known by more than their number
+
+    /// 7.88 closes a socket that failed to connect with a plain `close()` after `POLL_REMOVE`; the threaded
+    /// resolver's wake-up socket can then get the same number. It is not ours: its source goes at `POLL_REMOVE`
+    /// and shutdown does not close it.
+    func testAResolverSocketReusingTheNumberOfAFailedConnectIsNotOurs() async throws {
+        let reactor = try makeReactor()
+        let core = reactor.core
+        let fd = reactor.queue.sync { core.testingOpenSocket() }
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        reactor.queue.sync {
+            core.testingInterest(fd, read: false, write: true)
+            core.testingInterest(fd, read: false, write: false)
+        }
+        close(fd)  // curl's own close
+        var pair: [Int32] = [-1, -1]
+        XCTAssertEqual(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &pair), 0)
+        defer { close(pair[0]); close(pair[1]) }
+        let wake = pair.contains(fd) ? fd : pair[0]
+        if wake != fd { print("note: the descriptor number was not reused (\(fd) → \(pair)); the test checks less") }
+        reactor.queue.sync { core.testingInterest(wake, read: true, write: false) }
+        switch watching {
+        case .sourcePerSocket:
+            XCTAssertEqual(reactor.queue.sync { core.sockets[wake]?.owned }, false, "the resolver's socket is not ours")
+        case .epollSet:
+            XCTAssertTrue(reactor.queue.sync { core.testingEpollWatches(wake) })
+        }
+        reactor.queue.sync { core.testingInterest(wake, read: false, write: false) }
+        let sourcesLeft = watching == .epollSet ? 1 : 0  // the epoll set's own source
+        try await waitUntil { reactor.stats().liveSources == sourcesLeft }
+        await assertReleased(reactor)
+        XCTAssertNotEqual(fcntl(wake, F_GETFD), -1, "shutdown must not close a socket curl opened itself")
+    }
+
+    /// curl closed a socket with a plain `close()` without `POLL_REMOVE`; a new socket gets the number and curl,
+    /// which knows sockets by number only, sees no change and says nothing. The new socket must be watched as
+    /// curl last asked for that number.
+    func testANewSocketOnANumberCurlStillWatchesIsWatched() async throws {
+        try XCTSkipUnless(watching == .epollSet, "a source per socket cannot outlive a plain close() of its descriptor")
+        let reactor = try makeReactor()
+        let core = reactor.core
+        let fd = reactor.queue.sync { core.testingOpenSocket() }
+        reactor.queue.sync { core.testingInterest(fd, read: false, write: true) }
+        close(fd)
+        let again = reactor.queue.sync { core.testingOpenSocket() }
+        guard again == fd else { throw XCTSkip("the descriptor number was not reused") }
+        XCTAssertTrue(reactor.queue.sync { core.testingEpollWatches(again) }, "the new socket is in the epoll set")
+        reactor.queue.sync {
+            core.testingInterest(again, read: false, write: false)
+            core.testingCloseSocket(again)
+        }
+        await assertReleased(reactor)
+    }
+
+    /// A foreign socket (the resolver's) on a number whose earlier socket curl closed without `POLL_REMOVE`:
+    /// the same interest as recorded must still put the new socket in the epoll set.
+    func testAForeignSocketWithTheSameInterestIsWatched() async throws {
+        try XCTSkipUnless(watching == .epollSet, "a source per socket cannot outlive a plain close() of its descriptor")
+        let reactor = try makeReactor()
+        let core = reactor.core
+        let fd = reactor.queue.sync { core.testingOpenSocket() }
+        reactor.queue.sync { core.testingInterest(fd, read: true, write: false) }
+        close(fd)
+        var pair: [Int32] = [-1, -1]
+        XCTAssertEqual(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &pair), 0)
+        defer { close(pair[0]); close(pair[1]) }
+        guard pair[0] == fd else { throw XCTSkip("the descriptor number was not reused") }
+        reactor.queue.sync { core.testingInterest(fd, read: true, write: false) }
+        XCTAssertTrue(reactor.queue.sync { core.testingEpollWatches(fd) })
+        reactor.queue.sync { core.testingInterest(fd, read: false, write: false) }
+        await assertReleased(reactor)
+    }
+}
+
+/// The same tests with a Dispatch source per socket (the portable fallback).
+final class ReactorReviewSourcePerSocketTests: ReactorReviewTests {
+    override class var watching: SocketWatching { .sourcePerSocket }
+    /// Also makes Linux test discovery list the inherited tests, which it does only for a class with a test of its own.
+    func testRunsWithASourcePerSocket() throws { try assertWatching(.sourcePerSocket) }
+}
+
+/// Opens 56 keep-alive connections (concurrent requests), so that a release waits for many cancel handlers.
+func fiftySixConnections(_ reactor: CurlReactor, _ server: MockTarget) {
+    let group = DispatchGroup()
+    for i in 0..<56 {
+        group.enter()
+        reactor.submit(HTTPRequest(url: server.url("/d?delay_ms=50&i=\(i)"))) { _ in group.leave() }
+    }
+    group.wait()
+}

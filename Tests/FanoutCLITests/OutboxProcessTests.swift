@@ -1,0 +1,167 @@
+// OutboxProcessTests: the built `fanout` with a SQLite outbox — SIGKILL mid-stream loses nothing answered 2xx, the
+// dead letters CLI, and `fanout publish --store` keeping Rootly ids across runs.
+import AlertFanout
+import CurlReactor
+import Foundation
+import MockTarget
+import Synchronization
+import XCTest
+
+final class OutboxProcessTests: XCTestCase {
+    func file(_ name: String) -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(UUID().uuidString)").path
+    }
+
+    func config(_ yaml: String) throws -> String {
+        let path = file("serve") + ".yaml"
+        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    override func setUpWithError() throws {
+        let fanout = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("fanout")
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: fanout.path), "fanout is not built next to the tests")
+    }
+
+    func testSIGKILLMidStreamLosesNothingThatWasAnswered2xx() async throws {
+        let sink = try MockTarget()
+        defer { sink.stop() }
+        let db = file("outbox") + ".db"
+        let cfg = try config("targets:\n  - {name: sink, type: webhook, url: '\(sink.url("/sink?delay_ms=5"))'}\n")
+        let first = try ServeProcess(config: cfg, extra: ["--store", "sqlite:\(db)"])
+        try await first.waitUntilListening()
+        let accepted = AcceptedNames()
+        let port = first.port
+        let client = try CurlReactor()
+        // Four senders post alerts with unique names until the server is killed under them.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for sender in 0..<4 {
+                group.addTask {
+                    for i in 0..<400 {
+                        let name = "K\(sender)x\(i)"
+                        let r = await client.execute(HTTPRequest(method: "POST", url: "http://127.0.0.1:\(port)/webhook",
+                                                                 body: Array(payload(name).utf8), timeout: .seconds(5)))
+                        guard let status = try? r.get().status else { return }  // the server is gone
+                        if status == 202 { accepted.names.withLock { $0.append(name) } }
+                    }
+                }
+            }
+            group.addTask {
+                try await waitUntil { accepted.names.withLock { $0.count } >= 150 }
+                first.signal(SIGKILL)
+            }
+            try await group.waitForAll()
+        }
+        _ = try await first.exitStatus(within: 10)
+        await first.close()
+        let acked = accepted.names.withLock { $0 }
+        XCTAssertGreaterThanOrEqual(acked.count, 150)
+
+        // Restart on the same file: everything answered 202 is delivered at least once.
+        let second = try ServeProcess(config: cfg, extra: ["--store", "sqlite:\(db)"])
+        try await second.waitUntilListening()
+        let delivered: @Sendable () -> Set<String> = {
+            Set(sink.requests.compactMap { try? JSONValue.parse($0.body) }.compactMap { $0["data"]?["labels"]?["alertname"]?.stringValue })
+        }
+        try await waitUntil { delivered().isSuperset(of: acked) }
+        let missing = Set(acked).subtracting(delivered())
+        XCTAssertTrue(missing.isEmpty, "\(missing.count) alerts answered 202 were never delivered: \(missing.sorted().prefix(10))")
+        second.signal(SIGTERM)
+        let code = try await second.exitStatus(within: 15)
+        XCTAssertEqual(code, 0, second.stderr.withLock { $0 })
+        await second.close()
+        await client.shutdown(.drain)
+    }
+
+    func testDeadLettersFromTheCommandLine() async throws {
+        let bad = try MockTarget(routes: ["/bad": .text("no such hook", status: 400)])
+        defer { bad.stop() }
+        let db = file("dlq") + ".db"
+        let cfg = try config("targets:\n  - {name: picky, type: alertmanager, url: '\(bad.url("/bad"))'}\n")
+        let serve = try ServeProcess(config: cfg, extra: ["--store", "sqlite:\(db)"])
+        try await serve.waitUntilListening()
+        let status = await serve.call("POST", "/webhook", body: payload("Rejected"))
+        XCTAssertEqual(status, 202)
+        try await waitUntil { bad.requestCount >= 1 }
+        serve.signal(SIGTERM)
+        _ = try await serve.exitStatus(within: 15)
+        await serve.close()
+
+        let list = try runFanout(["dlq", "list", "--store", "sqlite:\(db)", "--json"])
+        XCTAssertEqual(list.status, 0, list.err)
+        let letters = try XCTUnwrap(try JSONValue.parse(list.out).arrayValue)
+        XCTAssertEqual(letters.count, 1, list.out)
+        XCTAssertEqual(letters.first?["target"]?.stringValue, "picky")
+        XCTAssertEqual(letters.first?["last_status"]?.intValue, 400)
+        let id = try XCTUnwrap(letters.first?["id"]?.intValue)
+        let replay = try runFanout(["dlq", "replay", "--store", "sqlite:\(db)", "--id", String(id)])
+        XCTAssertEqual(replay.status, 0, replay.err)
+        XCTAssertTrue(replay.out.contains("replayed 1 dead letter"), replay.out)
+        let none = try runFanout(["dlq", "replay", "--store", "sqlite:\(db)", "--id", "999999"])
+        XCTAssertEqual(none.status, 1)
+        let table = try runFanout(["dlq", "list", "--store", "sqlite:\(db)"])
+        XCTAssertTrue(table.out.contains("no dead letters"), "the replayed letter is pending again: \(table.out)")
+        let purge = try runFanout(["dlq", "purge", "--store", "sqlite:\(db)"])
+        XCTAssertEqual(purge.status, 0)
+        let badStore = try runFanout(["dlq", "list", "--store", "mysql://x"])
+        XCTAssertEqual(badStore.status, 64)
+        XCTAssertTrue(badStore.err.contains("is not a store"), badStore.err)
+    }
+
+    func testPublishWithAStoreResolvesARootlyAlertCreatedByAnEarlierRun() async throws {
+        let rootly = try MockTarget(routes: ["/v1/alerts": VendorSimulators.rootly()])
+        defer { rootly.stop() }
+        let db = file("rootly") + ".db"
+        let targets = try config("targets:\n  - {name: rootly, type: rootly, url: '\(rootly.baseURL)', api_key: k}\n")
+        let alert = #"{"labels":{"alertname":"Outage"},"startsAt":"2024-05-01T12:00:00Z"}"#
+        let resolved = #"{"labels":{"alertname":"Outage"},"status":"resolved","startsAt":"2024-05-01T12:00:00Z","endsAt":"2024-05-01T12:10:00Z"}"#
+        let create = try runFanout(["publish", "--targets", targets, "--alerts", "-", "--store", "sqlite:\(db)"], stdin: alert)
+        XCTAssertEqual(create.status, 0, create.out + create.err)
+        let withoutStore = try runFanout(["publish", "--targets", targets, "--alerts", "-"], stdin: resolved)
+        XCTAssertEqual(withoutStore.status, 2, "without the store the id is unknown: \(withoutStore.out)")
+        XCTAssertTrue(withoutStore.out.contains("missing_state"), withoutStore.out)
+        let resolve = try runFanout(["publish", "--targets", targets, "--alerts", "-", "--store", "sqlite:\(db)"], stdin: resolved)
+        XCTAssertEqual(resolve.status, 0, resolve.out + resolve.err)
+        XCTAssertTrue(rootly.requests.last?.path.hasSuffix("/resolve") ?? false)
+    }
+}
+
+/// A one-alert Alertmanager payload named `name`.
+func payload(_ name: String) -> String {
+    #"{"version":"4","status":"firing","alerts":[{"labels":{"alertname":"\#(name)"},"startsAt":"2024-05-01T12:00:00Z"}]}"#
+}
+
+/// Names answered 202, shared by the senders.
+final class AcceptedNames: Sendable {
+    let names = Mutex<[String]>([])
+}
+
+/// Runs the built `fanout` with a time limit, reading standard output and error at the same time.
+func runFanout(_ args: [String], stdin: String? = nil, seconds: Double = 60) throws -> (status: Int32, out: String, err: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("fanout")
+    p.arguments = args
+    let out = Pipe(), err = Pipe(), input = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    p.standardInput = input
+    let outData = Mutex(Data()), errData = Mutex(Data())
+    out.fileHandleForReading.readabilityHandler = { h in let d = h.availableData; outData.withLock { $0.append(d) } }
+    err.fileHandleForReading.readabilityHandler = { h in let d = h.availableData; errData.withLock { $0.append(d) } }
+    try p.run()
+    if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+    try input.fileHandleForWriting.close()
+    let deadline = Date().addingTimeInterval(seconds)
+    while p.isRunning && Date() < deadline { usleep(5000) }
+    if p.isRunning {
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        XCTFail("fanout \(args.joined(separator: " ")) did not finish within \(seconds) s")
+    }
+    p.waitUntilExit()
+    out.fileHandleForReading.readabilityHandler = nil
+    err.fileHandleForReading.readabilityHandler = nil
+    let o = outData.withLock { $0 } + out.fileHandleForReading.readDataToEndOfFile()
+    let e = errData.withLock { $0 } + err.fileHandleForReading.readDataToEndOfFile()
+    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+}
