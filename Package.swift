@@ -141,15 +141,16 @@ let package = Package(
             exclude: ["Fixtures"]
         ),
         .testTarget(name: "FanoutCoreTests", dependencies: ["FanoutCore"]),
-        .testTarget(name: "FanoutStoreTests", dependencies: ["FanoutStore", "FanoutCore"]),
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "FanoutStoreTests", dependencies: ["FanoutStore", "FanoutCore", "TestSupport"]),
         .testTarget(
             name: "FanoutServerTests",
             dependencies: [
-                "FanoutServer", "FanoutStore", "AlertFanout", "CurlReactor", "MockTarget",
+                "FanoutServer", "FanoutStore", "AlertFanout", "CurlReactor", "MockTarget", "TestSupport",
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
-        .testTarget(name: "FanoutCLITests", dependencies: ["FanoutCLI", "MockTarget", "CZlib", "AlertFanout", "CurlReactor"]),
+        .testTarget(name: "FanoutCLITests", dependencies: ["FanoutCLI", "MockTarget", "CZlib", "AlertFanout", "CurlReactor", "TestSupport"]),
         .testTarget(name: "MockTargetTests", dependencies: ["MockTarget", "CurlReactor"]),
     ],
     swiftLanguageModes: [.v6]

@@ -31,6 +31,15 @@ static inline CURLMcode cc_multi_setopt_ptr(CURLM *m, CURLMoption o, void *v) { 
 static inline CURLMcode cc_multi_setopt_socket_cb(CURLM *m, curl_socket_callback v) { return curl_multi_setopt(m, CURLMOPT_SOCKETFUNCTION, v); }
 static inline CURLMcode cc_multi_setopt_timer_cb(CURLM *m, curl_multi_timer_callback v) { return curl_multi_setopt(m, CURLMOPT_TIMERFUNCTION, v); }
 
+/* ---- curl_multi_socket_all: deprecated for event loops, but the one call that makes curl look at every transfer
+   again (the reactor's deadline re-check); wrapped so the deprecation stays here ---- */
+static inline CURLMcode cc_multi_socket_all(CURLM *m, int *running) {
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    return curl_multi_socket_all(m, running);
+#pragma GCC diagnostic pop
+}
+
 /* ---- CURLMsg accessors (the union is awkward from Swift) ---- */
 static inline CURLMSG cc_msg_kind(const CURLMsg *m) { return m->msg; }
 static inline CURL *cc_msg_easy(const CURLMsg *m) { return m->easy_handle; }

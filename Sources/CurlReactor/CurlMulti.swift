@@ -10,6 +10,8 @@ final class CurlMulti {
         raw = m
     }
 
+    deinit { cleanup() }
+
     @discardableResult
     func set(_ o: CURLMoption, _ v: Int) -> CURLMcode {
         guard let raw else { return CURLM_BAD_HANDLE }
@@ -41,6 +43,22 @@ final class CurlMulti {
         guard let raw else { return CURLM_BAD_HANDLE }
         var running: Int32 = 0
         return curl_multi_socket_action(raw, fd, bits, &running)
+    }
+
+    /// Has curl look at every transfer (`curl_multi_socket_all`): each checks its deadline again.
+    func checkAll() -> CURLMcode {
+        guard let raw else { return CURLM_BAD_HANDLE }
+        var running: Int32 = 0
+        return cc_multi_socket_all(raw, &running)
+    }
+
+    /// When curl next wants `CURL_SOCKET_TIMEOUT` driven, in milliseconds (`-1`: no timeout), from
+    /// `curl_multi_timeout`; nil when curl cannot say.
+    func timeout() -> Int? {
+        guard let raw else { return nil }
+        var ms: Int = -1
+        guard curl_multi_timeout(raw, &ms) == CURLM_OK else { return nil }
+        return ms
     }
 
     /// The next completion message, if any: the easy handle's raw pointer and its result.

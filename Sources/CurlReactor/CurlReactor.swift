@@ -14,8 +14,10 @@ public final class CurlReactor: Sendable {
         core = try ReactorCore(config: configuration)
     }
 
+    /// Releasing the last reference cancels what is queued or in flight, unless a shutdown is already under way:
+    /// a drain then carries on to its end (the core keeps itself alive until everything is released).
     deinit {
-        core.onQueue { [core] in core.shutdown(.cancel) {} }
+        core.onQueue { [core] in core.ownerReleased() }
     }
 
     /// The reactor's serial queue. Work submitted here runs between socket events; keep it short.
@@ -59,32 +61,53 @@ public final class CurlReactor: Sendable {
         return RequestHandle(core: core, transfer: t)
     }
 
-    /// Submits a request and waits for its outcome. Cancelling the task cancels the request.
+    /// Submits a request and waits for its outcome. Cancelling the task cancels the request — also when the task
+    /// was cancelled before this was called (the request is then never sent).
     public func execute(_ request: HTTPRequest) async -> Result<HTTPResponse, TransferError> {
-        let box = Mutex<RequestHandle?>(nil)
+        let waiter = ResultWaiter()
+        let t = Transfer(request: request, callbackQueue: nil) { waiter.resume($0) }
+        // The handle exists before anything is submitted, so no cancellation can fall between submission and
+        // the handle being stored; `RequestHandle.cancel()` works before the reactor has seen the request.
+        let handle = RequestHandle(core: core, transfer: t)
+        let core = self.core
         return await withTaskCancellationHandler {
             await withCheckedContinuation { (cont: CheckedContinuation<Result<HTTPResponse, TransferError>, Never>) in
-                let handle = submit(request) { cont.resume(returning: $0) }
-                box.withLock { $0 = handle }
+                waiter.set(cont)
+                core.onQueue { core.enqueue(t) }
             }
         } onCancel: {
-            box.withLock { $0 }?.cancel()
+            handle.cancel()
         }
     }
 
     /// Stops accepting requests (new ones complete with `.shutdown`), drains or cancels what was accepted,
     /// then releases every source, socket, easy handle, the timer and the multi handle. `completion` runs once
     /// all of that is done. Calling it again is harmless; `.cancel` after `.drain` escalates.
-    public func shutdown(_ mode: ShutdownMode = .drain, completion: @escaping @Sendable () -> Void = {}) {
+    public func shutdown(_ mode: ShutdownMode = .drain, completion: @escaping @Sendable () -> Void) {
         let core = self.core
         core.onQueue { core.shutdown(mode, done: completion) }
     }
 
-    /// Async form of `shutdown(_:completion:)`.
+    /// Async form of `shutdown(_:completion:)`: returns once everything is released (`stats().released`).
     public func shutdown(_ mode: ShutdownMode = .drain) async {
         await withCheckedContinuation { (cont: CheckedContinuation<Void, Never>) in
             shutdown(mode) { cont.resume() }
         }
+    }
+
+    /// Synchronous form, for code that cannot `await` — including top-level code, where Swift picks this
+    /// overload even for `await reactor.shutdown(.drain)`. Off the reactor queue it blocks the calling thread
+    /// until everything is released (`stats().released`); on the reactor queue (inside a completion) it only
+    /// starts the shutdown, since waiting there would wait for itself.
+    public func shutdown(_ mode: ShutdownMode = .drain) {
+        let core = self.core
+        if core.isOnQueue {
+            core.shutdown(mode) {}
+            return
+        }
+        let released = DispatchSemaphore(value: 0)
+        core.queue.async { core.shutdown(mode) { released.signal() } }
+        released.wait()
     }
 
     /// A snapshot of the counters. Blocks briefly for the reactor queue when called from elsewhere.
@@ -100,9 +123,48 @@ public struct RequestHandle: Sendable {
     let transfer: Transfer
 
     /// Completes the request with `.cancelled` if it has not completed yet; removes it from curl if admitted.
+    /// Works from any thread and at any time, also before the reactor has taken the request in: it is then
+    /// never sent.
     public func cancel() {
+        transfer.cancelRequested.store(true, ordering: .releasing)
         let core = self.core
         let t = transfer
         core.onQueue { core.cancel(t) }
+    }
+}
+
+/// Hands one transfer's completion to the task waiting in `CurlReactor.execute`, whichever arrives first.
+final class ResultWaiter: Sendable {
+    private enum State {
+        case empty
+        case waiting(CheckedContinuation<Result<HTTPResponse, TransferError>, Never>)
+        case done(Result<HTTPResponse, TransferError>)
+        case resumed
+    }
+
+    private let state = Mutex<State>(.empty)
+
+    func set(_ c: CheckedContinuation<Result<HTTPResponse, TransferError>, Never>) {
+        let ready: Result<HTTPResponse, TransferError>? = state.withLock { s in
+            if case .done(let r) = s {
+                s = .resumed
+                return r
+            }
+            s = .waiting(c)
+            return nil
+        }
+        if let ready { c.resume(returning: ready) }
+    }
+
+    func resume(_ r: Result<HTTPResponse, TransferError>) {
+        let c: CheckedContinuation<Result<HTTPResponse, TransferError>, Never>? = state.withLock { s in
+            if case .waiting(let c) = s {
+                s = .resumed
+                return c
+            }
+            s = .done(r)
+            return nil
+        }
+        c?.resume(returning: r)
     }
 }

@@ -1,6 +1,7 @@
 // HTTPRequest: what a caller submits to the reactor — method, URL, headers, body and deadlines.
 
-/// One header line. Names are sent as given; the reactor rejects names or values holding CR, LF or NUL.
+/// One header line. Names are sent as given; the reactor rejects names or values holding CR, LF or NUL. An empty
+/// (or blank) value is sent as an empty header, `Name:` — it does not remove one of libcurl's own headers.
 public struct HTTPHeader: Sendable, Hashable, CustomStringConvertible {
     public var name: String
     public var value: String

@@ -35,7 +35,7 @@ public struct ReactorConfiguration: Sendable {
         maxRequestBodyBytes: Int = 16 << 20,
         maxConnections: Int? = nil,
         label: String = "alertfanout.reactor",
-        socketWatching: SocketWatching = .sourcePerSocket
+        socketWatching: SocketWatching = .platformDefault
     ) {
         self.socketWatching = socketWatching
         self.maxInFlightPerHost = maxInFlightPerHost
@@ -67,13 +67,23 @@ public struct ReactorConfiguration: Sendable {
 /// How the reactor watches the sockets libcurl asks for.
 public enum SocketWatching: Sendable, Hashable {
     /// One Dispatch read source per socket (kept for a keep-alive socket's life) and a write source while curl
-    /// wants to write. The default.
+    /// wants to write. The portable fallback, and the default where there is no epoll.
     case sourcePerSocket
     /// Every socket curl asks for goes into one epoll set, watched by a single Dispatch read source. On each
     /// wake-up the reactor drains ready sockets with `epoll_wait(0)` and polls again while events keep
     /// arriving (at most 8 rounds), so a busy reactor serves many responses per thread hand-off — the hand-off
     /// from libdispatch's manager thread is what costs the per-socket design most of its CPU under load.
+    /// The default on Linux.
     case epollSet
+
+    /// `.epollSet` on Linux, `.sourcePerSocket` elsewhere.
+    public static var platformDefault: SocketWatching {
+        #if os(Linux)
+        return .epollSet
+        #else
+        return .sourcePerSocket
+        #endif
+    }
 }
 
 /// Errors from creating a reactor.

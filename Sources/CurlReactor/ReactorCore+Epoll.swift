@@ -12,6 +12,7 @@ extension ReactorCore {
         let s = DispatchSource.makeReadSource(fileDescriptor: epfd, queue: queue)
         s.setEventHandler { [self] in drainEpoll() }
         s.setCancelHandler { [self] in
+            assertOnQueue()
             _ = close(epfd)
             liveSources -= 1
             checkShutdownProgress()
@@ -33,8 +34,11 @@ extension ReactorCore {
         var events: UInt32 = 0
         if what & CURL_POLL_IN != 0 { events |= EPOLLIN.rawValue }
         if what & CURL_POLL_OUT != 0 { events |= EPOLLOUT.rawValue }
-        if let old = epollInterest[fd] {
-            guard old != events else { return }
+        if epollInterest[fd] != nil {
+            // Even for an unchanged interest: curl calls for a socket it already watches only on a change (or for
+            // a second transfer on it), so the same interest again may mean the record is stale — curl closed the
+            // old socket itself and the number now names another (the threaded resolver's). MOD fails for a
+            // socket not in the set; ADD it then.
             if cc_epoll_ctl(epfd, EPOLL_CTL_MOD, fd, events) != 0 { _ = cc_epoll_ctl(epfd, EPOLL_CTL_ADD, fd, events) }
         } else {
             if cc_epoll_ctl(epfd, EPOLL_CTL_ADD, fd, events) != 0 { _ = cc_epoll_ctl(epfd, EPOLL_CTL_MOD, fd, events) }
@@ -44,6 +48,7 @@ extension ReactorCore {
 
     /// Serves every ready socket, then polls again while more are ready (bounded), settling after each round.
     private func drainEpoll() {
+        assertOnQueue()
         guard usesEpollSet, !multi.isCleanedUp else { return }
         for _ in 0..<8 {
             let n = Int(cc_epoll_poll(epfd, epollFDs, epollEvents, 256))

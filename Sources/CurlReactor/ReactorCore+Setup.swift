@@ -71,7 +71,12 @@ extension ReactorCore {
 
         var list: UnsafeMutablePointer<curl_slist>? = nil
         for h in r.headers {
-            list = curl_slist_append(list, "\(h.name): \(h.value)")
+            if h.value.utf8.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) {
+                // curl drops "Name:" with nothing after the colon (that form removes a header); "Name;" sends it empty.
+                list = curl_slist_append(list, "\(h.name);")
+            } else {
+                list = curl_slist_append(list, "\(h.name): \(h.value)")
+            }
         }
         if r.body != nil {
             list = curl_slist_append(list, "Expect:")  // no 100-continue round trip for webhook bodies
@@ -93,6 +98,7 @@ extension ReactorCore {
         t.bodyCap = r.maxResponseBodyBytes ?? config.maxResponseBodyBytes
         t.bodyOverflow = false
         t.captured = []
+        t.capturedBytes = 0
     }
 
     /// Timings so far for a request that has not produced curl figures (queued, cancelled).

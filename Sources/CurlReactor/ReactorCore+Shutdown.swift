@@ -8,6 +8,7 @@ import Glibc
 extension ReactorCore {
     /// Starts (or escalates) shutdown; `done` runs once everything is released. Safe to call repeatedly.
     func shutdown(_ mode: ShutdownMode, done: @escaping @Sendable () -> Void) {
+        assertOnQueue()
         if phase == .released {
             queue.async(execute: done)
             return
@@ -22,6 +23,7 @@ extension ReactorCore {
                     deliver(t, .failure(TransferError(kind: .shutdown, message: "the reactor shut down before the request was admitted", timings: timings(t, now: now))))
                 }
                 host.waiting.removeAll()
+                host.stale = 0
             }
             while let t = active.last {
                 detach(t)
@@ -29,6 +31,13 @@ extension ReactorCore {
             }
         }
         settle()
+    }
+
+    /// The `CurlReactor` was released. Without a shutdown under way, everything is cancelled; a shutdown
+    /// already under way (a drain) carries on: the core keeps itself alive until it is released.
+    func ownerReleased() {
+        assertOnQueue()
+        if phase == .running { shutdown(.cancel) {} }
     }
 
     /// Moves the lifecycle forward when its condition holds; called after every event.
@@ -55,6 +64,7 @@ extension ReactorCore {
         urlCache.removeAll()
         queueDeadlines = .init()
         activeDeadlines = .init()
+        startingDeadlines.removeAll()
         easyCount -= freeEasy.count
         freeEasy.removeAll()  // curl_easy_cleanup in deinit; pooled connections stay with the multi handle
         multi.cleanup()  // closes pooled connections through onCloseSocket
@@ -63,7 +73,8 @@ extension ReactorCore {
             w.wantWrite = false
             cancelRead(w)
             cancelWrite(w)
-            if w.owned {
+            // Only a socket that is still the one we opened: curl may have closed ours and the number moved on.
+            if w.owned && w.identity != nil && w.identity == SocketIdentity(fd: w.fd) {
                 w.closing = true
                 if w.liveSources == 0 { _ = close(w.fd) } else { pendingCloses += 1 }
             }

@@ -8,6 +8,7 @@ import Glibc
 extension ReactorCore {
     /// `CURLMOPT_SOCKETFUNCTION`: records curl's interest in `fd`. Creates or cancels sources; never calls curl.
     func onSocket(fd: Int32, what: Int32) {
+        assertOnQueue()
         if usesEpollSet {
             epollInterestChanged(fd: fd, what: what)
             return
@@ -28,9 +29,11 @@ extension ReactorCore {
         let w: SocketWatch
         if let existing = sockets[fd] {
             w = existing
-        } else if let old = limbo.removeValue(forKey: fd) {
-            // A connecting socket curl set aside and now wants again: it is still open and still ours.
+        } else if let old = limbo.removeValue(forKey: fd), old.identity != nil, old.identity == SocketIdentity(fd: fd) {
+            // A connecting socket curl set aside and now wants again: it is still open and still ours. (Had curl
+            // closed it, the number could now be the threaded resolver's wake-up socket, which is not ours.)
             w = SocketWatch(fd: fd, owned: true)
+            w.identity = old.identity
             w.everWantedRead = old.everWantedRead
             sockets[fd] = w
         } else {
@@ -65,27 +68,32 @@ extension ReactorCore {
 
     /// `CURLOPT_OPENSOCKETFUNCTION`: opens the socket so that the reactor decides when it is closed.
     func onOpenSocket(purpose: curlsocktype, address: UnsafeMutablePointer<curl_sockaddr>?) -> curl_socket_t {
+        assertOnQueue()
         guard purpose == CURLSOCKTYPE_IPCXN, let a = address else { return cc_socket_bad() }
         let fd = socket(a.pointee.family, a.pointee.socktype | Int32(SOCK_CLOEXEC.rawValue), a.pointee.protocol)
         guard fd >= 0 else { return cc_socket_bad() }
         connectionsOpened += 1
         if usesEpollSet {
-            // The number is free again, so any interest recorded under it belonged to a socket curl closed
-            // behind our back (7.88 closes a still-connecting socket with plain close(), which also dropped it
-            // from the epoll set): forget it, so the new socket is added rather than assumed watched.
-            epollInterest[fd] = nil
+            // The number is free again, so interest recorded under it belonged to a socket curl closed behind our
+            // back (7.88 closes a still-connecting socket with plain close(), which also took it out of the epoll
+            // set) without POLL_REMOVE. curl knows sockets by number only: for it nothing changed, and it will not
+            // ask again. Watch the new socket as curl last asked for the number.
+            if let events = epollInterest[fd] { _ = cc_epoll_ctl(epfd, EPOLL_CTL_ADD, fd, events) }
             return fd
         }
         // The number is free again, so whatever we knew under it was closed by curl without telling us.
         limbo[fd] = nil
         if let stale = sockets[fd] { retire(stale); limbo[fd] = nil }
-        sockets[fd] = SocketWatch(fd: fd, owned: true)
+        let w = SocketWatch(fd: fd, owned: true)
+        w.identity = SocketIdentity(fd: fd)
+        sockets[fd] = w
         return fd
     }
 
     /// `CURLOPT_CLOSESOCKETFUNCTION`: closes at once when no source is live on the socket, otherwise in the
     /// last cancel handler, so libdispatch never sees a closed (and possibly reused) descriptor number.
     func onCloseSocket(_ fd: curl_socket_t) -> Int32 {
+        assertOnQueue()
         if usesEpollSet {
             // Closing removes it from the epoll set; no Dispatch registration is keyed by its number.
             epollInterest[fd] = nil
@@ -146,6 +154,7 @@ extension ReactorCore {
     }
 
     private func sourceCancelled(_ w: SocketWatch) {
+        assertOnQueue()
         w.liveSources -= 1
         liveSources -= 1
         if w.closing && w.liveSources == 0 {
@@ -164,6 +173,7 @@ extension ReactorCore {
     }
 
     private func readReady(_ w: SocketWatch) {
+        assertOnQueue()
         guard w.readSource != nil, !w.closing, !w.retired else { return }
         socketEvents += 1
         guard w.wantRead else {
@@ -177,6 +187,7 @@ extension ReactorCore {
     }
 
     private func writeReady(_ w: SocketWatch) {
+        assertOnQueue()
         guard w.writeSource != nil, !w.closing, !w.retired else { return }
         socketEvents += 1
         guard w.wantWrite else {

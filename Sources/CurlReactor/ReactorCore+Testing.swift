@@ -27,4 +27,12 @@ extension ReactorCore {
     func testingEpollWatches(_ fd: Int32) -> Bool {
         usesEpollSet && cc_epoll_ctl(epfd, EPOLL_CTL_MOD, fd, epollInterest[fd] ?? 0) == 0
     }
+
+    /// The sockets curl now asks the reactor to watch.
+    func testingWatchedSockets() -> [Int32] {
+        usesEpollSet ? Array(epollInterest.keys) : sockets.values.filter { $0.wantRead || $0.wantWrite }.map(\.fd)
+    }
+
+    /// Drives curl for `fd` as if it were readable (it need not be): curl runs the transfers on it.
+    func testingNudge(_ fd: Int32) { socketAction(fd, CURL_CSELECT_IN) }
 }

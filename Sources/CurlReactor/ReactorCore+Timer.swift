@@ -7,6 +7,7 @@ extension ReactorCore {
     /// `CURLMOPT_TIMERFUNCTION`: `-1` disarms, `0` asks to run now (done by `settle()` after curl returns),
     /// anything else sets curl's due time. The Dispatch timer is re-armed in `settle()`.
     func onCurlTimer(ms: Int) {
+        assertOnQueue()
         if ms < 0 {
             curlTimerDue = .max
         } else if ms == 0 {
@@ -56,6 +57,7 @@ extension ReactorCore {
     }
 
     func timerFired() {
+        assertOnQueue()
         timerFires += 1
         timerArmedFor = .max
         let now = ReactorCore.now()
@@ -63,17 +65,41 @@ extension ReactorCore {
             curlTimerDue = .max
             socketAction(cc_socket_timeout(), 0)
         }
+        // curl's results first: a request curl has just completed — at its deadline, typically, when this timer
+        // fires late — is curl's to report, not the backstop's.
+        drainCompletions()
         expireQueued(now: now)
         expireAdmitted(now: now)
         settle()
     }
 
-    /// Completes admitted requests that curl let run past their deadline (the 7.88 lost-timeout case).
+    /// Admitted requests past their deadline (plus grace) that curl has not completed: first have curl look at
+    /// every transfer again, so that it reports its own timeout; complete those it still holds `recheckGrace`
+    /// later (the backstop, counted in `backstopExpiries`).
     private func expireAdmitted(now: UInt64) {
+        var overdue: [Transfer] = []
         while let first = activeDeadlines.min, first.due <= now {
             _ = activeDeadlines.popMin()
             let t = first.transfer
-            guard t.state == .admitted else { continue }
+            guard t.state == .admitted, first.due == t.backstopDue else { continue }
+            overdue.append(t)
+        }
+        guard !overdue.isEmpty else { return }
+        if !testingStarveCurlTimeouts && overdue.contains(where: { !$0.deadlineRechecked }) {
+            deadlineRechecks += overdue.count(where: { !$0.deadlineRechecked })
+            if !multi.isCleanedUp {
+                socketActionCalls += 1
+                if multi.checkAll() != CURLM_OK { resynchroniseCurlTimer() }
+            }
+            drainCompletions()
+        }
+        for t in overdue where t.state == .admitted {
+            if !t.deadlineRechecked && !testingStarveCurlTimeouts {
+                t.deadlineRechecked = true
+                t.backstopDue = now &+ ReactorCore.recheckGrace
+                activeDeadlines.insert(DeadlineEntry(due: t.backstopDue, transfer: t))
+                continue
+            }
             backstopExpiries += 1
             let timings = timings(t, now: now)
             detach(t)
@@ -87,8 +113,7 @@ extension ReactorCore {
             _ = queueDeadlines.popMin()
             let t = first.transfer
             guard t.state == .queued else { continue }
-            queuedCount -= 1
-            deliver(t, .failure(TransferError(kind: .deadline, message: "the overall deadline passed while the request waited for admission", timings: timings(t, now: now))))
+            dropQueued(t, .failure(TransferError(kind: .deadline, message: "the overall deadline passed while the request waited for admission", timings: timings(t, now: now))))
         }
     }
 }

@@ -4,6 +4,9 @@ import Dispatch
 import DequeModule
 import HeapModule
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Everything here runs on `queue` and nowhere else; that is the only synchronisation.
 ///
@@ -37,8 +40,8 @@ final class ReactorCore: @unchecked Sendable {
     var epfd: Int32 = -1
     var epollSource: DispatchSourceRead?
     var epollInterest: [Int32: UInt32] = [:]
-    let epollFDs = UnsafeMutablePointer<Int32>.allocate(capacity: 256)
-    let epollEvents = UnsafeMutablePointer<UInt32>.allocate(capacity: 256)
+    let epollFDs: UnsafeMutablePointer<Int32>
+    let epollEvents: UnsafeMutablePointer<UInt32>
     var liveSources = 0
     var pendingCloses = 0
 
@@ -50,15 +53,25 @@ final class ReactorCore: @unchecked Sendable {
     var readyHosts = Deque<HostQueue>()
     var queuedCount = 0
     var queueDeadlines = Heap<DeadlineEntry>()
-    /// Admitted requests' deadlines plus `backstopGrace`: a request curl has not completed by then is completed
-    /// here. libcurl 7.88 can lose a transfer's timeout: its timeout check (`Curl_timeleft(...) < 0` on
-    /// millisecond-truncated differences) can run in the very millisecond the expiry node is consumed, see 0 ms
-    /// left, and never look again — a hanging peer then holds the request forever. Seen here under load.
+    /// Admitted requests' deadlines (counted from curl's first run of the request) plus `backstopGrace`: the
+    /// deadline check of last resort. A request curl has not completed by then is first handed back to curl —
+    /// `curl_multi_socket_all` has it look at every transfer, and curl then reports its own timeout — and only
+    /// if curl still holds it `recheckGrace` later does the reactor complete it itself (`backstopExpiries`).
+    ///
+    /// Why curl can need that (measured, issue 12): libcurl 7.88's `add_next_timeout` drops every pending expiry
+    /// of a transfer whose millisecond-truncated distance is 0, so a transfer that runs for any reason (a socket
+    /// event, a connect completing) in the last millisecond before its deadline loses the deadline's expiry,
+    /// while `Curl_timeleft` still sees ≥ 1 ms left; on a hanging peer nothing runs it again.
     var activeDeadlines = Heap<DeadlineEntry>()
+    /// Admitted requests curl has not run yet: their deadline clock starts when it does (see `socketAction`).
+    var startingDeadlines: [Transfer] = []
     static let backstopGrace: UInt64 = 3_000_000
+    static let recheckGrace: UInt64 = 20_000_000
     /// Requests completed by the backstop instead of curl.
     var backstopExpiries = 0
-    /// Tests only: never run curl's timeouts, as when libcurl loses one, so the backstop must act.
+    /// Requests whose deadline passed unseen by curl, so that curl was asked to look again.
+    var deadlineRechecks = 0
+    /// Tests only: never run curl's timeouts nor re-check deadlines, as if libcurl ignored them, so the backstop must act.
     var testingStarveCurlTimeouts = false
     /// Tests only: this many coming `curl_multi_socket_action(CURL_SOCKET_TIMEOUT)` calls fail before curl runs
     /// (as with `CURLM_OUT_OF_MEMORY`), so curl neither acts nor updates its timer.
@@ -92,9 +105,22 @@ final class ReactorCore: @unchecked Sendable {
         guard CurlGlobal.initResult == CURLE_OK else {
             throw ReactorError.curlInitFailed(String(cString: curl_easy_strerror(CurlGlobal.initResult)))
         }
-        guard let multi = CurlMulti() else { throw ReactorError.curlInitFailed("curl_multi_init returned NULL") }
+        // Everything that can fail comes first: nothing may fail once the core has retained itself.
+        var epfd: Int32 = -1
+        if config.socketWatching == .epollSet {
+            epfd = ReactorCore.testingFailEpollCreate ? -1 : cc_epoll_create()
+            guard epfd >= 0 else { throw ReactorError.curlInitFailed("epoll_create1 failed") }
+        }
+        guard let multi = CurlMulti() else {
+            if epfd >= 0 { _ = close(epfd) }
+            throw ReactorError.curlInitFailed("curl_multi_init returned NULL")
+        }
         self.config = config
         self.multi = multi
+        self.epfd = epfd
+        let pollCapacity = epfd >= 0 ? 256 : 1
+        epollFDs = .allocate(capacity: pollCapacity)
+        epollEvents = .allocate(capacity: pollCapacity)
         self.queue = DispatchQueue(label: config.label, qos: .userInitiated)
         queue.setSpecific(key: queueKey, value: 1)
         ReactorCore.liveCores.add(1, ordering: .relaxed)
@@ -106,12 +132,7 @@ final class ReactorCore: @unchecked Sendable {
         multi.setTimerCallback(curlTimerCallback)
         multi.set(CURLMOPT_TIMERDATA, pointer: me)
         multi.set(CURLMOPT_MAXCONNECTS, max(config.maxConnections ?? config.maxInFlightTotal, config.maxInFlightTotal))
-
-        if config.socketWatching == .epollSet {
-            epfd = ReactorCore.testingFailEpollCreate ? -1 : cc_epoll_create()
-            guard epfd >= 0 else { throw ReactorError.curlInitFailed("epoll_create1 failed") }
-            startEpollSource()
-        }
+        if usesEpollSet { startEpollSource() }
 
         let t = DispatchSource.makeTimerSource(flags: .strict, queue: queue)
         t.setEventHandler { [self] in timerFired() }
@@ -140,6 +161,13 @@ final class ReactorCore: @unchecked Sendable {
     }
 
     static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+
+    /// Every entry point of the core (curl's callbacks, Dispatch handlers, calls from `CurlReactor`) checks that
+    /// it runs on the reactor queue: the queue is the core's only synchronisation.
+    @inline(__always)
+    func assertOnQueue() {
+        dispatchPrecondition(condition: .onQueue(queue))
+    }
 
     // MARK: - The loop's one settling step
 
@@ -182,14 +210,39 @@ final class ReactorCore: @unchecked Sendable {
     func socketAction(_ fd: Int32, _ bits: Int32) {
         guard !multi.isCleanedUp else { return }
         socketActionCalls += 1
+        let rc: CURLMcode
         if testingFailTimeoutActions > 0 && fd == cc_socket_timeout() {
             testingFailTimeoutActions -= 1
-            return
+            rc = CURLM_OUT_OF_MEMORY
+        } else {
+            rc = multi.socketAction(fd, bits)
         }
-        _ = multi.socketAction(fd, bits)
+        if rc != CURLM_OK { resynchroniseCurlTimer() }
+        if !startingDeadlines.isEmpty { startDeadlines() }
     }
 
-    private func drainCompletions() {
+    /// curl has now run the requests added since the last call (every `socket_action` runs the "run now"
+    /// expiry `curl_multi_add_handle` sets), so each one's deadline, as curl counts it, started no later than
+    /// now. Counting from admission instead put the backstop ahead of curl's own deadline whenever many
+    /// requests were admitted in one batch.
+    private func startDeadlines() {
+        let now = ReactorCore.now()
+        for t in startingDeadlines where t.state == .admitted {
+            t.backstopDue = now &+ UInt64(t.timeoutMs) * 1_000_000 &+ ReactorCore.backstopGrace
+            activeDeadlines.insert(DeadlineEntry(due: t.backstopDue, transfer: t))
+        }
+        startingDeadlines.removeAll(keepingCapacity: true)
+    }
+
+    /// A failed `curl_multi_socket_action` returns before curl updates its timer (and a timeout call has just
+    /// disarmed ours): ask curl when it next wants to run. "Now" becomes 1 ms, so a failure that persists
+    /// retries at that pace instead of spinning.
+    func resynchroniseCurlTimer() {
+        guard let ms = multi.timeout() else { return }
+        onCurlTimer(ms: ms == 0 ? 1 : ms)
+    }
+
+    func drainCompletions() {
         while let (raw, code) = multi.nextDone() {
             guard let p = cc_private(raw) else { continue }
             let t = Unmanaged<Transfer>.fromOpaque(p).takeUnretainedValue()
@@ -198,180 +251,9 @@ final class ReactorCore: @unchecked Sendable {
         }
     }
 
-    // MARK: - Submission and admission
-
-    /// Accepts a submitted request (on the queue).
-    func enqueue(_ t: Transfer) {
-        submitted += 1
-        guard phase == .running else {
-            deliver(t, .failure(TransferError(kind: .shutdown, message: "the reactor is shutting down")))
-            return
-        }
-        if let problem = validate(t.request) {
-            deliver(t, .failure(TransferError(kind: .invalidRequest, message: problem)))
-            return
-        }
-        let target: URLTarget
-        if let cached = urlCache[t.request.url] {
-            target = cached
-        } else {
-            switch URLTarget.parse(t.request.url) {
-            case .success(let v):
-                if urlCache.count >= 4096 { urlCache.removeAll(keepingCapacity: true) }
-                urlCache[t.request.url] = v
-                target = v
-            case .failure(.malformed(let why)):
-                deliver(t, .failure(TransferError(kind: .invalidRequest, message: "malformed URL: \(why)")))
-                return
-            case .failure(.unsupportedScheme(let s)):
-                let shown = s.isEmpty ? "none" : "'\(s)'"
-                deliver(t, .failure(TransferError(kind: .invalidRequest, message: "unsupported URL scheme \(shown): only http and https are allowed")))
-                return
-            }
-        }
-        let key = target.key
-        let host: HostQueue
-        if let h = hosts[key] { host = h } else { host = HostQueue(key: key); hosts[key] = host }
-        t.host = host
-        if let overall = t.request.overallTimeout {
-            t.overallDeadline = t.submittedAt &+ overall.nanosecondsClamped
-        }
-        if host.waiting.isEmpty && host.inFlight < config.maxInFlightPerHost && active.count < config.maxInFlightTotal {
-            admit(t, now: ReactorCore.now())
-        } else {
-            t.state = .queued
-            host.waiting.append(t)
-            queuedCount += 1
-            if t.overallDeadline != .max { queueDeadlines.insert(DeadlineEntry(due: t.overallDeadline, transfer: t)) }
-            markReady(host)
-        }
-        settle()
-    }
-
-    private func markReady(_ host: HostQueue) {
-        if !host.inReadyList && !host.waiting.isEmpty && host.inFlight < config.maxInFlightPerHost {
-            host.inReadyList = true
-            readyHosts.append(host)
-        }
-    }
-
-    /// Admits waiting requests while there is room: FIFO per host, hosts served round-robin.
-    private func admitWaiting() {
-        guard queuedCount > 0 else { return }
-        let now = ReactorCore.now()
-        while active.count < config.maxInFlightTotal, let host = readyHosts.popFirst() {
-            host.inReadyList = false
-            while host.inFlight < config.maxInFlightPerHost, let t = host.waiting.popFirst() {
-                guard t.state == .queued else { continue }  // cancelled or expired while queued
-                queuedCount -= 1
-                admit(t, now: now)
-                break
-            }
-            markReady(host)
-        }
-    }
-
-    /// Hands a request to curl. Its deadline starts now.
-    private func admit(_ t: Transfer, now: UInt64) {
-        var limit = (t.request.timeout ?? config.defaultTimeout)?.nanosecondsClamped ?? .max
-        if t.overallDeadline != .max {
-            guard now < t.overallDeadline else {
-                deliver(t, .failure(TransferError(kind: .deadline, message: "the overall deadline passed while the request waited for admission", timings: timings(t, now: now))))
-                return
-            }
-            limit = min(limit, t.overallDeadline - now)
-        }
-        guard let easy = freeEasy.popLast() ?? makeEasy() else {
-            deliver(t, .failure(TransferError(kind: .other, message: "curl_easy_init failed")))
-            return
-        }
-        t.admittedAt = now
-        t.timeoutMs = limit == .max ? 0 : max(1, Int((limit + 999_999) / 1_000_000))
-        configure(easy, for: t)
-        if let failure = easy.setupFailure {
-            recycle(easy)
-            t.freeHeaderList()
-            let kind: TransferError.Kind = failure.code == CURLE_UNSUPPORTED_PROTOCOL || failure.code == CURLE_URL_MALFORMAT ? .invalidRequest : .other
-            deliver(t, .failure(TransferError(kind: kind, message: "libcurl rejected \(failure.option): \(easy.errorMessage(for: failure.code))", curlCode: Int(failure.code.rawValue))))
-            return
-        }
-        t.state = .admitted
-        t.easy = easy
-        t.activeIndex = active.count
-        active.append(t)
-        if t.timeoutMs > 0 {
-            t.backstopDue = now &+ UInt64(t.timeoutMs) * 1_000_000 &+ ReactorCore.backstopGrace
-            activeDeadlines.insert(DeadlineEntry(due: t.backstopDue, transfer: t))
-        }
-        t.host?.inFlight += 1
-        let rc = multi.add(easy)
-        if rc != CURLM_OK {
-            detach(t)
-            deliver(t, .failure(TransferError(kind: .other, message: "curl_multi_add_handle: \(String(cString: curl_multi_strerror(rc)))")))
-        }
-    }
-
-    /// Removes an admitted request from curl and from admission accounting; recycles its easy handle.
-    func detach(_ t: Transfer) {
-        if let easy = t.easy {
-            multi.remove(easy)
-            t.easy = nil
-            recycle(easy)
-        }
-        t.freeHeaderList()
-        let i = t.activeIndex
-        let last = active.removeLast()
-        if last !== t {
-            active[i] = last
-            last.activeIndex = i
-        }
-        t.activeIndex = -1
-        if let host = t.host {
-            host.inFlight -= 1
-            markReady(host)
-        }
-    }
-
-    private func finishAdmitted(_ t: Transfer, code: CURLcode) {
-        guard let easy = t.easy else { return }
-        let result = outcome(t, easy: easy, code: code)
-        detach(t)
-        deliver(t, result)
-    }
-
-    /// Delivers the one completion of `t`, on its callback queue or inline on the reactor queue.
-    func deliver(_ t: Transfer, _ result: Result<HTTPResponse, TransferError>) {
-        t.state = .finished
-        t.host = nil
-        completed += 1
-        let completion = t.completion
-        if let q = t.callbackQueue {
-            q.async { completion(result) }
-        } else {
-            completion(result)
-        }
-    }
-
-    // MARK: - Cancellation
-
-    func cancel(_ t: Transfer) {
-        switch t.state {
-        case .created, .finished:
-            return
-        case .queued:
-            queuedCount -= 1
-            deliver(t, .failure(TransferError(kind: .cancelled, message: "cancelled before admission", timings: timings(t, now: ReactorCore.now()))))
-        case .admitted:
-            let now = ReactorCore.now()
-            detach(t)
-            deliver(t, .failure(TransferError(kind: .cancelled, message: "cancelled in flight", timings: timings(t, now: now))))
-        }
-        settle()
-    }
-
     // MARK: - Easy handles
 
-    private func makeEasy() -> CurlEasy? {
+    func makeEasy() -> CurlEasy? {
         guard let easy = CurlEasy() else { return nil }
         easyCount += 1
         configureOnce(easy)
@@ -389,20 +271,21 @@ final class ReactorCore: @unchecked Sendable {
     // MARK: - Stats
 
     func snapshot() -> ReactorStats {
-        ReactorStats(
+        assertOnQueue()
+        return ReactorStats(
             inFlight: active.count, queued: queuedCount, submitted: submitted, completed: completed,
             connectionsOpened: connectionsOpened, socketsWatched: sockets.count + epollInterest.count, liveSources: liveSources,
             pendingCloses: pendingCloses, easyHandles: easyCount, timerFires: timerFires,
-            socketActionCalls: socketActionCalls, socketEvents: socketEvents, backstopExpiries: backstopExpiries,
+            socketActionCalls: socketActionCalls, socketEvents: socketEvents, deadlineRechecks: deadlineRechecks, backstopExpiries: backstopExpiries,
             released: phase == .released)
     }
 }
 
 extension Duration {
-    /// Nanoseconds, clamped to `0...UInt64.max`.
+    /// Nanoseconds, clamped to `0...UInt64.max`: every negative duration is 0.
     public var nanosecondsClamped: UInt64 {
         let c = components
-        if c.seconds < 0 { return 0 }
+        if c.seconds < 0 || c.attoseconds < 0 { return 0 }
         if c.seconds >= Int64(UInt64.max / 1_000_000_000) - 1 { return .max }
         return UInt64(c.seconds) * 1_000_000_000 + UInt64(c.attoseconds / 1_000_000_000)
     }

@@ -26,7 +26,10 @@ public struct ReactorStats: Sendable, Hashable, CustomStringConvertible {
     public var socketActionCalls: Int
     /// Socket readiness events handled (read and write sources).
     public var socketEvents: Int
-    /// Requests the reactor completed at their deadline because libcurl had not (see `ReactorCore.activeDeadlines`).
+    /// Requests whose deadline passed without libcurl noticing, so that the reactor had curl look at every
+    /// transfer again (libcurl 7.88 can drop a deadline's expiry; see `ReactorCore.activeDeadlines`).
+    public var deadlineRechecks: Int
+    /// Requests the reactor completed at their deadline because libcurl had not, even after a re-check.
     public var backstopExpiries: Int
     /// True once shutdown has released the multi handle, every source, socket, easy handle and the timer.
     public var released: Bool
@@ -40,6 +43,6 @@ public struct ReactorStats: Sendable, Hashable, CustomStringConvertible {
         "inFlight=\(inFlight) queued=\(queued) submitted=\(submitted) completed=\(completed) "
             + "connectionsOpened=\(connectionsOpened) socketsWatched=\(socketsWatched) liveSources=\(liveSources) "
             + "pendingCloses=\(pendingCloses) easyHandles=\(easyHandles) timerFires=\(timerFires) "
-            + "socketActionCalls=\(socketActionCalls) socketEvents=\(socketEvents) backstopExpiries=\(backstopExpiries) released=\(released)"
+            + "socketActionCalls=\(socketActionCalls) socketEvents=\(socketEvents) deadlineRechecks=\(deadlineRechecks) backstopExpiries=\(backstopExpiries) released=\(released)"
     }
 }

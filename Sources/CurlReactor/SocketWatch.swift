@@ -1,5 +1,8 @@
 // SocketWatch: one socket libcurl asked the reactor to watch, its Dispatch sources and whether curl wants them.
 import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The reactor's record of one socket, touched only on the reactor queue.
 ///
@@ -15,6 +18,8 @@ import Dispatch
 final class SocketWatch: @unchecked Sendable {
     let fd: Int32
     let owned: Bool
+    /// What `fstat` said about an owned socket when it was opened: its number alone may name another socket later.
+    var identity: SocketIdentity?
     var wantRead = false
     var wantWrite = false
     var readSource: DispatchSourceRead?
@@ -31,5 +36,20 @@ final class SocketWatch: @unchecked Sendable {
     init(fd: Int32, owned: Bool) {
         self.fd = fd
         self.owned = owned
+    }
+}
+
+/// A socket's identity beyond its descriptor number: the device and inode `fstat` reports. A number is reused
+/// as soon as it is closed (by curl behind the reactor's back, too); an inode is not while the socket lives.
+struct SocketIdentity: Hashable {
+    let device: UInt64
+    let inode: UInt64
+
+    /// The identity of the socket now numbered `fd`, nil when the number is closed.
+    init?(fd: Int32) {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return nil }
+        device = UInt64(st.st_dev)
+        inode = UInt64(st.st_ino)
     }
 }

@@ -2,6 +2,7 @@
 import CCurl
 import Dispatch
 import DequeModule
+import Synchronization
 
 /// One request from submission to completion. Created on the submitting thread, then touched only on the
 /// reactor queue. States: `created` → `queued` → `admitted` → `finished`, or `created`/`queued` → `finished`
@@ -15,6 +16,9 @@ final class Transfer: @unchecked Sendable {
     let submittedAt: UInt64
 
     var state: State = .created
+    /// Set by `RequestHandle.cancel()` from any thread. A transfer cancelled before the reactor takes it in
+    /// completes with `.cancelled` when it arrives and never reaches curl.
+    let cancelRequested = Atomic<Bool>(false)
     var admittedAt: UInt64 = 0
     /// Absolute overall deadline on the uptime clock, `.max` when none.
     var overallDeadline: UInt64 = .max
@@ -22,6 +26,8 @@ final class Transfer: @unchecked Sendable {
     var timeoutMs: Int = 0
     /// When the reactor completes the request itself if curl has not (`.max`: never).
     var backstopDue: UInt64 = .max
+    /// curl was asked to look at this request again after its deadline passed unseen (see `expireAdmitted`).
+    var deadlineRechecked = false
     var host: HostQueue?
     var easy: CurlEasy?
     var headerList: UnsafeMutablePointer<curl_slist>?
@@ -33,6 +39,8 @@ final class Transfer: @unchecked Sendable {
     var bodyCap: Int = 0
     var bodyOverflow = false
     var captured: [HTTPHeader] = []
+    /// Bytes (names and values) in `captured`.
+    var capturedBytes = 0
     /// At most this many captured headers per response, of at most this many bytes (names and values) in all.
     static let maxCapturedHeaders = 64
     static let maxCapturedHeaderBytes = 16 * 1024
@@ -72,6 +80,7 @@ final class Transfer: @unchecked Sendable {
         let line = UnsafeRawBufferPointer(start: p, count: n)
         if n >= 5, line[0] == 0x48, line[1] == 0x54, line[2] == 0x54, line[3] == 0x50, line[4] == 0x2F {  // "HTTP/"
             captured.removeAll(keepingCapacity: true)
+            capturedBytes = 0
             return
         }
         guard let colon = line.firstIndex(of: 0x3A) else { return }
@@ -83,10 +92,15 @@ final class Transfer: @unchecked Sendable {
                 if c != name[i] { same = false; break }
             }
             guard same else { continue }
+            // Bounded: a peer sending thousands of matching lines, or one huge value, cannot grow the response.
+            guard captured.count < Transfer.maxCapturedHeaders else { return }
             var start = colon + 1
             var end = n
             while start < end, line[start] == 0x20 || line[start] == 0x09 { start += 1 }
             while end > start, line[end - 1] == 0x0D || line[end - 1] == 0x0A || line[end - 1] == 0x20 || line[end - 1] == 0x09 { end -= 1 }
+            let size = name.count + (end - start)
+            guard capturedBytes + size <= Transfer.maxCapturedHeaderBytes else { return }
+            capturedBytes += size
             let value = String(decoding: UnsafeRawBufferPointer(rebasing: line[start..<end]), as: UTF8.self)
             captured.append(HTTPHeader(String(decoding: name, as: UTF8.self), value))
             return
@@ -99,6 +113,8 @@ final class HostQueue {
     let key: String
     var inFlight = 0
     var waiting = Deque<Transfer>()
+    /// Entries of `waiting` that already finished (cancelled or expired while queued) and wait to be dropped.
+    var stale = 0
     /// True while this host sits in the reactor's round-robin list of hosts that can admit a waiting request.
     var inReadyList = false
 

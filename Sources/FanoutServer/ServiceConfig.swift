@@ -36,6 +36,8 @@ public struct ServerSettings: Sendable, Equatable {
     public var retentionSeconds: Double = 86_400
     /// The longest wait between two attempts of a stored delivery.
     public var backoffCapSeconds: Double = 30
+    /// How long a claimed delivery belongs to its replica before another may take it over.
+    public var leaseSeconds: Double = 60
 
     public static let defaultPort = 9095
 
@@ -71,7 +73,7 @@ public struct ServiceConfig: Sendable {
 
 public enum ServiceConfigLoader {
     static let serverKeys: Set<String> = ["listen", "auth", "tls", "max_body_bytes", "publish_deadline", "idle_timeout", "store", "delivery_ttl",
-                                          "retention", "backoff_cap"]
+                                          "retention", "backoff_cap", "lease"]
 
     /// Reads `path`. Every problem in the file is reported at once (`TargetsConfigError`), naming its field.
     public static func load(path: String, environment: [String: String]) throws -> ServiceConfig {
@@ -195,7 +197,8 @@ public enum ServiceConfigLoader {
         if let st = text(v["store"], "store") {
             if case .failure(let e) = StoreLocation.parse(st) { add("store", e.message) } else { s.store = st }
         }
-        for (key, minimum, maximum) in [("delivery_ttl", 1.0, 7 * 86_400.0), ("retention", 60.0, 365 * 86_400.0), ("backoff_cap", 0.1, 3600.0)] {
+        for (key, minimum, maximum) in [("delivery_ttl", 1.0, 7 * 86_400.0), ("retention", 60.0, 365 * 86_400.0), ("backoff_cap", 0.1, 3600.0),
+                                        ("lease", 1.0, 3600.0)] {
             guard let d = v[key] else { continue }
             guard let sec = ConfigDocument.durationSeconds(d), sec >= minimum, sec <= maximum else {
                 add(key, "must be a duration between \(Int(minimum))s and \(Int(maximum))s, such as 1h")
@@ -204,6 +207,7 @@ public enum ServiceConfigLoader {
             switch key {
             case "delivery_ttl": s.deliveryTTLSeconds = sec
             case "retention": s.retentionSeconds = sec
+            case "lease": s.leaseSeconds = sec
             default: s.backoffCapSeconds = sec
             }
         }
@@ -214,7 +218,7 @@ public enum ServiceConfigLoader {
 extension ServerSettings {
     /// The delivery policy these settings ask for.
     public var deliveryPolicy: DeliveryPolicy {
-        DeliveryPolicy(ttlSeconds: deliveryTTLSeconds, backoffCapSeconds: backoffCapSeconds, retentionSeconds: retentionSeconds)
+        DeliveryPolicy(ttlSeconds: deliveryTTLSeconds, backoffCapSeconds: backoffCapSeconds, leaseSeconds: leaseSeconds, retentionSeconds: retentionSeconds)
     }
 }
 

@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import PostgresNIO
+import Synchronization
 
 /// The outbox for several replicas. Each claim takes due rows with `FOR UPDATE SKIP LOCKED` and a lease, so a
 /// delivery is worked by one replica at a time; rows leased by a replica that died are taken over when their
@@ -119,15 +120,15 @@ public final class PostgresStore: DeliveryStore {
     func migrate() async throws {
         try await timed {
             try await self.client.withTransaction(logger: self.logger) { conn in
-                try await conn.query("SELECT pg_advisory_xact_lock(7263541)", logger: self.logger)
-                try await conn.query("CREATE TABLE IF NOT EXISTS alertfanout_schema (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)", logger: self.logger)
+                try await drain(conn.query("SELECT pg_advisory_xact_lock(7263541)", logger: self.logger))
+                try await drain(conn.query("CREATE TABLE IF NOT EXISTS alertfanout_schema (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)", logger: self.logger))
                 var applied = Set<Int>()
                 for try await v in try await conn.query("SELECT version FROM alertfanout_schema", logger: self.logger).decode(Int.self) { applied.insert(v) }
                 for (version, sql) in PostgresStore.migrations where !applied.contains(version) {
                     for statement in sql.split(separator: ";").map({ $0.trimmingCharacters(in: .whitespacesAndNewlines) }) where !statement.isEmpty {
-                        try await conn.query(PostgresQuery(unsafeSQL: statement), logger: self.logger)
+                        try await drain(conn.query(PostgresQuery(unsafeSQL: statement), logger: self.logger))
                     }
-                    try await conn.query("INSERT INTO alertfanout_schema (version, applied_at) VALUES (\(version), \(ms(Date().timeIntervalSince1970)))", logger: self.logger)
+                    try await drain(conn.query("INSERT INTO alertfanout_schema (version, applied_at) VALUES (\(version), \(ms(Date().timeIntervalSince1970)))", logger: self.logger))
                 }
             }
         }
@@ -148,7 +149,7 @@ public final class PostgresStore: DeliveryStore {
         var keys = Set<Int64>()
         for item in items { for d in item.notification.deliveries { keys.insert(lockKey(d.target, d.orderingKey)) } }
         if !keys.isEmpty {
-            try await conn.query("SELECT pg_advisory_xact_lock(k) FROM unnest(\(keys.sorted())::bigint[]) AS k ORDER BY k", logger: logger)
+            try await drain(conn.query("SELECT pg_advisory_xact_lock(k) FROM unnest(\(keys.sorted())::bigint[]) AS k ORDER BY k", logger: logger))
         }
         var ids: [Int64] = []
         for item in items {
@@ -161,7 +162,7 @@ public final class PostgresStore: DeliveryStore {
             for try await id in rows.decode(Int64.self) { nid = id }
             for d in item.notification.deliveries {
                 let isRootlyResolve = d.isRootlyResolve
-                try await conn.query("""
+                try await drain(conn.query("""
                     WITH sup AS (
                         UPDATE deliveries SET state = 'superseded', finished_at = \(now), last_error = 'superseded by a newer state of the same alert'
                         WHERE target = \(d.target) AND ordering_key = \(d.orderingKey) AND state = 'pending' RETURNING status),
@@ -172,7 +173,7 @@ public final class PostgresStore: DeliveryStore {
                            CASE WHEN gone.nothing THEN 'the Rootly alert was never created: nothing to resolve' END,
                            CASE WHEN gone.nothing THEN \(now)::bigint END
                     FROM gone
-                    """, logger: logger)
+                    """, logger: logger))
             }
             ids.append(nid)
         }
@@ -242,19 +243,19 @@ public final class PostgresStore: DeliveryStore {
         case .dead(let reason): (state, add, due, error, finished) = ("dead", 1, nil, reason, now)
         case .superseded(let reason): (state, add, due, error, finished) = ("superseded", 0, nil, reason, now)
         }
-        try await conn.query("""
+        try await drain(conn.query("""
             UPDATE deliveries SET state = \(state), attempts = attempts + \(add), due_at = coalesce(\(due), due_at), lease_owner = NULL, lease_until = NULL,
                 last_error = coalesce(\(error), last_error), last_status = coalesce(\(c.httpStatus), last_status), finished_at = \(finished)
             WHERE id = \(c.id) AND state = 'leased' AND lease_owner = \(item.owner)
-            """, logger: logger)
+            """, logger: logger))
         switch c.rootly {
         case .remember(let target, let fingerprint, let id):
-            try await conn.query("""
+            try await drain(conn.query("""
                 INSERT INTO rootly_ids (target, fingerprint, alert_id, updated_at) VALUES (\(target), \(fingerprint), \(id), \(now))
                 ON CONFLICT (target, fingerprint) DO UPDATE SET alert_id = excluded.alert_id, updated_at = excluded.updated_at
-                """, logger: logger)
+                """, logger: logger))
         case .forget(let target, let fingerprint):
-            try await conn.query("DELETE FROM rootly_ids WHERE target = \(target) AND fingerprint = \(fingerprint)", logger: logger)
+            try await drain(conn.query("DELETE FROM rootly_ids WHERE target = \(target) AND fingerprint = \(fingerprint)", logger: logger))
         case nil:
             break
         }
@@ -263,9 +264,9 @@ public final class PostgresStore: DeliveryStore {
     public func release(_ ids: [Int64], owner: String) async throws {
         guard !ids.isEmpty else { return }
         try await timed {
-            try await self.client.query("""
+            try await drain(self.client.query("""
                 UPDATE deliveries SET state = 'pending', lease_owner = NULL, lease_until = NULL WHERE id = ANY(\(ids)) AND state = 'leased' AND lease_owner = \(owner)
-                """, logger: self.logger)
+                """, logger: self.logger))
         }
     }
 
@@ -287,16 +288,16 @@ public final class PostgresStore: DeliveryStore {
 
     public func rememberRootlyID(target: String, fingerprint: String, id: String, now: Double) async throws {
         try await timed {
-            try await self.client.query("""
+            try await drain(self.client.query("""
                 INSERT INTO rootly_ids (target, fingerprint, alert_id, updated_at) VALUES (\(target), \(fingerprint), \(id), \(ms(now)))
                 ON CONFLICT (target, fingerprint) DO UPDATE SET alert_id = excluded.alert_id, updated_at = excluded.updated_at
-                """, logger: self.logger)
+                """, logger: self.logger))
         }
     }
 
     public func forgetRootlyID(target: String, fingerprint: String) async throws {
         try await timed {
-            try await self.client.query("DELETE FROM rootly_ids WHERE target = \(target) AND fingerprint = \(fingerprint)", logger: self.logger)
+            try await drain(self.client.query("DELETE FROM rootly_ids WHERE target = \(target) AND fingerprint = \(fingerprint)", logger: self.logger))
         }
     }
 
@@ -349,8 +350,8 @@ public final class PostgresStore: DeliveryStore {
                                                    logger: self.logger)
             var n = 0
             for try await _ in rows.decode(Int64.self) { n += 1 }
-            try await self.client.query("DELETE FROM notifications n WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notification_id = n.id)",
-                                        logger: self.logger)
+            try await drain(self.client.query("DELETE FROM notifications n WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notification_id = n.id)",
+                                        logger: self.logger))
             return n
         }
     }
@@ -362,15 +363,15 @@ public final class PostgresStore: DeliveryStore {
                 """, logger: self.logger)
             var n = 0
             for try await _ in rows.decode(Int64.self) { n += 1 }
-            try await self.client.query("""
+            try await drain(self.client.query("""
                 DELETE FROM notifications n WHERE received_at < \(ms(before)) AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notification_id = n.id)
-                """, logger: self.logger)
+                """, logger: self.logger))
             return n
         }
     }
 
     public func ping() async throws {
-        try await timed { try await self.client.query("SELECT 1", logger: self.logger) }
+        try await timed { try await drain(self.client.query("SELECT 1", logger: self.logger)) }
     }
 
     public func close() async {
@@ -381,22 +382,31 @@ public final class PostgresStore: DeliveryStore {
 
     /// Runs `body` within `deadline` (postgres-nio waits up to 60 s for a connection to a database that went
     /// away); failures become `StoreError`s that say what failed.
+    /// The caller gets the timeout at once even if postgres-nio does not notice the cancellation (it does not
+    /// while it waits for a connection); the abandoned operation ends on its own.
     @discardableResult
     private func timed<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
-        do {
-            return try await withThrowingTaskGroup(of: T.self) { g in
-                g.addTask { try await body() }
-                g.addTask {
-                    try await Task.sleep(for: self.deadline)
-                    throw StoreError("PostgreSQL did not answer within \(self.deadline)")
+        let description = self.description
+        let deadline = self.deadline
+        let once = Once()
+        return try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, any Error>) in
+            let op = Task {
+                do {
+                    let v = try await body()
+                    if once.take() { c.resume(returning: v) }
+                } catch let e as StoreError {
+                    if once.take() { c.resume(throwing: e) }
+                } catch {
+                    if once.take() { c.resume(throwing: StoreError("PostgreSQL store \(description): \(PostgresStore.describe(error))")) }
                 }
-                defer { g.cancelAll() }
-                return try await g.next()!
             }
-        } catch let e as StoreError {
-            throw e
-        } catch {
-            throw StoreError("PostgreSQL store \(description): \(PostgresStore.describe(error))")
+            Task {
+                try? await Task.sleep(for: deadline)
+                if once.take() {
+                    op.cancel()
+                    c.resume(throwing: StoreError("PostgreSQL store \(description) did not answer within \(deadline)"))
+                }
+            }
         }
     }
 
@@ -407,4 +417,25 @@ public final class PostgresStore: DeliveryStore {
         }
         return "\(error)"
     }
+}
+
+extension PostgresStore {
+    /// Runs one statement as given (administration and tests only: no binds).
+    public func execute(_ sql: String) async throws {
+        try await timed { try await drain(self.client.query(PostgresQuery(unsafeSQL: sql), logger: self.logger)) }
+    }
+}
+
+/// Reads a result to its end: postgres-nio runs the next statement on a connection only after that.
+@discardableResult
+func drain(_ rows: PostgresRowSequence) async throws -> Int {
+    var n = 0
+    for try await _ in rows { n += 1 }
+    return n
+}
+
+/// True exactly once.
+final class Once: Sendable {
+    private let done = Mutex(false)
+    func take() -> Bool { done.withLock { d in defer { d = true }; return !d } }
 }

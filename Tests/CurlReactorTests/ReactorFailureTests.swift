@@ -164,7 +164,7 @@ class ReactorFailureTests: ReactorTestCase {
 
 /// Results by index, for tests that inspect individual completions.
 final class ResultBox: Sendable {
-    private let box = Mutex<[Int: Result<HTTPResponse, TransferError>]>([:])
+    private let box = TestLock<[Int: Result<HTTPResponse, TransferError>]>([:])
     func set(_ i: Int, _ r: Result<HTTPResponse, TransferError>) { box.withLock { $0[i] = r } }
     func get(_ i: Int) -> Result<HTTPResponse, TransferError>? { box.withLock { $0[i] } }
 }

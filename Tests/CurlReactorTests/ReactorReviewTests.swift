@@ -48,7 +48,7 @@ class ReactorReviewTests: ReactorTestCase {
         defer { server.stop() }
         let reactor = try makeReactor()
         let gate = DispatchSemaphore(value: 0)
-        let handle = Mutex<RequestHandle?>(nil)
+        let handle = TestLock<RequestHandle?>(nil)
         // Hold the queue; the submission's enqueue waits behind this block, whose cancel runs inline first.
         reactor.queue.async {
             gate.wait()
@@ -113,6 +113,49 @@ class ReactorReviewTests: ReactorTestCase {
         await assertReleased(reactor)
     }
 
+    /// libcurl 7.88 drops a transfer's deadline when the transfer runs in the last millisecond before it
+    /// (`add_next_timeout` truncates to milliseconds; `Curl_timeleft` still sees 1 ms left). Against a hanging
+    /// peer nothing runs it again: the reactor must have curl look again, and curl then reports the deadline.
+    func testADeadlineCurlDroppedIsStillCurls() async throws {
+        let server = try MockTarget()
+        defer { server.stop() }
+        let reactor = try makeReactor()
+        let core = reactor.core
+        let rounds = 4
+        let tally = CompletionTally(expected: rounds)
+        let results = ResultBox()
+        for round in 0..<rounds {
+            reactor.submit(HTTPRequest(url: server.url("/hang?round=\(round)"), timeout: .milliseconds(200))) { r in
+                results.set(round, r)
+                tally.record(round, r)
+            }
+            try await waitUntil { server.requestCount == round + 1 }
+            reactor.queue.async {
+                // curl's next expiry is this request's deadline: run the request again and again through the last
+                // 1.5 ms before it (never at or after it).
+                guard let fd = core.testingWatchedSockets().first, let ms = core.multi.timeout(), ms > 2 else { return }
+                let expiry = ReactorCore.now() + UInt64(ms) * 1_000_000
+                core.queue.asyncAfter(deadline: DispatchTime(uptimeNanoseconds: expiry - 1_500_000)) {
+                    while ReactorCore.now() < expiry - 50_000 {
+                        core.testingNudge(fd)
+                        usleep(100)
+                    }
+                }
+            }
+            try await waitUntil { results.get(round) != nil }
+        }
+        await tally.wait(seconds: 10)
+        for round in 0..<rounds {
+            let e = try XCTUnwrap(results.get(round)?.failure)
+            XCTAssertEqual(e.kind, .deadline)
+            XCTAssertFalse(e.message.contains("completed by the reactor"), e.message)
+        }
+        let stats = reactor.stats()
+        XCTAssertEqual(stats.backstopExpiries, 0, "\(stats)")
+        print("dropped deadlines (\(watching)): \(stats)")
+        await assertReleased(reactor)
+    }
+
     /// Deadline-heavy traffic: hanging requests with short deadlines next to quick ones, at high concurrency. Every
     /// deadline must come from curl: the backstop is a safety net, and on this traffic it must not be needed.
     func testDeadlineHeavyTrafficNeedsNoBackstop() async throws {
@@ -134,6 +177,48 @@ class ReactorReviewTests: ReactorTestCase {
         print("deadline-heavy (\(watching)): \(stats)")
         XCTAssertEqual(stats.backstopExpiries, 0, "\(stats)")
         await assertReleased(reactor)
+    }
+
+    /// The mixed soak, scaled down (set `REACTOR_SOAK_REQUESTS` for a long run): keep-alive, new
+    /// connections, `localhost` (the threaded resolver), refused ports, 20 ms deadlines on a hanging route and 1 %
+    /// cancelled. Every request completes once, no deadline needs the backstop, no descriptor is left.
+    func testMixedSoakLosesNothing() async throws {
+        let n = ProcessInfoEnv.int("REACTOR_SOAK_REQUESTS") ?? 6000
+        let server = try MockTarget(recordRequests: false)
+        defer { server.stop() }
+        let refused = try unusedPort()
+        let socketsBefore = openSockets()
+        let reactor = try makeReactor(.init(maxInFlightPerHost: 64, maxInFlightTotal: 128))
+        let tally = CompletionTally(expected: n)
+        var handles: [(Int, RequestHandle)] = []
+        for i in 0..<n {
+            let req: HTTPRequest
+            switch i % 10 {
+            case 0, 1, 2: req = HTTPRequest(url: server.url("/ok?i=\(i)"), timeout: .seconds(10))
+            case 3: req = HTTPRequest(url: server.url("/new?i=\(i)"), timeout: .seconds(10), forbidReuse: true)
+            case 4: req = HTTPRequest(url: "http://localhost:\(server.port)/name?i=\(i)", timeout: .seconds(10), forbidReuse: i % 20 == 4)
+            case 5: req = HTTPRequest(url: "http://127.0.0.1:\(refused)/", timeout: .seconds(10))
+            default: req = HTTPRequest(url: server.url("/hang?i=\(i)"), timeout: .milliseconds(20))
+            }
+            let h = reactor.submit(req) { tally.record(i, $0) }
+            if i % 100 == 7 { handles.append((i, h)) }
+            if i % 500 == 499 {
+                for (_, h) in handles { h.cancel() }
+                handles.removeAll()
+                try await Task.sleep(for: .milliseconds(1))
+            }
+        }
+        for (_, h) in handles { h.cancel() }
+        await tally.wait(seconds: 300)
+        let s = tally.snapshot
+        XCTAssertEqual(s.perIndex.filter { $0 != 1 }.count, 0, "every request completes exactly once")
+        let stats = reactor.stats()
+        print("mixed soak (\(watching), \(n) requests): \(stats) failures=\(s.failures)")
+        XCTAssertEqual(stats.backstopExpiries, 0, "\(stats)")
+        await assertReleased(reactor)
+        // (Sockets only: libdispatch may open a timerfd of its own on the way.)
+        try await waitUntil(seconds: 10) { openSockets().count <= socketsBefore.count }
+        XCTAssertEqual(openSockets().subtracting(socketsBefore), [], "sockets left open")
     }
 
     func testNegativeDurationsClampToZero() {
@@ -389,4 +474,24 @@ func fiftySixConnections(_ reactor: CurlReactor, _ server: MockTarget) {
         reactor.submit(HTTPRequest(url: server.url("/d?delay_ms=50&i=\(i)"))) { _ in group.leave() }
     }
     group.wait()
+}
+
+/// The sockets open in this process now, as `number=socket:[inode]`.
+func openSockets() -> Set<String> {
+    guard let dir = opendir("/proc/self/fd") else { return [] }
+    defer { closedir(dir) }
+    var out = Set<String>()
+    while let e = readdir(dir) {
+        let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+        var buf = [CChar](repeating: 0, count: 256)
+        let n = readlink("/proc/self/fd/\(name)", &buf, 255)
+        guard n > 0 else { continue }
+        let target = String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        if target.hasPrefix("socket:") { out.insert("\(name)=\(target)") }
+    }
+    return out
+}
+
+enum ProcessInfoEnv {
+    static func int(_ name: String) -> Int? { getenv(name).flatMap { Int(String(cString: $0)) } }
 }

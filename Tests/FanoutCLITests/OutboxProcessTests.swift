@@ -5,6 +5,7 @@ import CurlReactor
 import Foundation
 import MockTarget
 import Synchronization
+import TestSupport
 import XCTest
 
 final class OutboxProcessTests: XCTestCase {
@@ -164,4 +165,106 @@ func runFanout(_ args: [String], stdin: String? = nil, seconds: Double = 60) thr
     let o = outData.withLock { $0 } + out.fileHandleForReading.readDataToEndOfFile()
     let e = errData.withLock { $0 } + err.fileHandleForReading.readDataToEndOfFile()
     return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+}
+
+final class ReplicaProcessTests: XCTestCase {
+    override func setUpWithError() throws {
+        let fanout = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("fanout")
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: fanout.path), "fanout is not built next to the tests")
+    }
+
+    /// Two `fanout serve` replicas on one PostgreSQL outbox; one is killed mid-stream. Every alert answered 202 is
+    /// delivered, and no delivery is worked by two replicas at once (the sink counts requests per alert).
+    func testTwoReplicasShareThePostgresOutboxAndSurviveAKill() async throws {
+        let cluster = try PostgresCluster()
+        defer { cluster.destroy() }
+        let sink = try MockTarget()
+        defer { sink.stop() }
+        let cfgPath = FileManager.default.temporaryDirectory.appendingPathComponent("replicas-\(UUID().uuidString).yaml").path
+        try "server: {lease: 2s}\ntargets:\n  - {name: sink, type: webhook, url: '\(sink.url("/sink?delay_ms=2"))'}\n"
+            .write(toFile: cfgPath, atomically: true, encoding: .utf8)
+        let a = try ServeProcess(config: cfgPath, extra: ["--store", cluster.url])
+        let b = try ServeProcess(config: cfgPath, extra: ["--store", cluster.url])
+        try await a.waitUntilListening()
+        try await b.waitUntilListening()
+        let accepted = AcceptedNames()
+        let client = try CurlReactor()
+        let ports = [a.port, b.port]
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for sender in 0..<4 {
+                group.addTask {
+                    for i in 0..<150 {
+                        let name = "R\(sender)x\(i)"
+                        let port = ports[(sender + i) % 2]
+                        let r = await client.execute(HTTPRequest(method: "POST", url: "http://127.0.0.1:\(port)/webhook",
+                                                                 body: Array(payload(name).utf8), timeout: .seconds(10)))
+                        if (try? r.get().status) == 202 { accepted.names.withLock { $0.append(name) } }
+                    }
+                }
+            }
+            group.addTask {
+                try await waitUntil { accepted.names.withLock { $0.count } >= 100 }
+                a.signal(SIGKILL)
+            }
+            try await group.waitForAll()
+        }
+        _ = try await a.exitStatus(within: 10)
+        let acked = Set(accepted.names.withLock { $0 })
+        XCTAssertGreaterThanOrEqual(acked.count, 300, "replica B kept accepting after A died")
+        @Sendable func received() -> [String: Int] {
+            var n: [String: Int] = [:]
+            for r in sink.requests { if let name = (try? JSONValue.parse(r.body))?["data"]?["labels"]?["alertname"]?.stringValue { n[name, default: 0] += 1 } }
+            return n
+        }
+        try await waitUntil { Set(received().keys).isSuperset(of: acked) }
+        let counts = received()
+        let missing = acked.subtracting(counts.keys)
+        XCTAssertTrue(missing.isEmpty, "\(missing.count) accepted alerts were never delivered: \(missing.sorted().prefix(10))")
+        // Only what A had in flight when it died can be sent twice (its lease ran out and B took over).
+        let repeated = counts.filter { $0.value > 1 }
+        XCTAssertLessThanOrEqual(repeated.count, 20, "deliveries worked twice: \(repeated.sorted { $0.key < $1.key }.prefix(10))")
+        XCTAssertTrue(counts.values.allSatisfy { $0 <= 2 }, "no delivery is worked by two replicas over and over")
+        let stats = await b.call("GET", "/api/v2/publishing/stats")
+        XCTAssertEqual(stats, 200)
+        b.signal(SIGTERM)
+        let code = try await b.exitStatus(within: 15)
+        XCTAssertEqual(code, 0, b.stderr.withLock { $0 })
+        await a.close()
+        await b.close()
+        await client.shutdown(.drain)
+    }
+
+    /// PostgreSQL restarted under a running service: 503 while it is away (so Alertmanager retries), nothing
+    /// accepted is lost, and it works again once the database is back.
+    func testTheDatabaseGoingAwayAnswers503AndNothingAcceptedIsLost() async throws {
+        let cluster = try PostgresCluster()
+        defer { cluster.destroy() }
+        let sink = try MockTarget()
+        defer { sink.stop() }
+        let cfgPath = FileManager.default.temporaryDirectory.appendingPathComponent("pgdown-\(UUID().uuidString).yaml").path
+        try "targets:\n  - {name: sink, type: webhook, url: '\(sink.url("/sink"))'}\n".write(toFile: cfgPath, atomically: true, encoding: .utf8)
+        let serve = try ServeProcess(config: cfgPath, extra: ["--store", cluster.url])
+        try await serve.waitUntilListening()
+        let before = await serve.call("POST", "/webhook", body: payload("Before"))
+        XCTAssertEqual(before, 202)
+        try cluster.stop()
+        let during = await serve.call("POST", "/webhook", body: payload("During"))
+        XCTAssertEqual(during, 503, "never a 2xx for what could not be stored")
+        let ready = await serve.call("GET", "/-/ready")
+        XCTAssertEqual(ready, 503)
+        try cluster.start()
+        var after = 0
+        for _ in 0..<100 where after != 202 {
+            after = await serve.call("POST", "/webhook", body: payload("After"))
+            if after != 202 { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        XCTAssertEqual(after, 202, "accepting again once the database is back")
+        try await waitUntil {
+            let names = Set(sink.requests.compactMap { (try? JSONValue.parse($0.body))?["data"]?["labels"]?["alertname"]?.stringValue })
+            return names.isSuperset(of: ["Before", "After"])
+        }
+        serve.signal(SIGTERM)
+        _ = try await serve.exitStatus(within: 15)
+        await serve.close()
+    }
 }

@@ -3,7 +3,8 @@
 # .ci/run and the compare scripts). Usage: tools/dev/need-packages.sh build|test
 #   build: libcurl's, zlib's and SQLite's headers and pkg-config (what `swift build` needs);
 #   test:  build's, plus the real peers the test suite runs: promtool (prometheus), Alertmanager
-#          (prometheus-alertmanager, started by the tests on 127.0.0.1) and openssl (test certificates).
+#          (prometheus-alertmanager) and PostgreSQL (postgresql), both started by the tests on 127.0.0.1,
+#          and openssl (test certificates).
 #          Nothing is started here; Debian's service units are not enabled in containers without systemd.
 set -euo pipefail
 mode=${1:-build}
@@ -17,6 +18,7 @@ if [ "$mode" = test ]; then
   command -v promtool >/dev/null 2>&1 || need+=(prometheus)
   command -v openssl >/dev/null 2>&1 || need+=(openssl)
   command -v prometheus-alertmanager >/dev/null 2>&1 || [ -x /usr/bin/prometheus-alertmanager ] || need+=(prometheus-alertmanager)
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "installing missing Debian packages: ${need[*]}" >&2
@@ -28,3 +30,7 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 "${run[@]}" apt-get update -qq
 "${run[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+# Debian starts its own PostgreSQL cluster on install where it can; the tests start throw-away ones instead.
+if command -v pg_lsclusters >/dev/null 2>&1; then
+  pg_lsclusters -h 2>/dev/null | while read -r ver name _; do "${run[@]}" pg_ctlcluster "$ver" "$name" stop >/dev/null 2>&1 || true; done
+fi

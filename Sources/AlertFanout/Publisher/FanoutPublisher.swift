@@ -94,16 +94,26 @@ public final class FanoutPublisher: @unchecked Sendable {
         return handle
     }
 
-    /// Async form: returns the report, throws `PublishError`. Cancelling the task cancels the publish.
+    /// Async form: returns the report, throws `PublishError`. Cancelling the task cancels the publish — also
+    /// when the task was cancelled before this was called, or while the publish was being started.
     public func publish(_ alert: Alert, options: PublishOptions = .init(), batch: AlertBatch? = nil) async throws(PublishError) -> PublishReport {
-        let handle = Mutex<PublishHandle?>(nil)
+        // Whichever comes second — the handle being stored, or the cancellation — cancels the publish.
+        let state = Mutex<(handle: PublishHandle?, cancelled: Bool)>((nil, false))
         let result = await withTaskCancellationHandler {
             await withCheckedContinuation { (c: CheckedContinuation<Result<PublishReport, PublishError>, Never>) in
                 let h = publish(alert, options: options, batch: batch) { c.resume(returning: $0) }
-                handle.withLock { $0 = h }
+                let cancelled = state.withLock { s in
+                    s.handle = h
+                    return s.cancelled
+                }
+                if cancelled { h.cancel() }
             }
         } onCancel: {
-            handle.withLock { $0 }?.cancel()
+            let h = state.withLock { s in
+                s.cancelled = true
+                return s.handle
+            }
+            h?.cancel()
         }
         return try result.get()
     }
@@ -241,10 +251,11 @@ public final class PublishHandle: Sendable {
     func attach(_ r: PublishRun) { run.withLock { $0 = r } }
 
     /// Ends the publish now: targets still in flight are reported failed (`cancelled`) and the completion
-    /// receives `PublishError.cancelled` with the report, unless it had already completed.
+    /// receives `PublishError.cancelled` with the report, unless it had already completed. Always queued behind
+    /// the publish's start (never run inline, even on the reactor queue), so it cannot overtake it.
     public func cancel() {
         guard let r = run.withLock({ $0 }) else { return }
-        r.publisher.onQueue { r.cancel() }
+        r.publisher.queue.async { r.cancel() }
     }
 }
 

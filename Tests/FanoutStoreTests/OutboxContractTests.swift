@@ -1,21 +1,25 @@
-// SQLiteStoreTests: the outbox's rules on a real SQLite file — commit, lease, order per key, supersede, dead letters, prune.
+// OutboxContractTests: the outbox's rules — commit, lease, order per key, supersede, dead letters, prune — run
+// against a real SQLite file and a real PostgreSQL server (the same tests, two stores).
 import FanoutCore
 @testable import FanoutStore
 import Foundation
+import TestSupport
 import XCTest
 
-final class SQLiteStoreTests: XCTestCase {
-    var store: SQLiteStore!
-    var path: String!
+/// The contract every `DeliveryStore` keeps. Subclasses say how to open (and reopen) their store.
+class OutboxContractTests: XCTestCase {
+    var store: (any DeliveryStore)!
+
+    /// A fresh, empty store (`reopen`: the same one again, as after a restart).
+    func open(reopen: Bool = false) async throws -> any DeliveryStore { fatalError("subclass") }
 
     override func setUp() async throws {
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("outbox-\(UUID().uuidString).db").path
-        store = try SQLiteStore(path: path)
+        try XCTSkipIf(type(of: self) == OutboxContractTests.self, "the contract runs in its subclasses")
+        store = try await open()
     }
 
     override func tearDown() async throws {
-        await store.close()
-        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+        await store?.close()
     }
 
     func note(_ deliveries: [NewDelivery], at t: Double = 1000) -> NewNotification {
@@ -34,9 +38,9 @@ final class SQLiteStoreTests: XCTestCase {
         let payloads = try await store.payloads([ids[0]])
         XCTAssertEqual(payloads[ids[0]].map { String(decoding: $0, as: UTF8.self) }, #"{"version":"4","alerts":[]}"#)
 
-        // Reopening the file (a restart) keeps everything.
+        // Reopening (a restart) keeps everything.
         await store.close()
-        store = try SQLiteStore(path: path)
+        store = try await open(reopen: true)
         let expired = try await store.claim(owner: "p2", limit: 10, now: 1061, leaseSeconds: 60)
         XCTAssertEqual(expired.count, 2, "leases of a dead process run out and the deliveries are taken over")
         try await store.complete([DeliveryCompletion(id: expired[0].id, decision: .delivered, httpStatus: 200)], owner: "p1", now: 1062)
@@ -119,14 +123,57 @@ final class SQLiteStoreTests: XCTestCase {
     func testRootlyIDsPersist() async throws {
         try await store.rememberRootlyID(target: "r", fingerprint: "fp", id: "01HX", now: 1000)
         await store.close()
-        store = try SQLiteStore(path: path)
+        store = try await open(reopen: true)
         let v7 = try await store.rootlyIDs(["r|fp", "r|other"])
         XCTAssertEqual(v7, ["r|fp": "01HX"])
+    }
+
+}
+
+final class SQLiteStoreTests: OutboxContractTests {
+    var path = ""
+
+    override func open(reopen: Bool) async throws -> any DeliveryStore {
+        if !reopen { path = FileManager.default.temporaryDirectory.appendingPathComponent("outbox-\(UUID().uuidString).db").path }
+        return try SQLiteStore(path: path)
     }
 
     func testAnUnusableFileIsAClearError() {
         XCTAssertThrowsError(try SQLiteStore(path: "/nonexistent-dir/x.db")) { error in
             XCTAssertTrue("\(error)".contains("cannot open the SQLite store '/nonexistent-dir/x.db'"), "\(error)")
+        }
+    }
+}
+
+final class PostgresStoreTests: OutboxContractTests {
+    nonisolated(unsafe) static var cluster: PostgresCluster?
+    var database = ""
+
+    override class func tearDown() {
+        cluster?.destroy()
+        cluster = nil
+    }
+
+    override func open(reopen: Bool) async throws -> any DeliveryStore {
+        if PostgresStoreTests.cluster == nil { PostgresStoreTests.cluster = try PostgresCluster() }
+        let cluster = PostgresStoreTests.cluster!
+        if !reopen {
+            // A database per test, so every test starts empty.
+            database = "t\(UUID().uuidString.prefix(8).lowercased())"
+            let admin = try await PostgresStore.open(url: cluster.url)
+            try await admin.execute("CREATE DATABASE \(database)")
+            await admin.close()
+        }
+        return try await PostgresStore.open(url: cluster.url.replacingOccurrences(of: "/fanout?", with: "/\(database)?"))
+    }
+
+    func testAnUnreachableServerIsAClearError() async throws {
+        do {
+            _ = try await PostgresStore.open(url: "postgres://postgres:pw-secret@127.0.0.1:1/none?sslmode=disable", deadline: .seconds(3))
+            XCTFail("nothing listens on port 1")
+        } catch {
+            XCTAssertTrue("\(error)".contains("cannot open the PostgreSQL store postgres://postgres:<redacted>@127.0.0.1:1/none"), "\(error)")
+            XCTAssertFalse("\(error)".contains("pw-secret"))
         }
     }
 }
