@@ -83,8 +83,11 @@ struct LoadRunCommand: AsyncParsableCommand {
     @Flag(help: "Open a new connection for every request.")
     var noKeepalive = false
 
-    @Flag(help: "Watch sockets through one epoll set drained in place instead of a Dispatch source per socket.")
+    @Flag(help: "Watch sockets through one epoll set drained in place (the default on Linux).")
     var epoll = false
+
+    @Flag(help: "Watch sockets with a Dispatch source per socket (the portable fallback; for comparison).")
+    var perSocket = false
 
     @Option(help: "Exit 0 even when up to this percentage of requests failed without a response (default 0: any failure exits 1).")
     var maxErrorPercent: Double = 0
@@ -98,6 +101,7 @@ struct LoadRunCommand: AsyncParsableCommand {
         if let d = duration, d <= .zero { throw ValidationError("-d must be positive") }
         if let r = rate, !(r > 0 && r.isFinite) { throw ValidationError("--rate must be a positive number of requests per second") }
         if body != nil && bodyFile != nil { throw ValidationError("--body and --body-file cannot be used together") }
+        if epoll && perSocket { throw ValidationError("--epoll and --per-socket cannot be used together") }
         if urls.isEmpty && urlsFile == nil { throw ValidationError("give at least one URL, or --urls-file") }
         for u in urls { try LoadRunCommand.checkURL(u) }
         for h in header where parseHeader(h) == nil { throw ValidationError("header '\(h)' is not of the form 'Name: value'") }
@@ -153,7 +157,7 @@ struct LoadRunCommand: AsyncParsableCommand {
         let obs = try Observability(observability)
         let reactor = try CurlReactor(configuration: .init(
             maxInFlightPerHost: plan.concurrency, maxInFlightTotal: plan.concurrency, defaultTimeout: plan.timeout,
-            label: "alertfanout.load", socketWatching: epoll ? .epollSet : .sourcePerSocket))
+            label: "alertfanout.load", socketWatching: perSocket ? .sourcePerSocket : epoll ? .epollSet : ReactorConfiguration().socketWatching))
         let reactorMetrics = obs.reactorMetrics(reactor)
         let engine = LoadEngine(reactor: reactor, plan: plan)
         var log: HdrLogWriter?

@@ -49,12 +49,12 @@ public struct RetryPolicy: Sendable, Hashable {
 
     /// Transport failure kinds worth retrying.
     public static func isRetryableTransport(_ kind: String) -> Bool {
-        ["refused", "reset", "dns", "timeout", "connect_timeout"].contains(kind)
+        ["refused", "reset", "dns", "timeout", "connect_timeout", "overloaded"].contains(kind)
     }
 
     /// Failures that prove the request was not processed, so even a non-idempotent request may be repeated.
     public static func provesNotProcessed(kind: String, status: Int?) -> Bool {
-        status == 429 || ["refused", "dns", "connect_timeout"].contains(kind)
+        status == 429 || ["refused", "dns", "connect_timeout", "overloaded"].contains(kind)
     }
 }
 

@@ -6,6 +6,22 @@ import Synchronization
 import XCTest
 
 final class PublisherTests: XCTestCase {
+    /// Issue 12: a cancel that lands before the async publish stored its handle was lost (the publish ran to its
+    /// deadline and ended `.allFailed`).
+    func testAPublishFromAnAlreadyCancelledTaskIsCancelled() async throws {
+        let server = try MockTarget()
+        defer { server.stop() }
+        let publisher = try FanoutPublisher(targets: TargetsConfig(targets: [webhook("stuck", server, "/hang")]))
+        let task = Task { () async -> Result<PublishReport, PublishError> in
+            withUnsafeCurrentTask { $0?.cancel() }
+            do throws(PublishError) { return .success(try await publisher.publish(Samples.firingFull, options: .init(deadline: .seconds(3)))) } catch { return .failure(error) }
+        }
+        let result = await task.value
+        guard case .failure(.cancelled) = result else { return XCTFail("\(result)") }
+        XCTAssertEqual(publisher.activePublishes, 0)
+        await publisher.shutdown()
+    }
+
     func webhook(_ name: String, _ server: MockTarget, _ path: String, enabled: Bool = true, timeout: Double? = nil) -> Target {
         Target(name: name, type: .webhook, url: server.url(path), enabled: enabled, timeoutSeconds: timeout)
     }

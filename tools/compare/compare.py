@@ -54,6 +54,7 @@ def throughput():
     tools = [
         ("fanout load", [FANOUT, "load", NGINX, "-c", str(CONNS), "-d", f"{SECS}s", "--no-progress", "--json"]),
         ("fanout --epoll", [FANOUT, "load", NGINX, "-c", str(CONNS), "-d", f"{SECS}s", "--no-progress", "--json", "--epoll"]),
+        ("fanout --per-socket", [FANOUT, "load", NGINX, "-c", str(CONNS), "-d", f"{SECS}s", "--no-progress", "--json", "--per-socket"]),
         ("wrk", ["wrk", "-t1", "-c", str(CONNS), "-d", f"{SECS}s", NGINX]),
         ("hey", ["hey", "-c", str(CONNS), "-z", f"{SECS}s", NGINX]),
         ("C multi_socket", [C_SOCKET, NGINX, str(CONNS), str(SECS)]),
