@@ -7,6 +7,8 @@ import GRDB
 /// loss, not only a crash; group commit keeps that to one sync per batch of concurrent requests. GRDB runs
 /// writes on its own serial queue and reads on a pool of its own threads, never on the caller's.
 /// One dispatcher per file: SQLite has no row locks to share work between processes (use PostgreSQL for that).
+/// Opening the file therefore gives back every lease a previous process held (it died: after a crash the
+/// deliveries it was sending are sent again at once).
 public final class SQLiteStore: DeliveryStore {
     let pool: DatabasePool
     public let path: String
@@ -37,6 +39,11 @@ public final class SQLiteStore: DeliveryStore {
             // the last commits on power loss); a 2xx promises durability, so the writer goes back to FULL.
             try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
             try SQLiteStore.migrator.migrate(pool)
+            // One process per file: a lease still held now belongs to a process that died, so its deliveries
+            // are due again at once rather than when the lease would have run out.
+            try pool.write { db in
+                try db.execute(sql: "UPDATE deliveries SET state = 'pending', lease_owner = NULL, lease_until = NULL WHERE state = 'leased'")
+            }
         } catch {
             throw StoreError("cannot open the SQLite store '\(path)': \(error)")
         }

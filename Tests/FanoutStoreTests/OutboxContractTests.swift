@@ -38,7 +38,8 @@ class OutboxContractTests: XCTestCase {
         let payloads = try await store.payloads([ids[0]])
         XCTAssertEqual(payloads[ids[0]].map { String(decoding: $0, as: UTF8.self) }, #"{"version":"4","alerts":[]}"#)
 
-        // Reopening (a restart) keeps everything.
+        // Reopening (a restart) keeps everything; the dead process's leases are taken over (SQLite: at once,
+        // since one process owns the file; PostgreSQL: when they run out, since other replicas may be alive).
         await store.close()
         store = try await open(reopen: true)
         let expired = try await store.claim(owner: "p2", limit: 10, now: 1061, leaseSeconds: 60)
@@ -136,6 +137,16 @@ final class SQLiteStoreTests: OutboxContractTests {
     override func open(reopen: Bool) async throws -> any DeliveryStore {
         if !reopen { path = FileManager.default.temporaryDirectory.appendingPathComponent("outbox-\(UUID().uuidString).db").path }
         return try SQLiteStore(path: path)
+    }
+
+    func testReopeningTheFileGivesBackLeasesAtOnce() async throws {
+        _ = try await store.enqueue([note([NewDelivery(target: "a", alertIndex: 0, orderingKey: "k", status: "firing")])], now: 1000, ttl: 3600)
+        let first = try await store.claim(owner: "crashed", limit: 10, now: 1000, leaseSeconds: 60)
+        XCTAssertEqual(first.count, 1)
+        await store.close()
+        store = try await open(reopen: true)
+        let again = try await store.claim(owner: "restarted", limit: 10, now: 1001, leaseSeconds: 60)
+        XCTAssertEqual(again.map(\.id), first.map(\.id), "not after the 60 s lease: the file's only process died")
     }
 
     func testAnUnusableFileIsAClearError() {
