@@ -92,12 +92,7 @@ struct PublishCommand: AsyncParsableCommand {
         }
         let rootlyTargets = config.targets.filter { $0.type == .rootly }.map(\.name)
         if let rootlyStore, !rootlyTargets.isEmpty {
-            let keys = rootlyTargets.flatMap { t in batch.alerts.map { "\(t)|\($0.fingerprint)" } }
-            let ids = try await rootlyStore.rootlyIDs(keys)
-            await publisher.rememberRootlyIDs(ids.compactMap { key, id in
-                let p = key.split(separator: "|", maxSplits: 1).map(String.init)
-                return p.count == 2 ? (p[0], p[1], id) : nil
-            })
+            try await rootlyStore.loadRootlyIDs(rootlyTargets.flatMap { t in batch.alerts.map { "\(t)|\($0.fingerprint)" } }, into: publisher)
         }
         var outcomes: [Result<PublishReport, PublishError>] = []
         await withTaskGroup(of: (Int, Result<PublishReport, PublishError>).self) { group in

@@ -1,4 +1,5 @@
 // DeliveryStore: the durable outbox's interface — notifications and their deliveries, leases, dead letters, Rootly ids.
+import AlertFanout
 import FanoutCore
 
 /// One delivery to create: one alert (`alertIndex` into the notification's alerts) or the whole notification
@@ -138,4 +139,17 @@ public protocol DeliveryStore: Sendable {
     /// Checks that the database answers.
     func ping() async throws
     func close() async
+}
+
+extension DeliveryStore {
+    /// Seeds `publisher` with the Rootly ids stored for these `target|fingerprint` keys, so that resolves find the
+    /// alerts their creates made (in another run, process or replica).
+    public func loadRootlyIDs(_ keys: [String], into publisher: FanoutPublisher) async throws {
+        guard !keys.isEmpty else { return }
+        let ids = try await rootlyIDs(keys)
+        await publisher.rememberRootlyIDs(ids.compactMap { key, id in
+            let p = key.split(separator: "|", maxSplits: 1).map(String.init)
+            return p.count == 2 ? (p[0], p[1], id) : nil
+        })
+    }
 }

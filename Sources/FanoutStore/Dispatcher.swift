@@ -184,13 +184,7 @@ public final class Dispatcher: Sendable {
         // Rootly resolves need the id the create stored (maybe by another process).
         var rootlyKeys: [String] = []
         for d in claimed where config[d.target]?.type == .rootly && d.alertIndex >= 0 { rootlyKeys.append("\(d.target)|\(d.orderingKey)") }
-        if !rootlyKeys.isEmpty {
-            let ids = try await store.rootlyIDs(rootlyKeys)
-            await publisher.rememberRootlyIDs(ids.compactMap { key, id in
-                let p = key.split(separator: "|", maxSplits: 1).map(String.init)
-                return p.count == 2 ? (p[0], p[1], id) : nil
-            })
-        }
+        try await store.loadRootlyIDs(rootlyKeys, into: publisher)
         state.withLock { s in for d in claimed { s.inFlight.insert(d.id) } }
         for d in claimed { send(d, config: config) }
     }
