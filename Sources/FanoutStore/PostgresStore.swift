@@ -194,16 +194,17 @@ public final class PostgresStore: DeliveryStore {
     public func claim(owner: String, limit: Int, now: Double, leaseSeconds: Double) async throws -> [ClaimedDelivery] {
         let t = ms(now), until = ms(now + leaseSeconds)
         return try await timed {
+            // A leased row's due_at is its lease's end, so live leases are never scanned and expired ones are due.
             let rows = try await self.client.query("""
-                UPDATE deliveries SET state = 'leased', lease_owner = \(owner), lease_until = \(until)
-                WHERE id IN (
-                    SELECT d.id FROM deliveries d
-                    WHERE d.state IN ('pending', 'leased') AND d.due_at <= \(t) AND (d.state = 'pending' OR d.lease_until < \(t))
-                      AND NOT EXISTS (SELECT 1 FROM deliveries o WHERE o.target = d.target AND o.ordering_key = d.ordering_key
-                                      AND o.id < d.id AND o.state IN ('pending', 'leased'))
-                    ORDER BY d.due_at, d.id LIMIT \(limit)
-                    FOR UPDATE SKIP LOCKED)
-                RETURNING id, notification_id, alert_index, target, ordering_key, attempts, created_at, due_at, expires_at
+                UPDATE deliveries d SET state = 'leased', lease_owner = \(owner), lease_until = \(until), due_at = \(until)
+                FROM (SELECT x.id, x.due_at AS old_due FROM deliveries x
+                      WHERE x.state IN ('pending', 'leased') AND x.due_at <= \(t)
+                        AND NOT EXISTS (SELECT 1 FROM deliveries o WHERE o.target = x.target AND o.ordering_key = x.ordering_key
+                                        AND o.id < x.id AND o.state IN ('pending', 'leased'))
+                      ORDER BY x.due_at, x.id LIMIT \(limit)
+                      FOR UPDATE OF x SKIP LOCKED) due
+                WHERE d.id = due.id
+                RETURNING d.id, d.notification_id, d.alert_index, d.target, d.ordering_key, d.attempts, d.created_at, due.old_due, d.expires_at
                 """, logger: self.logger)
             var out: [ClaimedDelivery] = []
             for try await (id, nid, index, target, key, attempts, created, due, expires) in rows.decode((Int64, Int64, Int, String, String, Int, Int64, Int64, Int64).self) {
@@ -265,7 +266,7 @@ public final class PostgresStore: DeliveryStore {
         guard !ids.isEmpty else { return }
         try await timed {
             try await drain(self.client.query("""
-                UPDATE deliveries SET state = 'pending', lease_owner = NULL, lease_until = NULL WHERE id = ANY(\(ids)) AND state = 'leased' AND lease_owner = \(owner)
+                UPDATE deliveries SET state = 'pending', lease_owner = NULL, lease_until = NULL, due_at = created_at WHERE id = ANY(\(ids)) AND state = 'leased' AND lease_owner = \(owner)
                 """, logger: self.logger))
         }
     }

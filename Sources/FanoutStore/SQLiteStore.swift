@@ -42,7 +42,7 @@ public final class SQLiteStore: DeliveryStore {
             // One process per file: a lease still held now belongs to a process that died, so its deliveries
             // are due again at once rather than when the lease would have run out.
             try pool.write { db in
-                try db.execute(sql: "UPDATE deliveries SET state = 'pending', lease_owner = NULL, lease_until = NULL WHERE state = 'leased'")
+                try db.execute(sql: "UPDATE deliveries SET state = 'pending', lease_owner = NULL, lease_until = NULL, due_at = created_at WHERE state = 'leased'")
             }
         } catch {
             throw StoreError("cannot open the SQLite store '\(path)': \(error)")
@@ -156,17 +156,20 @@ public final class SQLiteStore: DeliveryStore {
         let t = ms(now)
         return try await wrap {
             try await pool.write { db in
+                // A leased row's due_at is its lease's end, so live leases are never scanned and expired ones are due.
                 let rows = try Row.fetchAll(db, sql: """
-                    UPDATE deliveries SET state = 'leased', lease_owner = ?, lease_until = ?
-                    WHERE id IN (
-                        SELECT d.id FROM deliveries d
-                        WHERE d.state IN ('pending', 'leased') AND d.due_at <= ? AND (d.state = 'pending' OR d.lease_until < ?)
-                          AND NOT EXISTS (SELECT 1 FROM deliveries o WHERE o.target = d.target AND o.ordering_key = d.ordering_key
-                                          AND o.id < d.id AND o.state IN ('pending', 'leased'))
-                        ORDER BY d.due_at, d.id LIMIT ?)
-                    RETURNING id, notification_id, alert_index, target, ordering_key, attempts, created_at, due_at, expires_at
-                    """, arguments: [owner, t + ms(leaseSeconds), t, t, limit])
-                return rows.map(SQLiteStore.claimed).sorted { $0.id < $1.id }
+                    SELECT d.id, d.notification_id, d.alert_index, d.target, d.ordering_key, d.attempts, d.created_at, d.due_at, d.expires_at
+                    FROM deliveries d
+                    WHERE d.state IN ('pending', 'leased') AND d.due_at <= ?
+                      AND NOT EXISTS (SELECT 1 FROM deliveries o WHERE o.target = d.target AND o.ordering_key = d.ordering_key
+                                      AND o.id < d.id AND o.state IN ('pending', 'leased'))
+                    ORDER BY d.due_at, d.id LIMIT ?
+                    """, arguments: [t, limit])
+                let claimed = rows.map(SQLiteStore.claimed)
+                let lease = try db.cachedStatement(sql: "UPDATE deliveries SET state = 'leased', lease_owner = ?, lease_until = ?, due_at = ? WHERE id = ?")
+                let until = t + ms(leaseSeconds)
+                for c in claimed { try lease.execute(arguments: [owner, until, until, c.id]) }
+                return claimed
             }
         }
     }
@@ -236,7 +239,7 @@ public final class SQLiteStore: DeliveryStore {
         guard !ids.isEmpty else { return }
         try await wrap {
             try await pool.write { db in
-                let s = try db.cachedStatement(sql: "UPDATE deliveries SET state = 'pending', lease_owner = NULL, lease_until = NULL WHERE id = ? AND state = 'leased' AND lease_owner = ?")
+                let s = try db.cachedStatement(sql: "UPDATE deliveries SET state = 'pending', lease_owner = NULL, lease_until = NULL, due_at = created_at WHERE id = ? AND state = 'leased' AND lease_owner = ?")
                 for id in ids { try s.execute(arguments: [id, owner]) }
             }
         }

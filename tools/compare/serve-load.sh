@@ -12,7 +12,7 @@ tools/dev/need-packages.sh test
 swift build -c release --product fanout >/dev/null
 swift build -c release --product mock-target >/dev/null
 bin=.build/release
-work=$(mktemp -d /tmp/serve-load.XXXX)
+work=$(mktemp -d /tmp/serve-load.XXXX); chmod 755 "$work"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; [ -n "${pgdir:-}" ] && runuser -u postgres -- "$pgbin/pg_ctl" -D "$pgdir/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$work"; }
 trap cleanup EXIT
