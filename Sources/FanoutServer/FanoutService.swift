@@ -42,6 +42,11 @@ public final class FanoutService: Sendable {
                 policy: DeliveryPolicy = .init(), resilience: ResilienceConfig = .init(), owner: String = "fanout-\(getpid())",
                 logger: Logger = Logger(label: "alertfanout.serve", factory: { _ in SwiftLogNoOpLogHandler() }),
                 metrics: MetricsFactory? = nil) throws {
+        // With an outbox a timed-out attempt is simply retried, so adaptive deadlines keep a floor of 1 s: on a busy
+        // machine a 50 ms floor turned queueing into timeouts, the timeouts opened breakers, and the open breakers
+        // held the whole backlog back (measured: 1,443 circuit_open skips from 19 timeouts in a 3 s burst).
+        var resilience = resilience
+        if store != nil { resilience.deadline.floorSeconds = max(resilience.deadline.floorSeconds, 1) }
         publisher = try FanoutPublisher(targets: config.targets, resilience: resilience, logger: logger, metrics: metrics)
         self.logger = logger
         self.configPath = configPath
