@@ -58,13 +58,7 @@ struct DLQCommand: AsyncParsableCommand {
             let letters = try await store.deadLetters(target: options.target, limit: limit)
             await store.close()
             if json {
-                print(JSONValue.array(letters.map { d in
-                    var m: [(String, JSONValue)] = [("id", .int(d.id)), ("target", .string(d.target)), ("notification", .int(d.notificationID)),
-                                                    ("alert_index", .int(d.alertIndex)), ("key", .string(d.orderingKey)), ("attempts", .int(d.attempts))]
-                    if let e = d.lastError { m.append(("last_error", .string(e))) }
-                    if let s = d.lastStatus { m.append(("last_status", .int(s))) }
-                    return .object(m)
-                }).prettyText())
+                print(JSONValue.array(letters.map(\.json)).prettyText())
                 return
             }
             guard !letters.isEmpty else { return print("no dead letters\(options.target.map { " for \($0)" } ?? "")") }

@@ -114,7 +114,7 @@ extension FanoutServer {
             guard (1...10_000).contains(limit) else { return errorResponse(.badRequest, "limit: must be between 1 and 10000") }
             do {
                 let letters = try await store.deadLetters(target: target, limit: limit)
-                return jsonResponse(.ok, .object([("dead_letters", .array(letters.map(deadLetterJSON)))]))
+                return jsonResponse(.ok, .object([("dead_letters", .array(letters.map(\.json)))]))
             } catch {
                 return errorResponse(.serviceUnavailable, "the store is unavailable: \(error)")
             }
@@ -211,16 +211,6 @@ extension FanoutServer {
         } catch {
             return errorResponse(.serviceUnavailable, "the store is unavailable: \(error)")
         }
-    }
-
-    static func deadLetterJSON(_ d: DeadLetter) -> JSONValue {
-        var m: [(String, JSONValue)] = [("id", .int(d.id)), ("target", .string(d.target)), ("notification", .int(d.notificationID)),
-                                        ("alert_index", .int(d.alertIndex)), ("key", .string(d.orderingKey)), ("attempts", .int(d.attempts))]
-        if let e = d.lastError { m.append(("last_error", .string(e))) }
-        if let s = d.lastStatus { m.append(("last_status", .int(s))) }
-        m.append(("created_at", .string(Timestamp(seconds: Int64(d.createdAt)).rfc3339)))
-        if let f = d.finishedAt { m.append(("finished_at", .string(Timestamp(seconds: Int64(f)).rfc3339))) }
-        return .object(m)
     }
 
     /// 200 when every alert reached at least one target, else 502 (so Alertmanager retries); the reports in input order.

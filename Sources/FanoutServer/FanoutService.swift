@@ -215,7 +215,6 @@ public final class FanoutService: Sendable {
 
     /// Waits until no publish started by the API is in flight, or `grace` has passed. True when drained.
     public func waitForInFlight(grace: Duration) async -> Bool {
-        let done = Mutex(false)
         let timeout = Task {
             try? await Task.sleep(for: grace)
             let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
@@ -233,7 +232,6 @@ public final class FanoutService: Sendable {
             }
             if now { c.resume() }
         }
-        done.withLock { $0 = true }
         return state.withLock { $0.inFlight == 0 }
     }
 

@@ -32,17 +32,12 @@ final class ServiceStats: Sendable {
     func finished(_ result: Result<PublishReport, PublishError>, expected: Int) {
         totals.withLock { t in
             t.pending -= expected
+            t.publishes[result.resultLabel, default: 0] += 1
             let report: PublishReport?
-            let outcome: String
             switch result {
-            case .success(let r):
-                report = r
-                outcome = r.allSucceeded ? "success" : "partial"
-            case .failure(let e):
-                report = e.report
-                if case .cancelled = e { outcome = "cancelled" } else { outcome = "failure" }
+            case .success(let r): report = r
+            case .failure(let e): report = e.report
             }
-            t.publishes[outcome, default: 0] += 1
             guard let report else { return }
             for r in report.results {
                 t.perTarget[r.target, default: [:]][r.outcome.rawValue, default: 0] += 1

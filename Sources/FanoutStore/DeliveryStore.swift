@@ -153,3 +153,16 @@ extension DeliveryStore {
         })
     }
 }
+
+extension DeadLetter {
+    /// The shape the dead-letter API and `fanout dlq list --json` print.
+    public var json: JSONValue {
+        var m: [(String, JSONValue)] = [("id", .int(id)), ("target", .string(target)), ("notification", .int(notificationID)),
+                                        ("alert_index", .int(alertIndex)), ("key", .string(orderingKey)), ("attempts", .int(attempts))]
+        if let e = lastError { m.append(("last_error", .string(e))) }
+        if let s = lastStatus { m.append(("last_status", .int(s))) }
+        m.append(("created_at", .string(Timestamp(seconds: Int64(createdAt)).rfc3339)))
+        if let f = finishedAt { m.append(("finished_at", .string(Timestamp(seconds: Int64(f)).rfc3339))) }
+        return .object(m)
+    }
+}

@@ -33,7 +33,6 @@ public final class Dispatcher: Sendable {
         var woken = false
         var sleeper: CheckedContinuation<Void, Never>?
         var sleepToken: UInt64 = 0
-        var idle: [CheckedContinuation<Void, Never>] = []
         var loop: Task<Void, Never>?
         var lastError: String?
     }

@@ -154,15 +154,8 @@ final class FanoutMetrics: @unchecked Sendable {
 
     /// One finished publish.
     func record(_ result: Result<PublishReport, PublishError>) {
-        let report: PublishReport?
-        let outcome: String
-        switch result {
-        case .success(let r): report = r; outcome = r.allSucceeded ? "success" : "partial"
-        case .failure(.cancelled(let r)): report = r; outcome = "cancelled"
-        case .failure(let e): report = e.report; outcome = "failure"
-        }
-        counter(FanoutMetricNames.publishes, [("result", outcome)]).increment()
-        guard let report else { return }
+        counter(FanoutMetricNames.publishes, [("result", result.resultLabel)]).increment()
+        guard let report = (try? result.get()) ?? result.failureReport else { return }
         timer(FanoutMetricNames.publishDuration).recordNanoseconds(Int64(report.durationSeconds * 1e9))
         for t in report.results {
             let base = [("target", t.target), ("type", t.type)]

@@ -57,6 +57,16 @@ extension Result where Success == PublishReport, Failure == PublishError {
         }
     }
 
+    /// The publish's result as metrics and stats name it: `success` (every enabled target), `partial`,
+    /// `failure` (no target) or `cancelled`.
+    public var resultLabel: String {
+        switch self {
+        case .success(let r): return r.allSucceeded ? "success" : "partial"
+        case .failure(.cancelled): return "cancelled"
+        case .failure: return "failure"
+        }
+    }
+
     /// At least one target succeeded (partial success is success).
     public var reachedAnyTarget: Bool { (try? get())?.reachedAnyTarget ?? false }
 }
