@@ -51,7 +51,7 @@ public final class PostgresStore: DeliveryStore {
         }
         completer = GroupCommitter(maxBatch: 512) { [client, logger] items in
             try await client.withTransaction(logger: logger) { conn in
-                for item in items { try await PostgresStore.apply(item, conn, logger) }
+                try await PostgresStore.apply(items, conn, logger)
                 return Array(repeating: true, count: items.count)
             }
         }
@@ -151,33 +151,50 @@ public final class PostgresStore: DeliveryStore {
         if !keys.isEmpty {
             try await drain(conn.query("SELECT pg_advisory_xact_lock(k) FROM unnest(\(keys.sorted())::bigint[]) AS k ORDER BY k", logger: logger))
         }
-        var ids: [Int64] = []
-        for item in items {
-            let now = ms(item.now)
-            let rows = try await conn.query("""
-                INSERT INTO notifications (received_at, payload) VALUES (\(ms(item.notification.receivedAt)), \(ByteBuffer(bytes: item.notification.payload)))
-                RETURNING id
-                """, logger: logger)
-            var nid: Int64 = 0
-            for try await id in rows.decode(Int64.self) { nid = id }
-            for d in item.notification.deliveries {
-                let isRootlyResolve = d.isRootlyResolve
-                try await drain(conn.query("""
-                    WITH sup AS (
-                        UPDATE deliveries SET state = 'superseded', finished_at = \(now), last_error = 'superseded by a newer state of the same alert'
-                        WHERE target = \(d.target) AND ordering_key = \(d.orderingKey) AND state = 'pending' RETURNING status),
-                    gone AS (SELECT \(isRootlyResolve) AND EXISTS (SELECT 1 FROM sup WHERE status = 'firing') AS nothing)
-                    INSERT INTO deliveries (notification_id, alert_index, target, ordering_key, status, state, created_at, due_at, expires_at, last_error, finished_at)
-                    SELECT \(nid), \(d.alertIndex), \(d.target), \(d.orderingKey), \(d.status),
-                           CASE WHEN gone.nothing THEN 'superseded' ELSE 'pending' END, \(now), \(now), \(ms(item.now + item.ttl)),
-                           CASE WHEN gone.nothing THEN 'the Rootly alert was never created: nothing to resolve' END,
-                           CASE WHEN gone.nothing THEN \(now)::bigint END
-                    FROM gone
-                    """, logger: logger))
-            }
-            ids.append(nid)
+        // Ids are taken after the locks, in batch order, so every key's deliveries are numbered in the order stored.
+        let nids = try await nextIDs("notifications_id_seq", count: items.count, conn, logger)
+        try await drain(conn.query("""
+            INSERT INTO notifications (id, received_at, payload)
+            SELECT * FROM unnest(\(nids)::bigint[], \(items.map { ms($0.notification.receivedAt) })::bigint[],
+                                 \(items.map { ByteBuffer(bytes: $0.notification.payload) })::bytea[])
+            """, logger: logger))
+        let rows = EnqueuePlan(items: items, notificationIDs: nids)
+        guard !rows.deliveries.isEmpty else { return nids }
+        // Older pending deliveries of the batch's keys are superseded by the batch; which statuses they had
+        // decides whether a Rootly resolve still has something to resolve.
+        var supersededInStore: [EnqueuePlan.Key: Set<String>] = [:]
+        let keyList = Array(rows.firstSeen)
+        let sup = try await conn.query("""
+            UPDATE deliveries d SET state = 'superseded', finished_at = \(rows.supersedeTime), last_error = \(EnqueuePlan.supersededReason)
+            FROM unnest(\(keyList.map(\.target))::text[], \(keyList.map(\.orderingKey))::text[]) AS k(t, o)
+            WHERE d.target = k.t AND d.ordering_key = k.o AND d.state = 'pending'
+            RETURNING d.target, d.ordering_key, d.status
+            """, logger: logger)
+        for try await (t, o, status) in sup.decode((String, String, String).self) {
+            supersededInStore[EnqueuePlan.Key(target: t, orderingKey: o), default: []].insert(status)
         }
-        return ids
+        let planned = rows.resolve(supersededInStore: supersededInStore)
+        let dids = try await nextIDs("deliveries_id_seq", count: planned.count, conn, logger)
+        try await drain(conn.query("""
+            INSERT INTO deliveries (id, notification_id, alert_index, target, ordering_key, status, state, created_at, due_at, expires_at, last_error, finished_at)
+            SELECT id, nid, idx, t, o, st, state, now, now, exp, NULLIF(err, ''), NULLIF(fin, 0)
+            FROM unnest(\(dids)::bigint[], \(planned.map(\.notificationID))::bigint[], \(planned.map(\.alertIndex))::bigint[],
+                        \(planned.map(\.target))::text[], \(planned.map(\.orderingKey))::text[], \(planned.map(\.status))::text[],
+                        \(planned.map(\.state))::text[], \(planned.map(\.createdAt))::bigint[], \(planned.map(\.expiresAt))::bigint[],
+                        \(planned.map(\.lastError))::text[], \(planned.map(\.finishedAt))::bigint[])
+                 AS r(id, nid, idx, t, o, st, state, now, exp, err, fin)
+            """, logger: logger))
+        return nids
+    }
+
+    /// `count` fresh values of a sequence, in increasing order.
+    static func nextIDs(_ sequence: String, count: Int, _ conn: PostgresConnection, _ logger: Logger) async throws -> [Int64] {
+        guard count > 0 else { return [] }
+        var ids: [Int64] = []
+        ids.reserveCapacity(count)
+        let rows = try await conn.query("SELECT nextval(\(sequence)::regclass) FROM generate_series(1, \(count))", logger: logger)
+        for try await id in rows.decode(Int64.self) { ids.append(id) }
+        return ids.sorted()
     }
 
     /// 64-bit FNV-1a of target and key, for the advisory lock.
@@ -234,31 +251,45 @@ public final class PostgresStore: DeliveryStore {
         }
     }
 
-    static func apply(_ item: SQLiteStore.CompleteItem, _ conn: PostgresConnection, _ logger: Logger) async throws {
-        let c = item.completion
-        let now = ms(item.now)
-        let (state, add, due, error, finished): (String, Int, Int64?, String?, Int64?)
-        switch c.decision {
-        case .delivered: (state, add, due, error, finished) = ("delivered", 0, nil, nil, now)
-        case .retry(let dueAt, let counts, let reason): (state, add, due, error, finished) = ("pending", counts ? 1 : 0, ms(dueAt), reason, nil)
-        case .dead(let reason): (state, add, due, error, finished) = ("dead", 1, nil, reason, now)
-        case .superseded(let reason): (state, add, due, error, finished) = ("superseded", 0, nil, reason, now)
+    /// Every completion of a batch in one UPDATE (plus the Rootly id changes, which are few).
+    static func apply(_ items: [SQLiteStore.CompleteItem], _ conn: PostgresConnection, _ logger: Logger) async throws {
+        guard !items.isEmpty else { return }
+        var ids: [Int64] = [], owners: [String] = [], states: [String] = [], adds: [Int] = [], dues: [Int64] = [], errors: [String] = []
+        var statuses: [Int] = [], finished: [Int64] = []
+        for item in items {
+            let c = item.completion
+            let now = ms(item.now)
+            // -1, "" and 0 stand for "unchanged" / NULL: arrays sent to PostgreSQL cannot hold NULL here.
+            let (state, add, due, error, fin): (String, Int, Int64, String, Int64)
+            switch c.decision {
+            case .delivered: (state, add, due, error, fin) = ("delivered", 0, -1, "", now)
+            case .retry(let dueAt, let counts, let reason): (state, add, due, error, fin) = ("pending", counts ? 1 : 0, ms(dueAt), reason, 0)
+            case .dead(let reason): (state, add, due, error, fin) = ("dead", 1, -1, reason, now)
+            case .superseded(let reason): (state, add, due, error, fin) = ("superseded", 0, -1, reason, now)
+            }
+            ids.append(c.id); owners.append(item.owner); states.append(state); adds.append(add); dues.append(due)
+            errors.append(error); statuses.append(c.httpStatus ?? -1); finished.append(fin)
         }
         try await drain(conn.query("""
-            UPDATE deliveries SET state = \(state), attempts = attempts + \(add), due_at = coalesce(\(due), due_at), lease_owner = NULL, lease_until = NULL,
-                last_error = coalesce(\(error), last_error), last_status = coalesce(\(c.httpStatus), last_status), finished_at = \(finished)
-            WHERE id = \(c.id) AND state = 'leased' AND lease_owner = \(item.owner)
+            UPDATE deliveries d SET state = c.state, attempts = d.attempts + c.add, due_at = CASE WHEN c.due < 0 THEN d.due_at ELSE c.due END,
+                lease_owner = NULL, lease_until = NULL, last_error = coalesce(NULLIF(c.err, ''), d.last_error),
+                last_status = CASE WHEN c.status < 0 THEN d.last_status ELSE c.status END, finished_at = NULLIF(c.fin, 0)
+            FROM unnest(\(ids)::bigint[], \(owners)::text[], \(states)::text[], \(adds)::bigint[], \(dues)::bigint[], \(errors)::text[],
+                        \(statuses)::bigint[], \(finished)::bigint[]) AS c(id, owner, state, add, due, err, status, fin)
+            WHERE d.id = c.id AND d.state = 'leased' AND d.lease_owner = c.owner
             """, logger: logger))
-        switch c.rootly {
-        case .remember(let target, let fingerprint, let id):
-            try await drain(conn.query("""
-                INSERT INTO rootly_ids (target, fingerprint, alert_id, updated_at) VALUES (\(target), \(fingerprint), \(id), \(now))
-                ON CONFLICT (target, fingerprint) DO UPDATE SET alert_id = excluded.alert_id, updated_at = excluded.updated_at
-                """, logger: logger))
-        case .forget(let target, let fingerprint):
-            try await drain(conn.query("DELETE FROM rootly_ids WHERE target = \(target) AND fingerprint = \(fingerprint)", logger: logger))
-        case nil:
-            break
+        for item in items {
+            switch item.completion.rootly {
+            case .remember(let target, let fingerprint, let id):
+                try await drain(conn.query("""
+                    INSERT INTO rootly_ids (target, fingerprint, alert_id, updated_at) VALUES (\(target), \(fingerprint), \(id), \(ms(item.now)))
+                    ON CONFLICT (target, fingerprint) DO UPDATE SET alert_id = excluded.alert_id, updated_at = excluded.updated_at
+                    """, logger: logger))
+            case .forget(let target, let fingerprint):
+                try await drain(conn.query("DELETE FROM rootly_ids WHERE target = \(target) AND fingerprint = \(fingerprint)", logger: logger))
+            case nil:
+                break
+            }
         }
     }
 

@@ -124,7 +124,7 @@ public final class SQLiteStore: DeliveryStore {
     static func insert(_ items: [EnqueueItem], _ db: Database) throws -> [Int64] {
         let insertNotification = try db.cachedStatement(sql: "INSERT INTO notifications (received_at, payload) VALUES (?, ?)")
         let supersede = try db.cachedStatement(sql: """
-            UPDATE deliveries SET state = 'superseded', finished_at = ?, last_error = 'superseded by a newer state of the same alert'
+            UPDATE deliveries SET state = 'superseded', finished_at = ?, last_error = ?
             WHERE target = ? AND ordering_key = ? AND state = 'pending' RETURNING status
             """)
         let insertDelivery = try db.cachedStatement(sql: """
@@ -137,11 +137,11 @@ public final class SQLiteStore: DeliveryStore {
             try insertNotification.execute(arguments: [ms(item.notification.receivedAt), Data(item.notification.payload)])
             let nid = db.lastInsertedRowID
             for d in item.notification.deliveries {
-                let older = try String.fetchAll(supersede, arguments: [now, d.target, d.orderingKey])
+                let older = try String.fetchAll(supersede, arguments: [now, EnqueuePlan.supersededReason, d.target, d.orderingKey])
                 let nothingToResolve = d.isRootlyResolve && older.contains("firing")
                 try insertDelivery.execute(arguments: [
                     nid, d.alertIndex, d.target, d.orderingKey, d.status, nothingToResolve ? "superseded" : "pending", now, now,
-                    ms(item.now + item.ttl), nothingToResolve ? "the Rootly alert was never created: nothing to resolve" : nil,
+                    ms(item.now + item.ttl), nothingToResolve ? EnqueuePlan.nothingToResolve : nil,
                     nothingToResolve ? now : nil,
                 ])
             }

@@ -81,6 +81,31 @@ class OutboxContractTests: XCTestCase {
         XCTAssertTrue(claimed.isEmpty)
     }
 
+    func testSupersedeInsideOneBatchIsTheSameAsOneByOne() async throws {
+        // Two states of one key in the same write: the later one wins, as if stored one after the other.
+        _ = try await store.enqueue([note([NewDelivery(target: "r", alertIndex: 0, orderingKey: "fp", status: "firing"),
+                                           NewDelivery(target: "r", alertIndex: 1, orderingKey: "fp", status: "resolved", isRootlyResolve: true),
+                                           NewDelivery(target: "a", alertIndex: 0, orderingKey: "x", status: "firing"),
+                                           NewDelivery(target: "a", alertIndex: 1, orderingKey: "x", status: "resolved")])], now: 1000, ttl: 3600)
+        var counts = try await store.counts()
+        XCTAssertEqual(counts.byTarget["r"]?["superseded"], 2, "the unsent create and the resolve that needed it")
+        XCTAssertEqual(counts.byTarget["a"]?["superseded"], 1)
+        XCTAssertEqual(counts.byTarget["a"]?["pending"], 1)
+        let claimed = try await store.claim(owner: "p", limit: 10, now: 1001, leaseSeconds: 60)
+        XCTAssertEqual(claimed.map(\.alertIndex), [1], "only the newest state of x is sent")
+
+        // Many writers of one key at once share batches: whatever order they commit in, one stays pending.
+        let shared: any DeliveryStore = store
+        let notes = (0..<40).map { i in note([NewDelivery(target: "c", alertIndex: i, orderingKey: "k", status: i % 2 == 0 ? "firing" : "resolved")]) }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for n in notes { group.addTask { _ = try await shared.enqueue([n], now: 1002, ttl: 3600) } }
+            try await group.waitForAll()
+        }
+        counts = try await store.counts()
+        XCTAssertEqual(counts.byTarget["c"]?["pending"], 1)
+        XCTAssertEqual(counts.byTarget["c"]?["superseded"], 39)
+    }
+
     func testDeadLettersReplayAndPurge() async throws {
         _ = try await store.enqueue([note([NewDelivery(target: "a", alertIndex: 0, orderingKey: "k1", status: "firing"),
                                            NewDelivery(target: "b", alertIndex: 0, orderingKey: "k1", status: "firing")])], now: 1000, ttl: 3600)
