@@ -185,38 +185,70 @@ public final class Dispatcher: Sendable {
         for d in claimed where config[d.target]?.type == .rootly && d.alertIndex >= 0 { rootlyKeys.append("\(d.target)|\(d.orderingKey)") }
         try await store.loadRootlyIDs(rootlyKeys, into: publisher)
         state.withLock { s in for d in claimed { s.inFlight.insert(d.id) } }
-        for d in claimed { send(d, config: config) }
+        // The deliveries of one alert (or one group) to several targets go out as one publish: the request
+        // bodies are made once and the targets are sent to in parallel, each with its own result and decision.
+        var groups: [[ClaimedDelivery]] = []
+        var groupOf: [AlertKey: Int] = [:]
+        for d in claimed {
+            let key = AlertKey(notificationID: d.notificationID, alertIndex: d.alertIndex)
+            if let i = groupOf[key], !groups[i].contains(where: { $0.target == d.target }) {
+                groups[i].append(d)
+            } else {
+                groupOf[key] = groups.count
+                groups.append([d])
+            }
+        }
+        for g in groups { send(g, config: config) }
     }
 
-    private func send(_ d: ClaimedDelivery, config: TargetsConfig) {
-        guard let target = config[d.target] else {
-            return finish(d, .dead(reason: "target '\(d.target)' is no longer configured"), target: nil, result: nil)
+    private struct AlertKey: Hashable {
+        var notificationID: Int64
+        var alertIndex: Int
+    }
+
+    /// Sends deliveries of one stored alert (or group) to their targets in one publish.
+    private func send(_ deliveries: [ClaimedDelivery], config: TargetsConfig) {
+        var live: [(ClaimedDelivery, Target)] = []
+        for d in deliveries {
+            guard let target = config[d.target] else {
+                finish(d, .dead(reason: "target '\(d.target)' is no longer configured"), target: nil, result: nil)
+                continue
+            }
+            live.append((d, target))
         }
-        guard let batch = batches.withLock({ $0.entries[d.notificationID] }) else {
-            return finish(d, .dead(reason: "the stored notification cannot be read"), target: target, result: nil)
+        guard let first = live.first?.0 else { return }
+        let sending = live
+        guard let batch = batches.withLock({ $0.entries[first.notificationID] }) else {
+            for (d, target) in live { finish(d, .dead(reason: "the stored notification cannot be read"), target: target, result: nil) }
+            return
         }
         // Health does not skip here: a skipped delivery would only wait; the breaker still guards the target.
-        let options = PublishOptions(deadline: attemptDeadline, strategy: .publishToAll, selection: .named([d.target]))
-        if d.alertIndex < 0 {
-            publisher.publish(group: batch, options: options) { [self] r in finish(d, target: target, alert: nil, r) }
-        } else if d.alertIndex < batch.alerts.count {
-            let alert = batch.alerts[d.alertIndex]
-            publisher.publish(alert, options: options, batch: batch) { [self] r in finish(d, target: target, alert: alert, r) }
+        let options = PublishOptions(deadline: attemptDeadline, strategy: .publishToAll, selection: .named(live.map(\.0.target)), logsOutcome: false)
+        if first.alertIndex < 0 {
+            publisher.publish(group: batch, options: options) { [self] r in
+                for (d, target) in sending { finish(d, target: target, alert: nil, r) }
+            }
+        } else if first.alertIndex < batch.alerts.count {
+            let alert = batch.alerts[first.alertIndex]
+            publisher.publish(alert, options: options, batch: batch) { [self] r in
+                for (d, target) in sending { finish(d, target: target, alert: alert, r) }
+            }
         } else {
-            finish(d, .dead(reason: "the stored notification has no alert \(d.alertIndex)"), target: target, result: nil)
+            for (d, target) in live { finish(d, .dead(reason: "the stored notification has no alert \(d.alertIndex)"), target: target, result: nil) }
         }
     }
 
     private func finish(_ d: ClaimedDelivery, target: Target, alert: Alert?, _ r: Result<PublishReport, PublishError>) {
         let result: TargetResult
         switch r {
-        case .success(let report): result = report.results.first ?? TargetResult(target: d.target, type: target.type.rawValue, outcome: .failed, errorKind: "format")
+        case .success(let report):
+            result = report.results.first { $0.target == d.target } ?? TargetResult(target: d.target, type: target.type.rawValue, outcome: .failed, errorKind: "format")
         case .failure(.noEnabledTargets):
             result = TargetResult(target: d.target, type: target.type.rawValue, outcome: .skipped, skipReason: .disabled)
         case .failure(.invalidInput(let m)):
             result = TargetResult(target: d.target, type: target.type.rawValue, outcome: .failed, errorKind: "format", message: m)
         case .failure(let e):
-            result = e.report?.results.first ?? TargetResult(target: d.target, type: target.type.rawValue, outcome: .failed, errorKind: "format", message: "\(e)")
+            result = e.report?.results.first { $0.target == d.target } ?? TargetResult(target: d.target, type: target.type.rawValue, outcome: .failed, errorKind: "format", message: "\(e)")
         }
         let decision = rng.withLock { g in
             policy.decide(result, attempts: d.attempts, now: WallTime.now(), expiresAt: d.expiresAt,
@@ -246,8 +278,19 @@ public final class Dispatcher: Sendable {
             }
             Counter(label: FanoutMetricNames.outboxFinished, dimensions: [("target", d.target), ("result", label)], factory: metrics).increment()
         }
-        if case .dead(let reason) = decision {
+        // One line per attempt, at the level its consequence deserves (the publisher logs these at debug only).
+        switch decision {
+        case .delivered:
+            logger.debug("delivered", metadata: ["target": "\(d.target)", "delivery": "\(d.id)", "attempts": "\(d.attempts + 1)"])
+        case .retry(let dueAt, _, let reason):
+            logger.info("delivery attempt failed; will retry", metadata: [
+                "target": "\(d.target)", "delivery": "\(d.id)", "attempts": "\(d.attempts + 1)", "reason": "\(reason)",
+                "retry_in_s": "\(Int(max(0, dueAt - WallTime.now()).rounded(.up)))",
+            ])
+        case .dead(let reason):
             logger.warning("delivery became a dead letter", metadata: ["target": "\(d.target)", "delivery": "\(d.id)", "reason": "\(reason)"])
+        case .superseded(let reason):
+            logger.debug("delivery superseded", metadata: ["target": "\(d.target)", "delivery": "\(d.id)", "reason": "\(reason)"])
         }
         Task {
             // The outcome must reach the store; while it cannot, the lease keeps the delivery from being sent twice.

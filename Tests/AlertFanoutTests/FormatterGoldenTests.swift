@@ -1,4 +1,6 @@
 // FormatterGoldenTests: every formatter's bytes against committed golden files, plus URLs, headers and limits.
+import CurlReactor
+
 @testable import AlertFanout
 import Foundation
 import XCTest
@@ -100,8 +102,8 @@ final class FormatterGoldenTests: XCTestCase {
         let t = Samples.targets[.rootly]!
         let create = try f.request(for: Samples.firingFull, target: t, context: context())
         XCTAssertEqual(create.url, "https://api.rootly.com/v1/alerts")
-        XCTAssertTrue(create.headers.contains(HTTPHeaderPair("Content-Type", "application/vnd.api+json")))
-        XCTAssertTrue(create.headers.contains(HTTPHeaderPair("Authorization", "Bearer rootly-test-key")))
+        XCTAssertTrue(create.headers.contains(HTTPHeader("Content-Type", "application/vnd.api+json")))
+        XCTAssertTrue(create.headers.contains(HTTPHeader("Authorization", "Bearer rootly-test-key")))
         let resolve = try f.request(for: Samples.resolved, target: t, context: context(rootlyID: "abc/1"))
         XCTAssertEqual(resolve.url, "https://api.rootly.com/v1/alerts/abc%2F1/resolve")
         XCTAssertThrowsError(try f.request(for: Samples.resolved, target: t, context: context(rootlyID: nil))) { e in

@@ -2,12 +2,18 @@
 # serve-load.sh: how many alerts/s a release `fanout serve` accepts on /webhook and delivers to 5 loopback webhook
 # targets, per store. Every request carries a distinct alert (wrk + Lua), so nothing is superseded.
 #   usage: tools/compare/serve-load.sh [none|sqlite|postgres|all] [seconds] [connections]
+#   TARGETS=nginx (default: one loopback nginx worker answering 200 on 5 ports, so the targets take little of the
+#   two cores) or TARGETS=mock (5 MockTarget processes, as the tests use).
 # Prints, per store: accepted alerts/s and 2xx share (wrk), p50/p99 accept latency, and the seconds from the
 # last accept until the outbox's pending count reaches 0. Loopback only; every process is stopped at the end.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 which=${1:-all}; secs=${2:-10}; conns=${3:-32}
-command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+targets=${TARGETS:-nginx}
+need=()
+command -v wrk >/dev/null || need+=(wrk)
+[ "$targets" = nginx ] && { command -v nginx >/dev/null || need+=(nginx-light); }
+[ ${#need[@]} -eq 0 ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null; }
 tools/dev/need-packages.sh test
 swift build -c release --product fanout >/dev/null
 swift build -c release --product mock-target >/dev/null
@@ -16,12 +22,19 @@ work=$(mktemp -d /tmp/serve-load.XXXX); chmod 755 "$work"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; [ -n "${pgdir:-}" ] && runuser -u postgres -- "$pgbin/pg_ctl" -D "$pgdir/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$work"; }
 trap cleanup EXIT
+echo "targets ($targets):" >&2
 echo "targets:" > "$work/c.yaml"
-for i in 1 2 3 4 5; do
-  port=$((19100 + i))
-  "$bin/mock-target" --port $port --no-record >/dev/null 2>&1 & pids+=($!)
-  echo "  - {name: hook$i, type: webhook, url: 'http://127.0.0.1:$port/hook'}" >> "$work/c.yaml"
-done
+if [ "$targets" = nginx ]; then
+  { echo "worker_processes 1; daemon off; error_log stderr error; pid $work/nginx.pid; events { worker_connections 4096; }"
+    echo "http { access_log off; keepalive_requests 1000000; keepalive_timeout 120s; client_body_temp_path $work;"
+    for i in 1 2 3 4 5; do echo "  server { listen 127.0.0.1:$((19100 + i)); location / { return 200 'ok'; } }"; done
+    echo "}"; } > "$work/nginx.conf"
+  nginx -c "$work/nginx.conf" -p "$work" & pids+=($!)
+else
+  for i in 1 2 3 4 5; do "$bin/mock-target" --port $((19100 + i)) --no-record >/dev/null 2>&1 & pids+=($!); done
+fi
+for i in 1 2 3 4 5; do echo "  - {name: hook$i, type: webhook, url: 'http://127.0.0.1:$((19100 + i))/hook'}" >> "$work/c.yaml"; done
+for _ in $(seq 50); do curl -s -o /dev/null -X POST -d x http://127.0.0.1:19105/hook && break; sleep 0.1; done
 cat > "$work/alerts.lua" <<'LUA'
 local n = 0
 math.randomseed(os.time() + math.floor(os.clock() * 1000000))

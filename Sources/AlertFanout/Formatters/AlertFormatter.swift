@@ -1,17 +1,18 @@
 // AlertFormatter: what every vendor formatter provides — the request for an alert and how to read the vendor's answer.
+import CurlReactor
 
 /// An HTTP request ready for the reactor.
 public struct OutboundRequest: Sendable, Hashable {
     public var method: String
     public var url: String
-    public var headers: [HTTPHeaderPair]
+    public var headers: [HTTPHeader]
     public var body: [UInt8]
     /// Safe to send again after an ambiguous failure (a dedup or idempotency key makes a repeat harmless).
     public var idempotent: Bool
     /// What this request does, for reports: `trigger`, `resolve`, `create`, `post`.
     public var action: String
 
-    public init(method: String = "POST", url: String, headers: [HTTPHeaderPair], body: [UInt8], idempotent: Bool, action: String) {
+    public init(method: String = "POST", url: String, headers: [HTTPHeader], body: [UInt8], idempotent: Bool, action: String) {
         self.method = method
         self.url = url
         self.headers = headers
@@ -21,15 +22,6 @@ public struct OutboundRequest: Sendable, Hashable {
     }
 
     public var bodyText: String { String(decoding: body, as: UTF8.self) }
-}
-
-public struct HTTPHeaderPair: Sendable, Hashable {
-    public var name: String
-    public var value: String
-    public init(_ name: String, _ value: String) {
-        self.name = name
-        self.value = value
-    }
 }
 
 /// How a vendor's response is to be read.
@@ -56,11 +48,21 @@ public struct FormatContext: Sendable {
     /// Rootly: the id of the Rootly alert created for this alert's fingerprint, when known.
     public var rootlyAlertID: String?
 
+    /// What one publish's formatters share between its targets (nil: nothing is shared).
+    var memo: FormatMemo?
+
     public init(now: Timestamp, batch: AlertBatch? = nil, rootlyAlertID: String? = nil) {
         self.now = now
         self.batch = batch
         self.rootlyAlertID = rootlyAlertID
     }
+}
+
+/// The parts of one alert's requests that do not depend on the target, made once per publish: five webhook
+/// targets then serialize one body. Owned by one publish and used on the reactor queue only.
+final class FormatMemo: @unchecked Sendable {
+    /// The webhook message id and body (`WebhookFormatter`).
+    var webhook: (id: String, body: [UInt8])?
 }
 
 /// Why no request could be built.

@@ -1,4 +1,6 @@
 // AlertmanagerFormatter: Alertmanager's webhook envelope (version "4"), so existing receivers work unchanged.
+import CurlReactor
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -82,8 +84,8 @@ public struct AlertmanagerFormatter: AlertFormatter {
             ("groupKey", .string(groupKey)),
             ("truncatedAlerts", .int(truncatedAlerts)),
         ])
-        var headers = [HTTPHeaderPair("Content-Type", "application/json")]
-        headers += target.headers.map { HTTPHeaderPair($0.0, $0.1) }
+        var headers = [HTTPHeader("Content-Type", "application/json")]
+        headers += target.headers.map { HTTPHeader($0.0, $0.1) }
         return OutboundRequest(url: target.url, headers: headers, body: body.serialized(), idempotent: true, action: "notify")
     }
 

@@ -1,4 +1,5 @@
 // PagerDutyFormatter: PagerDuty Events API v2 (`POST /v2/enqueue`) — trigger and resolve by dedup key, no stored state.
+import CurlReactor
 
 /// PagerDuty Events API v2, as documented in PagerDuty's developer docs ("Send an Alert Event", Events API v2
 /// overview and rate limits) and its OpenAPI schema `reference/events-v2/openapiv3.json` (version 2.0).
@@ -32,8 +33,8 @@ public struct PagerDutyFormatter: AlertFormatter {
             throw FormatError(.missingSecret, "PagerDuty target '\(target.name)' has no routing_key")
         }
         let url = joinURL(target.url, "/v2/enqueue")
-        var headers = [HTTPHeaderPair("Content-Type", "application/json")]
-        headers += target.headers.map { HTTPHeaderPair($0.0, $0.1) }
+        var headers = [HTTPHeader("Content-Type", "application/json")]
+        headers += target.headers.map { HTTPHeader($0.0, $0.1) }
         if alert.status == .resolved {
             let body: JSONValue = .object([
                 ("routing_key", .string(key)),

@@ -1,4 +1,5 @@
 // RootlyFormatter: Rootly's Alerts API (JSON:API) — create on firing, resolve the created alert by id on resolved.
+import CurlReactor
 
 /// Rootly Alerts API (`https://api.rootly.com`, JSON:API, `Content-Type: application/vnd.api+json`,
 /// `Authorization: Bearer <api_key>`), per Rootly's API reference and its official SDK's models
@@ -27,11 +28,11 @@ public struct RootlyFormatter: AlertFormatter {
             throw FormatError(.missingSecret, "Rootly target '\(target.name)' has no api_key")
         }
         var headers = [
-            HTTPHeaderPair("Content-Type", "application/vnd.api+json"),
-            HTTPHeaderPair("Accept", "application/vnd.api+json"),
-            HTTPHeaderPair("Authorization", "Bearer \(key)"),
+            HTTPHeader("Content-Type", "application/vnd.api+json"),
+            HTTPHeader("Accept", "application/vnd.api+json"),
+            HTTPHeader("Authorization", "Bearer \(key)"),
         ]
-        headers += target.headers.map { HTTPHeaderPair($0.0, $0.1) }
+        headers += target.headers.map { HTTPHeader($0.0, $0.1) }
         if alert.status == .resolved {
             guard let id = context.rootlyAlertID, !id.isEmpty else {
                 throw FormatError(.missingState, "no Rootly alert id is known for fingerprint \(alert.fingerprint): the alert was not created through this publisher, or its state was lost")

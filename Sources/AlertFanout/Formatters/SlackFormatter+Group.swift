@@ -1,4 +1,5 @@
 // SlackFormatter+Group: one Slack message for a whole Alertmanager notification, within Block Kit's limits.
+import CurlReactor
 
 extension SlackFormatter {
     /// Alerts listed one per section before the rest are summed up as "and K more".
@@ -49,8 +50,8 @@ extension SlackFormatter {
         let prefix = "[\(firing > 0 ? "FIRING" : "RESOLVED"):\(alerts.count + batch.truncatedAlerts)] \(SlackFormatter.fit(groupName, limit: 200)): "
         let text = prefix + SlackFormatter.fit(firstSummary, limit: SlackFormatter.textLimit - SlackFormatter.units(prefix))
         let message: JSONValue = .object([("text", .string(text)), ("blocks", .array(blocks))])
-        var headers = [HTTPHeaderPair("Content-Type", "application/json")]
-        headers += target.headers.map { HTTPHeaderPair($0.0, $0.1) }
+        var headers = [HTTPHeader("Content-Type", "application/json")]
+        headers += target.headers.map { HTTPHeader($0.0, $0.1) }
         return OutboundRequest(url: target.url, headers: headers, body: message.serialized(), idempotent: false, action: "post")
     }
 

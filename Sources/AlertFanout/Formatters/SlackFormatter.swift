@@ -1,4 +1,5 @@
 // SlackFormatter: Slack incoming webhooks — a `text` fallback plus Block Kit blocks within Slack's limits.
+import CurlReactor
 
 /// Slack incoming webhook messages, per Slack's Block Kit reference (header ≤ 150 characters of plain text,
 /// section text ≤ 3000, ≤ 10 fields of ≤ 2000, context ≤ 10 elements, ≤ 50 blocks) and its formatting guide
@@ -97,8 +98,8 @@ public struct SlackFormatter: AlertFormatter {
         blocks.append(.object([("type", .string("context")), ("elements", .array(context))]))
 
         let message: JSONValue = .object([("text", .string(text)), ("blocks", .array(blocks))])
-        var headers = [HTTPHeaderPair("Content-Type", "application/json")]
-        headers += target.headers.map { HTTPHeaderPair($0.0, $0.1) }
+        var headers = [HTTPHeader("Content-Type", "application/json")]
+        headers += target.headers.map { HTTPHeader($0.0, $0.1) }
         return OutboundRequest(url: target.url, headers: headers, body: message.serialized(), idempotent: false, action: "post")
     }
 

@@ -1,5 +1,6 @@
 // WebhookFormatter: a generic JSON webhook, signed per the Standard Webhooks specification when a secret is set.
 import Crypto
+import CurlReactor
 
 /// The alert (and its classification) as JSON in the Standard Webhooks envelope `{type, timestamp, data}`
 /// (Standard Webhooks 1.0.0, `spec/standard-webhooks.md`).
@@ -25,34 +26,18 @@ public struct WebhookFormatter: AlertFormatter {
     public init() {}
 
     public func request(for alert: Alert, target: Target, context: FormatContext) throws(FormatError) -> OutboundRequest {
-        let id = WebhookFormatter.messageID(alert)
-        var data: [(String, JSONValue)] = [
-            ("fingerprint", .string(alert.fingerprint)),
-            ("status", .string(alert.status.rawValue)),
-            ("labels", alert.labelsJSON),
-            ("annotations", alert.annotationsJSON),
-            ("startsAt", .string(alert.startsAt.rfc3339)),
-        ]
-        if let e = alert.endsAt { data.append(("endsAt", .string(e.rfc3339))) }
-        data.append(("generatorURL", .string(alert.generatorURL)))
-        if let c = alert.classification { data.append(("classification", c.json)) }
-        let envelope: JSONValue = .object([
-            ("type", .string("alert.\(alert.status.rawValue)")),
-            ("timestamp", .string(WebhookFormatter.eventTime(alert).rfc3339)),
-            ("data", .object(data)),
-        ])
-        let body = envelope.serialized()
+        let (id, body) = WebhookFormatter.envelope(alert, memo: context.memo)
         var headers = [
-            HTTPHeaderPair("Content-Type", "application/json"),
-            HTTPHeaderPair("Idempotency-Key", id),
-            HTTPHeaderPair("webhook-id", id),
-            HTTPHeaderPair("webhook-timestamp", String(context.now.seconds)),
+            HTTPHeader("Content-Type", "application/json"),
+            HTTPHeader("Idempotency-Key", id),
+            HTTPHeader("webhook-id", id),
+            HTTPHeader("webhook-timestamp", String(context.now.seconds)),
         ]
         if let secret = target.secret {
-            headers.append(HTTPHeaderPair("webhook-signature", try WebhookFormatter.signature(
+            headers.append(HTTPHeader("webhook-signature", try WebhookFormatter.signature(
                 secret: secret.reveal(), id: id, timestamp: context.now.seconds, body: body)))
         }
-        headers += target.headers.map { HTTPHeaderPair($0.0, $0.1) }
+        headers += target.headers.map { HTTPHeader($0.0, $0.1) }
         return OutboundRequest(url: target.url, headers: headers, body: body, idempotent: true, action: "post")
     }
 
@@ -70,6 +55,29 @@ public struct WebhookFormatter: AlertFormatter {
         }
     }
 
+    /// The message id and the body, which depend on the alert alone (kept in `memo` for the publish's other targets).
+    static func envelope(_ alert: Alert, memo: FormatMemo?) -> (id: String, body: [UInt8]) {
+        if let made = memo?.webhook { return made }
+        var data: [(String, JSONValue)] = [
+            ("fingerprint", .string(alert.fingerprint)),
+            ("status", .string(alert.status.rawValue)),
+            ("labels", alert.labelsJSON),
+            ("annotations", alert.annotationsJSON),
+            ("startsAt", .string(alert.startsAt.rfc3339)),
+        ]
+        if let e = alert.endsAt { data.append(("endsAt", .string(e.rfc3339))) }
+        data.append(("generatorURL", .string(alert.generatorURL)))
+        if let c = alert.classification { data.append(("classification", c.json)) }
+        let envelope: JSONValue = .object([
+            ("type", .string("alert.\(alert.status.rawValue)")),
+            ("timestamp", .string(WebhookFormatter.eventTime(alert).rfc3339)),
+            ("data", .object(data)),
+        ])
+        let made = (messageID(alert), envelope.serialized())
+        memo?.webhook = made
+        return made
+    }
+
     /// When the event occurred, for the body's `timestamp`: `startsAt` while firing, `endsAt` once resolved
     /// (`startsAt` for a resolved alert built without one; decoded input always has it).
     static func eventTime(_ alert: Alert) -> Timestamp {
@@ -79,10 +87,7 @@ public struct WebhookFormatter: AlertFormatter {
     /// `msg_` + 32 hex digits of SHA-256(`fingerprint:status:startsAt`).
     public static func messageID(_ alert: Alert) -> String {
         let digest = SHA256.hash(data: Array("\(alert.fingerprint):\(alert.status.rawValue):\(alert.startsAt.rfc3339)".utf8))
-        return "msg_" + digest.prefix(16).map { b in
-            let h = String(b, radix: 16)
-            return h.count == 1 ? "0" + h : h
-        }.joined()
+        return "msg_" + lowercaseHex(digest.prefix(16))
     }
 
     /// `v1,<base64(HMAC-SHA256(key, "id.timestamp.body"))>`, the key read by `WebhookSecret.key`.

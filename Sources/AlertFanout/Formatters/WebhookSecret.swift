@@ -41,28 +41,6 @@ public enum WebhookSecret {
     }
 }
 
-private let base64Alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
-
-/// Standard base64 with padding.
-func base64Encode(_ bytes: [UInt8]) -> String {
-    var out: [UInt8] = []
-    out.reserveCapacity((bytes.count + 2) / 3 * 4)
-    var i = 0
-    while i + 3 <= bytes.count {
-        let n = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2])
-        out += [base64Alphabet[Int(n >> 18 & 63)], base64Alphabet[Int(n >> 12 & 63)], base64Alphabet[Int(n >> 6 & 63)], base64Alphabet[Int(n & 63)]]
-        i += 3
-    }
-    let rest = bytes.count - i
-    if rest == 1 {
-        let n = UInt32(bytes[i]) << 16
-        out += [base64Alphabet[Int(n >> 18 & 63)], base64Alphabet[Int(n >> 12 & 63)], 0x3D, 0x3D]
-    } else if rest == 2 {
-        let n = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8
-        out += [base64Alphabet[Int(n >> 18 & 63)], base64Alphabet[Int(n >> 12 & 63)], base64Alphabet[Int(n >> 6 & 63)], 0x3D]
-    }
-    return String(decoding: out, as: UTF8.self)
-}
 
 /// Standard base64: alphabet `A–Z a–z 0–9 + /`, optional `=` padding (at most two, only at the end, and then
 /// the whole length is a multiple of 4). Nil for anything else, url-safe `-`/`_` and whitespace included.

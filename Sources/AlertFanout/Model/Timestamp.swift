@@ -30,20 +30,47 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
     /// RFC 3339 in UTC with the fraction's trailing zeros dropped (Go's `RFC3339Nano`):
     /// `2024-05-01T12:00:00Z`, `2024-05-01T12:00:00.5Z`, `2024-05-01T12:00:00.123456789Z`.
     public var rfc3339: String {
-        let c = civil
-        var s = "\(pad(c.year, 4))-\(pad(c.month, 2))-\(pad(c.day, 2))T\(pad(c.hour, 2)):\(pad(c.minute, 2)):\(pad(c.second, 2))"
+        var b = dateTimeBytes()
         if nanoseconds > 0 {
-            var frac = pad(Int(nanoseconds), 9)
-            while frac.hasSuffix("0") { frac.removeLast() }
-            s += "." + frac
+            var frac = Int(nanoseconds)
+            var digits = 9
+            while frac % 10 == 0 {
+                frac /= 10
+                digits -= 1
+            }
+            b.append(0x2E)
+            appendPadded(&b, frac, digits)
         }
-        return s + "Z"
+        b.append(0x5A)
+        return String(decoding: b, as: UTF8.self)
     }
 
     /// RFC 3339 in UTC with exactly milliseconds: `2024-05-01T12:00:00.000Z` (PagerDuty's examples' precision).
     public var rfc3339Millis: String {
+        var b = dateTimeBytes()
+        b.append(0x2E)
+        appendPadded(&b, Int(nanoseconds / 1_000_000), 3)
+        b.append(0x5A)
+        return String(decoding: b, as: UTF8.self)
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SS` as bytes (formatted by hand: this runs for every request a publish formats).
+    private func dateTimeBytes() -> [UInt8] {
         let c = civil
-        return "\(pad(c.year, 4))-\(pad(c.month, 2))-\(pad(c.day, 2))T\(pad(c.hour, 2)):\(pad(c.minute, 2)):\(pad(c.second, 2)).\(pad(Int(nanoseconds / 1_000_000), 3))Z"
+        var b: [UInt8] = []
+        b.reserveCapacity(32)
+        appendPadded(&b, c.year, 4)
+        b.append(0x2D)
+        appendPadded(&b, c.month, 2)
+        b.append(0x2D)
+        appendPadded(&b, c.day, 2)
+        b.append(0x54)
+        appendPadded(&b, c.hour, 2)
+        b.append(0x3A)
+        appendPadded(&b, c.minute, 2)
+        b.append(0x3A)
+        appendPadded(&b, c.second, 2)
+        return b
     }
 
     /// Parses RFC 3339 (`T` or `t` or a space between date and time; `Z`, `±HH:MM` or `±HHMM` offsets;
@@ -144,7 +171,23 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
     }
 }
 
-private func pad(_ v: Int, _ width: Int) -> String {
-    let s = String(v)
-    return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
+/// `v` in decimal, zero-padded to at least `width` digits (a minus sign first for a negative year).
+private func appendPadded(_ b: inout [UInt8], _ v: Int, _ width: Int) {
+    if v < 0 {
+        b.append(0x2D)
+        return appendPadded(&b, -v, width)
+    }
+    var count = 1
+    var scale = 1
+    while scale <= v / 10 {
+        scale *= 10
+        count += 1
+    }
+    if count < width { b.append(contentsOf: repeatElement(0x30, count: width - count)) }
+    var x = v
+    while scale > 0 {
+        b.append(UInt8(truncatingIfNeeded: 0x30 + x / scale))
+        x %= scale
+        scale /= 10
+    }
 }

@@ -112,74 +112,109 @@ public enum FanoutMetricNames {
                              outboxDead, outboxFinished, dispatcherLag]
 }
 
-/// Records publish reports and guard state through a `MetricsFactory`. Used on the reactor queue only
-/// (handles are cached there, so a publish costs dictionary look-ups, no locks of ours).
+/// Records publish reports and guard state through a `MetricsFactory`. Used on the reactor queue only:
+/// every handle is made once and kept per target, so a publish costs a few dictionary look-ups and atomic
+/// increments, no string building and no locks of ours; gauges are written only when their value changes.
 final class FanoutMetrics: @unchecked Sendable {
     let factory: MetricsFactory
-    private var counters: [String: Counter] = [:]
-    private var timers: [String: CoreMetrics.Timer] = [:]
-    private var gauges: [String: Gauge] = [:]
-    private var lastBreaker: [String: (state: String, transitions: Int)] = [:]
-    private var lastRateWaits: [String: Int] = [:]
+    private var publishes: [String: Counter] = [:]
+    private lazy var publishDuration = CoreMetrics.Timer(label: FanoutMetricNames.publishDuration, preferredDisplayUnit: .seconds, factory: factory)
+    private var targets: [String: TargetHandles] = [:]
+
+    /// One target's metric handles and the gauge values last written.
+    private final class TargetHandles {
+        let type: String
+        let duration: CoreMetrics.Timer
+        let breakerState: Gauge
+        let health: Gauge
+        let deadline: Gauge
+        let retries: Counter
+        let rateLimitWaits: Counter
+        /// By outcome and error kind ("succeeded|none").
+        var requests: [String: Counter] = [:]
+        var skips: [SkipReason: Counter] = [:]
+        var transitions: [String: Counter] = [:]
+        var lastBreaker: (state: String, transitions: Int) = ("closed", 0)
+        var lastRateWaits = 0
+        var written: (breaker: Double, health: Double, deadline: Double)?
+
+        init(name: String, type: String, factory: MetricsFactory) {
+            self.type = type
+            let dims = [("target", name)]
+            duration = CoreMetrics.Timer(label: FanoutMetricNames.targetDuration, dimensions: [("target", name), ("type", type)],
+                                         preferredDisplayUnit: .seconds, factory: factory)
+            breakerState = Gauge(label: FanoutMetricNames.breakerState, dimensions: dims, factory: factory)
+            health = Gauge(label: FanoutMetricNames.health, dimensions: dims, factory: factory)
+            deadline = Gauge(label: FanoutMetricNames.targetDeadline, dimensions: dims, factory: factory)
+            retries = Counter(label: FanoutMetricNames.retries, dimensions: dims, factory: factory)
+            rateLimitWaits = Counter(label: FanoutMetricNames.rateLimitWaits, dimensions: dims, factory: factory)
+        }
+    }
 
     init(factory: MetricsFactory) { self.factory = factory }
 
-    private func key(_ label: String, _ dims: [(String, String)]) -> String {
-        dims.reduce(label) { $0 + "|" + $1.0 + "=" + $1.1 }
-    }
-
-    func counter(_ label: String, _ dims: [(String, String)] = []) -> Counter {
-        let k = key(label, dims)
-        if let c = counters[k] { return c }
-        let c = Counter(label: label, dimensions: dims, factory: factory)
-        counters[k] = c
-        return c
-    }
-
-    func timer(_ label: String, _ dims: [(String, String)] = []) -> CoreMetrics.Timer {
-        let k = key(label, dims)
-        if let t = timers[k] { return t }
-        let t = CoreMetrics.Timer(label: label, dimensions: dims, preferredDisplayUnit: .seconds, factory: factory)
-        timers[k] = t
-        return t
-    }
-
-    func gauge(_ label: String, _ dims: [(String, String)] = []) -> Gauge {
-        let k = key(label, dims)
-        if let g = gauges[k] { return g }
-        let g = Gauge(label: label, dimensions: dims, factory: factory)
-        gauges[k] = g
-        return g
+    private func handles(_ name: String, type: String) -> TargetHandles {
+        if let h = targets[name], h.type == type { return h }
+        let h = TargetHandles(name: name, type: type, factory: factory)
+        targets[name] = h
+        return h
     }
 
     /// One finished publish.
     func record(_ result: Result<PublishReport, PublishError>) {
-        counter(FanoutMetricNames.publishes, [("result", result.resultLabel)]).increment()
+        let label = result.resultLabel
+        if let c = publishes[label] {
+            c.increment()
+        } else {
+            let c = Counter(label: FanoutMetricNames.publishes, dimensions: [("result", label)], factory: factory)
+            publishes[label] = c
+            c.increment()
+        }
         guard let report = (try? result.get()) ?? result.failureReport else { return }
-        timer(FanoutMetricNames.publishDuration).recordNanoseconds(Int64(report.durationSeconds * 1e9))
+        publishDuration.recordNanoseconds(Int64(report.durationSeconds * 1e9))
         for t in report.results {
-            let base = [("target", t.target), ("type", t.type)]
-            counter(FanoutMetricNames.targetRequests, base + [("outcome", t.outcome.rawValue), ("error_kind", t.errorKind ?? "none")]).increment()
-            if t.outcome != .skipped {
-                timer(FanoutMetricNames.targetDuration, base).recordNanoseconds(Int64(t.durationSeconds * 1e9))
+            let h = handles(t.target, type: t.type)
+            let kind = t.errorKind ?? "none"
+            let key = t.outcome.rawValue + "|" + kind
+            if let c = h.requests[key] {
+                c.increment()
+            } else {
+                let c = Counter(label: FanoutMetricNames.targetRequests,
+                                dimensions: [("target", t.target), ("type", t.type), ("outcome", t.outcome.rawValue), ("error_kind", kind)], factory: factory)
+                h.requests[key] = c
+                c.increment()
             }
-            if t.attempts > 1 { counter(FanoutMetricNames.retries, [("target", t.target)]).increment(by: t.attempts - 1) }
-            if let reason = t.skipReason { counter(FanoutMetricNames.skips, [("target", t.target), ("reason", reason.rawValue)]).increment() }
+            if t.outcome != .skipped { h.duration.recordNanoseconds(Int64(t.durationSeconds * 1e9)) }
+            if t.attempts > 1 { h.retries.increment(by: t.attempts - 1) }
+            if let reason = t.skipReason {
+                if let c = h.skips[reason] {
+                    c.increment()
+                } else {
+                    let c = Counter(label: FanoutMetricNames.skips, dimensions: [("target", t.target), ("reason", reason.rawValue)], factory: factory)
+                    h.skips[reason] = c
+                    c.increment()
+                }
+            }
         }
     }
 
     /// The guards' view of each target (breaker, health, deadline, rate-limit waits).
     func record(guards book: GuardBook, targets: [Target], now: Double) {
         for t in targets {
+            let h = handles(t.name, type: t.type.rawValue)
             let g = book[t.name]
-            let dims = [("target", t.name)]
             let state = g.breaker.state.name
-            gauge(FanoutMetricNames.breakerState, dims).record(state == "closed" ? 0 : state == "half_open" ? 1 : 2)
-            let previous = lastBreaker[t.name] ?? ("closed", 0)
-            if g.breaker.transitions > previous.transitions {
-                counter(FanoutMetricNames.breakerTransitions, dims + [("to", state)]).increment(by: g.breaker.transitions - previous.transitions)
+            if g.breaker.transitions > h.lastBreaker.transitions {
+                let c: Counter
+                if let existing = h.transitions[state] {
+                    c = existing
+                } else {
+                    c = Counter(label: FanoutMetricNames.breakerTransitions, dimensions: [("target", t.name), ("to", state)], factory: factory)
+                    h.transitions[state] = c
+                }
+                c.increment(by: g.breaker.transitions - h.lastBreaker.transitions)
             }
-            lastBreaker[t.name] = (state, g.breaker.transitions)
+            h.lastBreaker = (state, g.breaker.transitions)
             let health: Double
             switch g.health.status(now: now) {
             case .unknown: health = 0
@@ -187,12 +222,16 @@ final class FanoutMetrics: @unchecked Sendable {
             case .degraded: health = 2
             case .unhealthy: health = 3
             }
-            gauge(FanoutMetricNames.health, dims).record(health)
-            gauge(FanoutMetricNames.targetDeadline, dims).record(book.attemptTimeout(t.name, configured: t.timeoutSeconds ?? 10))
+            let values = (breaker: state == "closed" ? 0.0 : state == "half_open" ? 1 : 2, health: health,
+                          deadline: book.attemptTimeout(t.name, configured: t.timeoutSeconds ?? 10))
+            if h.written?.breaker != values.breaker { h.breakerState.record(values.breaker) }
+            if h.written?.health != values.health { h.health.record(values.health) }
+            if h.written?.deadline != values.deadline { h.deadline.record(values.deadline) }
+            h.written = values
             let waits = book.rateLimitWaitsByTarget[t.name] ?? 0
-            if waits > (lastRateWaits[t.name] ?? 0) {
-                counter(FanoutMetricNames.rateLimitWaits, dims).increment(by: waits - (lastRateWaits[t.name] ?? 0))
-                lastRateWaits[t.name] = waits
+            if waits > h.lastRateWaits {
+                h.rateLimitWaits.increment(by: waits - h.lastRateWaits)
+                h.lastRateWaits = waits
             }
         }
     }

@@ -172,16 +172,26 @@ public final class FanoutPublisher: @unchecked Sendable {
             metrics.record(result)
             metrics.record(guards: book, targets: run.targets, now: WallClock.monotonic())
         }
-        log(run.alert, result)
+        log(run.alert, result, quiet: !run.options.logsOutcome)
     }
 
     /// One line per publish with structured metadata; per-target details at debug. Never URLs or secrets.
-    private func log(_ alert: Alert, _ result: Result<PublishReport, PublishError>) {
+    /// Nothing is formatted when the logger's level would drop the line.
+    private func log(_ alert: Alert, _ result: Result<PublishReport, PublishError>, quiet: Bool) {
+        let report = (try? result.get()) ?? result.failureReport
+        var level: Logger.Level
+        if let report {
+            level = report.allSucceeded ? .info : report.succeeded > 0 ? .warning : .error
+        } else {
+            level = .error
+        }
+        if quiet { level = .debug }
+        guard self.logger.logLevel <= level else { return }
         var logger = self.logger
         logger[metadataKey: "alert.fingerprint"] = "\(alert.fingerprint)"
         logger[metadataKey: "alert.name"] = "\(alert.name)"
         logger[metadataKey: "alert.status"] = "\(alert.status.rawValue)"
-        guard let report = (try? result.get()) ?? result.failureReport else {
+        guard let report else {
             if case .failure(let e) = result { logger.error("publish rejected", metadata: ["error": "\(e)"]) }
             return
         }
@@ -196,15 +206,9 @@ public final class FanoutPublisher: @unchecked Sendable {
                 logger.debug("target result", metadata: meta)
             }
         }
-        let meta: Logger.Metadata = ["succeeded": "\(report.succeeded)", "failed": "\(report.failed)", "skipped": "\(report.skipped)",
-                                     "duration_ms": "\(Int(report.durationSeconds * 1000))"]
-        if report.allSucceeded {
-            logger.info("alert delivered to every target", metadata: meta)
-        } else if report.succeeded > 0 {
-            logger.warning("alert partially delivered", metadata: meta)
-        } else {
-            logger.error("alert reached no target", metadata: meta)
-        }
+        let message: Logger.Message = report.allSucceeded ? "alert delivered to every target" : report.succeeded > 0 ? "alert partially delivered" : "alert reached no target"
+        logger.log(level: level, message, metadata: ["succeeded": "\(report.succeeded)", "failed": "\(report.failed)", "skipped": "\(report.skipped)",
+                                                       "duration_ms": "\(Int(report.durationSeconds * 1000))"])
     }
 
     func lane(for target: Target, options: PublishOptions) -> TargetLane {

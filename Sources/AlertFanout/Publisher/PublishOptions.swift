@@ -19,9 +19,13 @@ public struct PublishOptions: Sendable, Hashable {
     public var maxInFlightPerTarget: Int?
     /// Attempt timeout for targets that configure none.
     public var defaultTargetTimeout: Duration
+    /// False when the caller reports the outcome itself (the outbox dispatcher, which knows whether a failed
+    /// attempt will be retried): the publisher then logs the publish at debug level only.
+    public var logsOutcome: Bool
 
     public init(deadline: Duration = .seconds(10), strategy: HealthStrategy = .skipUnhealthy, selection: TargetSelection = .all,
-                maxInFlightPerTarget: Int? = nil, defaultTargetTimeout: Duration = .seconds(10)) {
+                maxInFlightPerTarget: Int? = nil, defaultTargetTimeout: Duration = .seconds(10), logsOutcome: Bool = true) {
+        self.logsOutcome = logsOutcome
         self.deadline = deadline
         self.strategy = strategy
         self.selection = selection

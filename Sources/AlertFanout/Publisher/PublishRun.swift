@@ -15,6 +15,8 @@ final class PublishRun: @unchecked Sendable {
     var machine: FanoutMachine
     var handles: [Int: RequestHandle] = [:]
     var finished = false
+    /// What the targets' requests share (one webhook body for every webhook target).
+    let memo = FormatMemo()
 
     init(publisher: FanoutPublisher, alert: Alert, targets: [Target], options: PublishOptions, batch: AlertBatch?, group: Bool = false,
          completion: @escaping @Sendable (Result<PublishReport, PublishError>) -> Void) {
@@ -78,8 +80,9 @@ final class PublishRun: @unchecked Sendable {
     private func send(index: Int, attempt: Int, timeoutSeconds: Double) {
         let target = targets[index]
         let formatter = Formatters.formatter(for: target.type)
-        let context = FormatContext(now: WallClock.now(), batch: batch,
-                                    rootlyAlertID: publisher.rootlyIndex.id(target: target.name, fingerprint: alert.fingerprint))
+        var context = FormatContext(now: WallClock.now(), batch: batch,
+                                    rootlyAlertID: target.type == .rootly ? publisher.rootlyIndex.id(target: target.name, fingerprint: alert.fingerprint) : nil)
+        if !group { context.memo = memo }
         let request: OutboundRequest
         do {
             if group, let batch {
@@ -113,7 +116,7 @@ final class PublishRun: @unchecked Sendable {
                 return
             }
             let http = HTTPRequest(
-                method: request.method, url: request.url, headers: request.headers.map { HTTPHeader($0.name, $0.value) },
+                method: request.method, url: request.url, headers: request.headers,
                 body: request.body, timeout: .microseconds(Int64((timeout * 1e6).rounded(.up))),
                 connectTimeout: .microseconds(Int64((min(timeout, 5) * 1e6).rounded(.up))),
                 captureHeaders: ["retry-after"], maxResponseBodyBytes: 64 * 1024, connection: target.connection)
