@@ -280,13 +280,3 @@ final class ReactorCore: @unchecked Sendable {
             released: phase == .released)
     }
 }
-
-extension Duration {
-    /// Nanoseconds, clamped to `0...UInt64.max`: every negative duration is 0.
-    public var nanosecondsClamped: UInt64 {
-        let c = components
-        if c.seconds < 0 || c.attoseconds < 0 { return 0 }
-        if c.seconds >= Int64(UInt64.max / 1_000_000_000) - 1 { return .max }
-        return UInt64(c.seconds) * 1_000_000_000 + UInt64(c.attoseconds / 1_000_000_000)
-    }
-}

@@ -2,6 +2,7 @@
 import AlertFanout
 import ArgumentParser
 import CurlReactor
+import FanoutCore
 import Histogram
 import MockTarget
 import Synchronization
@@ -249,12 +250,5 @@ final class DemoStats: Sendable {
             }
             if ready { c.resume() }
         }
-    }
-}
-
-extension Duration {
-    var seconds: Double {
-        let c = components
-        return Double(c.seconds) + Double(c.attoseconds) / 1e18
     }
 }

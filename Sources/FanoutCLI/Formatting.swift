@@ -17,7 +17,4 @@ func fmt(_ v: Double, _ digits: Int) -> String {
 }
 
 /// Whole microseconds of a duration.
-func micros(_ d: Duration) -> Int64 {
-    let c = d.components
-    return c.seconds * 1_000_000 + c.attoseconds / 1_000_000_000_000
-}
+func micros(_ d: Duration) -> Int64 { d.wholeMicroseconds }

@@ -2,6 +2,7 @@
 import AlertFanout
 import CurlReactor
 import ArgumentParser
+import FanoutCore
 import Histogram
 import MockTarget
 import Foundation

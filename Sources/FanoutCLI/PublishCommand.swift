@@ -1,6 +1,7 @@
 // PublishCommand: `fanout publish` — publish alerts from a file or stdin to the targets in a targets file.
 import AlertFanout
 import ArgumentParser
+import FanoutCore
 import FanoutStore
 import Foundation
 

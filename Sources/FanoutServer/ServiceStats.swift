@@ -1,5 +1,6 @@
 // ServiceStats: totals since the service started — alerts accepted, publishes by result, per-target outcomes, deliveries.
 import AlertFanout
+import FanoutCore
 import FanoutStore
 import Synchronization
 

@@ -2,6 +2,7 @@
 // its own CA that requires a client certificate, and a loopback MockTarget standing in as an HTTP proxy.
 @testable import AlertFanout
 import CurlReactor
+import FanoutCore
 import Foundation
 import MockTarget
 import XCTest

@@ -1,5 +1,6 @@
 // DeliveryConformanceTests: how vendor answers change later deliveries (410 Gone, rate limits, retried bodies) — issue 13.
 @testable import AlertFanout
+import FanoutCore
 import MockTarget
 import XCTest
 

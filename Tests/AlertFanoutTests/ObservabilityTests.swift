@@ -1,6 +1,7 @@
 // ObservabilityTests: metrics match the reports exactly, no secret reaches a metric label or a log line, and the
 // Grafana dashboard only uses metric names we emit.
 @testable import AlertFanout
+import FanoutCore
 import Foundation
 import InMemoryLogging
 import Logging

@@ -1,6 +1,7 @@
 // PublisherTests: fan-out against real MockTargets on 127.0.0.1 — order, timeouts, skips, semantics, cancel, volume.
 @testable import AlertFanout
 import CurlReactor
+import FanoutCore
 import MockTarget
 import Synchronization
 import XCTest

@@ -1,5 +1,6 @@
 // ResilienceLoopbackTests: breakers, Retry-After, adaptive deadlines and the retry budget against real loopback servers.
 @testable import AlertFanout
+import FanoutCore
 import MockTarget
 import Dispatch
 import XCTest

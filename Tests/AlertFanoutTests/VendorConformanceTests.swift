@@ -1,5 +1,6 @@
 // VendorConformanceTests: what each vendor's own specification and reference code require of our payloads (issue 13).
 @testable import AlertFanout
+import FanoutCore
 import Foundation
 import XCTest
 

@@ -1,5 +1,6 @@
 // AlertFormatter: what every vendor formatter provides — the request for an alert and how to read the vendor's answer.
 import CurlReactor
+import FanoutCore
 
 /// An HTTP request ready for the reactor.
 public struct OutboundRequest: Sendable, Hashable {
@@ -114,11 +115,8 @@ public enum Formatters {
 /// permanent (redirects are not followed). Standard Webhooks targets read statuses their own way
 /// (`WebhookFormatter.verdict`).
 func defaultVerdict(status: Int, message: String, retryAfter: String?) -> DeliveryVerdict {
-    switch status {
-    case 200...299: return .delivered(detail: nil)
-    case 408, 425, 429, 500...599: return .retryable(message: message, retryAfter: retryAfter)
-    default: return .permanent(message: message)
-    }
+    if (200...299).contains(status) { return .delivered(detail: nil) }
+    return RetryPolicy.isRetryableStatus(status) ? .retryable(message: message, retryAfter: retryAfter) : .permanent(message: message)
 }
 
 /// `url` with `path` appended unless it already ends with it; no doubled slash.

@@ -1,6 +1,7 @@
 // FanoutMetrics: every metric AlertFanout emits — names, labels and meaning — defined once, fed from reports and guards.
 import CoreMetrics
 import Dispatch
+import FanoutCore
 
 /// Metric names. Labels carry bounded values only: target name and type (from the targets file), outcome,
 /// error kind, skip reason and breaker state — never URLs, secrets, fingerprints or alert ids.

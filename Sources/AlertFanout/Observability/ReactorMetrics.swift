@@ -30,8 +30,7 @@ public final class ReactorMetrics: @unchecked Sendable {
     public func start(interval: Duration = .seconds(1)) {
         queue.async { [self] in
             let t = DispatchSource.makeTimerSource(queue: queue)
-            let c = interval.components
-            let ns = Int(c.seconds) * 1_000_000_000 + Int(c.attoseconds / 1_000_000_000)
+            let ns = Int(clamping: interval.nanosecondsClamped)
             t.schedule(deadline: .now() + .nanoseconds(ns), repeating: .nanoseconds(ns), leeway: .milliseconds(10))
             t.setEventHandler { [self] in sampleOnQueue() }
             t.activate()

@@ -2,6 +2,7 @@
 import CoreMetrics
 import CurlReactor
 import DequeModule
+import FanoutCore
 import Logging
 import Dispatch
 import Synchronization

@@ -1,5 +1,5 @@
 // PublishOptions and PublishError: how a publish is asked for, and how it can fail as a whole.
-@_exported import FanoutCore
+import FanoutCore
 
 /// Which configured targets a publish goes to.
 public enum TargetSelection: Sendable, Hashable {
@@ -70,12 +70,5 @@ extension Result where Failure == PublishError {
     var failureReport: PublishReport? {
         if case .failure(let e) = self { return e.report }
         return nil
-    }
-}
-
-extension Duration {
-    var seconds: Double {
-        let c = components
-        return Double(c.seconds) + Double(c.attoseconds) / 1e18
     }
 }

@@ -1,4 +1,5 @@
 // PublishReport+JSON: the stable JSON shape of a publish report (used by `fanout publish --json`).
+import FanoutCore
 
 extension PublishReport {
     /// `{alert, fingerprint, status, duration_ms, deadline_ms, succeeded, failed, skipped, partial_success, results: [...]}`;

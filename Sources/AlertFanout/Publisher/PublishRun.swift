@@ -1,6 +1,7 @@
 // PublishRun: one alert's publish on the reactor queue — formats, sends, reads verdicts and feeds FanoutMachine.
 import CurlReactor
 import Dispatch
+import FanoutCore
 
 /// Lives on the reactor queue from `start()` to its single completion.
 final class PublishRun: @unchecked Sendable {
