@@ -52,12 +52,15 @@ extension FanoutServer {
                 return errorResponse(.badRequest, "version: must be \"4\" (Alertmanager's webhook payload), not \(version.jsonText)")
             }
             guard value["alerts"]?.arrayValue != nil else { return errorResponse(.badRequest, "alerts: must be a list of alerts") }
+            // Stored times are whole milliseconds; decoding with the same instant the store keeps means the
+            // dispatcher, decoding the stored payload after a restart, fills missing times exactly the same way.
+            let received = WallTime.millisecondInstant()
             let batch: AlertBatch
-            do { batch = try AlertInput.decode(value, now: Timestamp.now()) } catch { return errorResponse(.badRequest, "\(error)") }
+            do { batch = try AlertInput.decode(value, now: received.timestamp) } catch { return errorResponse(.badRequest, "\(error)") }
             if service.store != nil {
                 // Durable: 202 once the notification and its deliveries are committed; 503 (Alertmanager retries) if not.
                 do {
-                    let deliveries = try await service.accept(batch, payload: value.serialized())
+                    let deliveries = try await service.accept(batch, payload: value.serialized(), receivedAt: received.seconds)
                     return jsonResponse(.accepted, .object([("status", .string("accepted")), ("alerts", .int(batch.alerts.count)), ("deliveries", .int(deliveries))]))
                 } catch {
                     return errorResponse(.serviceUnavailable, "the alerts could not be stored, so they were not accepted: \(error)", headers: [.retryAfter: "5"])

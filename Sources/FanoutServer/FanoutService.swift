@@ -72,7 +72,7 @@ public final class FanoutService: Sendable {
 
     /// Stores a received notification with one delivery per enabled target: one per alert, or one for the whole
     /// group for targets that take groups (Slack, Alertmanager receivers). Returns once committed.
-    func accept(_ batch: AlertBatch, payload: [UInt8]) async throws -> Int {
+    func accept(_ batch: AlertBatch, payload: [UInt8], receivedAt now: Double) async throws -> Int {
         guard let store, let dispatcher else { throw StoreError("the service runs without a store") }
         let group = batch.groupAlert
         var deliveries: [NewDelivery] = []
@@ -88,8 +88,9 @@ public final class FanoutService: Sendable {
                 }
             }
         }
-        let now = WallTime.now()
-        _ = try await store.enqueue([NewNotification(payload: payload, receivedAt: now, deliveries: deliveries)], now: now, ttl: policy.ttlSeconds)
+        let ids = try await store.enqueue([NewNotification(payload: payload, receivedAt: now, deliveries: deliveries)], now: now, ttl: policy.ttlSeconds)
+        // The dispatcher need not read back and decode what was just stored.
+        if let id = ids.first { dispatcher.remember(id, batch) }
         stats.accepted(alerts: batch.alerts.count, deliveries: 0)
         if let metrics { Counter(label: FanoutMetricNames.alertsAccepted, factory: metrics).increment(by: batch.alerts.count) }
         dispatcher.wake()

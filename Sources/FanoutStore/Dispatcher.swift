@@ -87,6 +87,12 @@ public final class Dispatcher: Sendable {
         c?.resume()
     }
 
+    /// Keeps a notification the caller just stored (decoded from its payload with its receive time), so its
+    /// deliveries need no read-back.
+    public func remember(_ notificationID: Int64, _ batch: AlertBatch) {
+        batches.withLock { $0.put(notificationID, batch) }
+    }
+
     /// Deliveries being sent now.
     public var inFlight: Int { state.withLock { $0.inFlight.count } }
     /// The last store error, while the store is failing.
@@ -175,8 +181,12 @@ public final class Dispatcher: Sendable {
         let missing = Set(claimed.map(\.notificationID)).filter { id in batches.withLock { $0.entries[id] == nil } }
         if !missing.isEmpty {
             let payloads = try await store.payloads(Array(missing))
+            // Decoded with the time it was received (as the service did), so missing times are filled the same way.
+            var received: [Int64: Double] = [:]
+            for d in claimed { received[d.notificationID] = d.createdAt }
             for (id, bytes) in payloads {
-                if let b = try? AlertInput.decode(json: bytes, now: Timestamp(seconds: 0)) { batches.withLock { $0.put(id, b) } }
+                let now = WallTime.timestamp(milliseconds: Int64(((received[id] ?? 0) * 1000).rounded())).timestamp
+                if let b = try? AlertInput.decode(json: bytes, now: now) { batches.withLock { $0.put(id, b) } }
             }
         }
         let config = publisher.config
@@ -209,36 +219,40 @@ public final class Dispatcher: Sendable {
     /// Sends deliveries of one stored alert (or group) to their targets in one publish.
     private func send(_ deliveries: [ClaimedDelivery], config: TargetsConfig) {
         var live: [(ClaimedDelivery, Target)] = []
+        var done: [DeliveryCompletion] = []
         for d in deliveries {
             guard let target = config[d.target] else {
-                finish(d, .dead(reason: "target '\(d.target)' is no longer configured"), target: nil, result: nil)
+                done.append(outcome(d, .dead(reason: "target '\(d.target)' is no longer configured"), result: nil))
                 continue
             }
             live.append((d, target))
         }
+        defer { if !done.isEmpty { record(done) } }
         guard let first = live.first?.0 else { return }
-        let sending = live
         guard let batch = batches.withLock({ $0.entries[first.notificationID] }) else {
-            for (d, target) in live { finish(d, .dead(reason: "the stored notification cannot be read"), target: target, result: nil) }
+            for (d, _) in live { done.append(outcome(d, .dead(reason: "the stored notification cannot be read"), result: nil)) }
+            return
+        }
+        guard first.alertIndex < batch.alerts.count else {
+            for (d, _) in live { done.append(outcome(d, .dead(reason: "the stored notification has no alert \(d.alertIndex)"), result: nil)) }
             return
         }
         // Health does not skip here: a skipped delivery would only wait; the breaker still guards the target.
         let options = PublishOptions(deadline: attemptDeadline, strategy: .publishToAll, selection: .named(live.map(\.0.target)), logsOutcome: false)
-        if first.alertIndex < 0 {
-            publisher.publish(group: batch, options: options) { [self] r in
-                for (d, target) in sending { finish(d, target: target, alert: nil, r) }
-            }
-        } else if first.alertIndex < batch.alerts.count {
-            let alert = batch.alerts[first.alertIndex]
-            publisher.publish(alert, options: options, batch: batch) { [self] r in
-                for (d, target) in sending { finish(d, target: target, alert: alert, r) }
-            }
+        let sending = live
+        let alert = first.alertIndex < 0 ? nil : batch.alerts[first.alertIndex]
+        let finished: @Sendable (Result<PublishReport, PublishError>) -> Void = { [self] r in
+            record(sending.map { d, target in decide(d, target: target, alert: alert, r) })
+        }
+        if let alert {
+            publisher.publish(alert, options: options, batch: batch, completion: finished)
         } else {
-            for (d, target) in live { finish(d, .dead(reason: "the stored notification has no alert \(d.alertIndex)"), target: target, result: nil) }
+            publisher.publish(group: batch, options: options, completion: finished)
         }
     }
 
-    private func finish(_ d: ClaimedDelivery, target: Target, alert: Alert?, _ r: Result<PublishReport, PublishError>) {
+    /// What follows one delivery's attempt, from its target's result in the publish.
+    private func decide(_ d: ClaimedDelivery, target: Target, alert: Alert?, _ r: Result<PublishReport, PublishError>) -> DeliveryCompletion {
         let result: TargetResult
         switch r {
         case .success(let report):
@@ -262,12 +276,12 @@ public final class Dispatcher: Sendable {
                 rootly = .forget(target: target.name, fingerprint: alert.fingerprint)
             }
         }
-        finish(d, decision, target: target, result: result, rootly: rootly)
+        return outcome(d, decision, result: result, rootly: rootly)
     }
 
-    private func finish(_ d: ClaimedDelivery, _ decision: DeliveryPolicy.Decision, target: Target?, result: TargetResult?,
-                        rootly: DeliveryCompletion.RootlyChange? = nil) {
-        let completion = DeliveryCompletion(id: d.id, decision: decision, httpStatus: result?.httpStatus, rootly: rootly)
+    /// Counts and logs one delivery's decision; the completion to record.
+    private func outcome(_ d: ClaimedDelivery, _ decision: DeliveryPolicy.Decision, result: TargetResult?,
+                         rootly: DeliveryCompletion.RootlyChange? = nil) -> DeliveryCompletion {
         if let metrics {
             let label: String
             switch decision {
@@ -292,18 +306,24 @@ public final class Dispatcher: Sendable {
         case .superseded(let reason):
             logger.debug("delivery superseded", metadata: ["target": "\(d.target)", "delivery": "\(d.id)", "reason": "\(reason)"])
         }
+        return DeliveryCompletion(id: d.id, decision: decision, httpStatus: result?.httpStatus, rootly: rootly)
+    }
+
+    /// Writes the outcomes (one store call for all of them), then frees their in-flight places.
+    private func record(_ completions: [DeliveryCompletion]) {
         Task {
             // The outcome must reach the store; while it cannot, the lease keeps the delivery from being sent twice.
             for attempt in 0..<20 {
                 do {
-                    try await store.complete([completion], owner: owner, now: WallTime.now())
+                    try await store.complete(completions, owner: owner, now: WallTime.now())
                     break
                 } catch {
-                    logger.error("cannot record a delivery's outcome; retrying", metadata: ["delivery": "\(d.id)", "error": "\(error)"])
+                    logger.error("cannot record delivery outcomes; retrying",
+                                 metadata: ["deliveries": "\(completions.map(\.id))", "error": "\(error)"])
                     try? await Task.sleep(for: .milliseconds(100 << min(attempt, 5)))
                 }
             }
-            state.withLock { _ = $0.inFlight.remove(d.id) }
+            state.withLock { s in for c in completions { s.inFlight.remove(c.id) } }
             wake()
         }
     }
@@ -314,5 +334,17 @@ public enum WallTime {
     public static func now() -> Double {
         let t = Timestamp.now()
         return Double(t.seconds) + Double(t.nanoseconds) / 1e9
+    }
+
+    /// Now, rounded down to the whole millisecond the stores keep, as seconds and as a `Timestamp`.
+    public static func millisecondInstant() -> (seconds: Double, timestamp: Timestamp) {
+        timestamp(milliseconds: Int64((now() * 1000).rounded(.down)))
+    }
+
+    /// A stored time (milliseconds since 1970) as seconds and as a `Timestamp`.
+    public static func timestamp(milliseconds ms: Int64) -> (seconds: Double, timestamp: Timestamp) {
+        let (s, r) = ms.quotientAndRemainder(dividingBy: 1000)
+        let whole = r < 0 ? (s - 1, r + 1000) : (s, r)
+        return (Double(ms) / 1000, Timestamp(seconds: whole.0, nanoseconds: Int32(whole.1) * 1_000_000))
     }
 }

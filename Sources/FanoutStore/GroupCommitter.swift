@@ -1,15 +1,16 @@
 // GroupCommitter: runs work from many callers in batches — everything that arrived while one batch ran goes into the next.
 import Synchronization
 
-/// Many callers `submit` one item each and wait for its result; a single drainer hands every item that is
-/// waiting to `flush` at once (at most `maxBatch`), so under load many items share one transaction and one
-/// sync, and with one caller there is no added delay. `flush` returns one output per item, in order.
+/// Many callers `submit` items and wait for their results; a single drainer hands every item that is waiting
+/// to `flush` at once (about `maxBatch`; one caller's items are never split), so under load many items share
+/// one transaction and one sync, and with one caller there is no added delay. `flush` returns one output per
+/// item, in order.
 final class GroupCommitter<Item: Sendable, Output: Sendable>: Sendable {
     typealias Flush = @Sendable ([Item]) async throws -> [Output]
 
     private struct Waiting: Sendable {
-        var item: Item
-        var continuation: CheckedContinuation<Output, any Error>
+        var items: [Item]
+        var continuation: CheckedContinuation<[Output], any Error>
     }
 
     private struct State: Sendable {
@@ -27,9 +28,15 @@ final class GroupCommitter<Item: Sendable, Output: Sendable>: Sendable {
     }
 
     func submit(_ item: Item) async throws -> Output {
-        try await withCheckedThrowingContinuation { c in
+        try await submit([item])[0]
+    }
+
+    /// Submits `items` together (they go into one flush) and returns their outputs in order.
+    func submit(_ items: [Item]) async throws -> [Output] {
+        guard !items.isEmpty else { return [] }
+        return try await withCheckedThrowingContinuation { c in
             let startDrainer = state.withLock { s -> Bool in
-                s.waiting.append(Waiting(item: item, continuation: c))
+                s.waiting.append(Waiting(items: items, continuation: c))
                 guard !s.draining else { return false }
                 s.draining = true
                 return true
@@ -45,16 +52,24 @@ final class GroupCommitter<Item: Sendable, Output: Sendable>: Sendable {
                     s.draining = false
                     return []
                 }
-                let n = min(maxBatch, s.waiting.count)
+                var n = 0, items = 0
+                while n < s.waiting.count, n == 0 || items + s.waiting[n].items.count <= maxBatch {
+                    items += s.waiting[n].items.count
+                    n += 1
+                }
                 let b = Array(s.waiting.prefix(n))
                 s.waiting.removeFirst(n)
                 return b
             }
             if batch.isEmpty { return }
             do {
-                let out = try await flush(batch.map(\.item))
-                precondition(out.count == batch.count, "one output per item")
-                for (w, o) in zip(batch, out) { w.continuation.resume(returning: o) }
+                let out = try await flush(batch.flatMap(\.items))
+                precondition(out.count == batch.reduce(0) { $0 + $1.items.count }, "one output per item")
+                var i = 0
+                for w in batch {
+                    w.continuation.resume(returning: Array(out[i..<i + w.items.count]))
+                    i += w.items.count
+                }
             } catch {
                 for w in batch { w.continuation.resume(throwing: error) }
             }

@@ -244,10 +244,7 @@ public final class PostgresStore: DeliveryStore {
 
     public func complete(_ completions: [DeliveryCompletion], owner: String, now: Double) async throws {
         try await timed {
-            try await withThrowingTaskGroup(of: Bool.self) { group in
-                for c in completions { group.addTask { try await self.completer.submit(SQLiteStore.CompleteItem(completion: c, owner: owner, now: now)) } }
-                try await group.waitForAll()
-            }
+            _ = try await self.completer.submit(completions.map { SQLiteStore.CompleteItem(completion: $0, owner: owner, now: now) })
         }
     }
 
