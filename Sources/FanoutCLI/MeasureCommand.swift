@@ -12,7 +12,7 @@ struct MeasureCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "measure",
         abstract: "Measurements on loopback targets (not tests): reported, never asserted.",
-        subcommands: [StragglersCommand.self, OverheadCommand.self, IdleCommand.self])
+        subcommands: [StragglersCommand.self, OverheadCommand.self, IdleCommand.self, ChurnCommand.self])
 }
 
 struct StragglersCommand: AsyncParsableCommand {
