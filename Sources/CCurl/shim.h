@@ -20,7 +20,6 @@ static inline CURLcode cc_easy_setopt_closesocket_cb(CURL *h, curl_closesocket_c
 /* ---- easy handle info ---- */
 static inline CURLcode cc_easy_getinfo_long(CURL *h, CURLINFO i, long *v) { return curl_easy_getinfo(h, i, v); }
 static inline CURLcode cc_easy_getinfo_off_t(CURL *h, CURLINFO i, curl_off_t *v) { return curl_easy_getinfo(h, i, v); }
-static inline CURLcode cc_easy_getinfo_ptr(CURL *h, CURLINFO i, void **v) { return curl_easy_getinfo(h, i, v); }
 static inline CURLcode cc_easy_getinfo_string(CURL *h, CURLINFO i, char **v) { return curl_easy_getinfo(h, i, v); }
 
 static inline void *cc_private(CURL *h) { void *p = NULL; curl_easy_getinfo(h, CURLINFO_PRIVATE, &p); return p; }

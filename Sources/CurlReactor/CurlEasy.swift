@@ -97,10 +97,4 @@ final class CurlEasy {
         _ = cc_easy_getinfo_off_t(raw, i, &v)
         return Int64(v)
     }
-
-    func privatePointer() -> UnsafeMutableRawPointer? {
-        var p: UnsafeMutableRawPointer? = nil
-        _ = cc_easy_getinfo_ptr(raw, CURLINFO_PRIVATE, &p)
-        return p
-    }
 }

@@ -32,7 +32,6 @@ final class Observability: @unchecked Sendable {
     let factory: HelpfulPrometheusFactory
     let options: ObservabilityOptions
     private var server: MetricsServer?
-    private static let bootstrapOnce: Void = ()
 
     init(_ options: ObservabilityOptions) throws {
         self.options = options

@@ -52,10 +52,8 @@ public struct GuardBook: Sendable {
     public private(set) var guards: [String: TargetGuard] = [:]
     public private(set) var limiters: [String: TokenBucket] = [:]
     /// Counters for observability.
-    public private(set) var retriesScheduled = 0
     public private(set) var retriesDeniedByBudget = 0
     public private(set) var rateLimitWaitsByTarget: [String: Int] = [:]
-    public var rateLimitWaits: Int { rateLimitWaitsByTarget.values.reduce(0, +) }
 
     public init(config: ResilienceConfig = .init()) { self.config = config }
 
@@ -122,7 +120,7 @@ public struct GuardBook: Sendable {
         var g = self[target]
         let ok = g.budget.withdraw(now: now)
         self[target] = g
-        if ok { retriesScheduled += 1 } else { retriesDeniedByBudget += 1 }
+        if !ok { retriesDeniedByBudget += 1 }
         return ok
     }
 

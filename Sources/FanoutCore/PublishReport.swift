@@ -7,7 +7,6 @@ public enum SkipReason: String, Sendable, Hashable, CaseIterable {
     case degraded
     case circuitOpen = "circuit_open"
     case rateLimited = "rate_limited"
-    case notSelected = "not_selected"
     /// The endpoint answered `410 Gone` to an earlier delivery (Standard Webhooks: "stop sending it messages").
     /// A delivery that did not happen, unlike `disabled`.
     case endpointGone = "endpoint_gone"

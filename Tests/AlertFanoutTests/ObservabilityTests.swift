@@ -14,10 +14,14 @@ final class ObservabilityTests: XCTestCase {
         let pdKey = "R0123456789abcdef0123456789abcde", rootlyKey = "rootly-very-secret", hookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
         let server = try MockTarget(routes: [
             "/v2/enqueue": .text(#"{"status":"success","message":"Event processed","dedup_key":"k"}"#, status: 202),
-            "/v1/alerts": .text(#"{"errors":[{"title":"invalid"}]}"#, status: 422),
+            // Error bodies that echo credentials (a proxy's or a vendor's error page can): reports, logs and
+            // metrics must carry them redacted.
+            "/v1/alerts": .custom { r in .text(#"{"errors":[{"title":"invalid token: \#(r.header("authorization") ?? "")"}]}"#, status: 422) },
             "/flaky": .flap(every: 2, failure: .text("busy", status: 503), success: .text("ok")),
             "/hook": .text("ok"),
-            "/services/T000/B000/SLACKSECRETPATH": .text("ok"),
+            "/services/T000/B000/SLACKSECRETPATH": .flap(every: 2, failure: .custom { r in
+                .text("no_service: http://\(r.header("host") ?? "")\(r.path)", status: 404)
+            }, success: .text("ok")),
         ])
         defer { server.stop() }
         let config = TargetsConfig(targets: [
@@ -34,10 +38,12 @@ final class ObservabilityTests: XCTestCase {
         logger.logLevel = .debug
         let publisher = try FanoutPublisher(targets: config, logger: logger, metrics: metrics)
         var reports: [PublishReport] = []
+        var fingerprints: [String] = []
         for i in 0..<10 {
             var alert = Samples.firingFull
             alert.labels["i"] = String(i)
             alert.fingerprint = Alert.fingerprint(of: alert.labels)
+            fingerprints.append(alert.fingerprint)
             reports.append(try await publisher.publish(alert, options: .init(strategy: .publishToAll)))
         }
         await publisher.shutdown()
@@ -88,8 +94,19 @@ final class ObservabilityTests: XCTestCase {
         for secret in [pdKey, rootlyKey, hookSecret, "SLACKSECRETPATH", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", server.baseURL] {
             XCTAssertFalse(all.contains(secret), "\(secret) leaked")
         }
-        XCTAssertFalse(all.contains(Samples.firingFull.fingerprint) && haystack.filter { $0.contains("target=") }.contains { $0.contains(Samples.firingFull.fingerprint) },
-                       "fingerprints are log metadata, never metric labels")
+        // The echoes happened (so the checks above could fail) and were redacted in the reports too.
+        let messages = reports.flatMap(\.results).compactMap(\.message)
+        XCTAssertTrue(messages.contains { $0.contains("<redacted>") }, "the Rootly error echoed its token: \(messages)")
+        XCTAssertTrue(messages.contains { $0.contains("<slack url>") }, "the Slack error echoed its URL: \(messages)")
+        for secret in [pdKey, rootlyKey, "SLACKSECRETPATH"] { XCTAssertFalse(messages.joined().contains(secret), "\(secret) in a report") }
+        // Fingerprints are log metadata (every publish's is there), never metric labels.
+        let logged = Set(entries.compactMap { $0.metadata["alert.fingerprint"].map { "\($0)" } })
+        XCTAssertEqual(logged, Set(fingerprints))
+        var labels: [String] = []
+        for c in metrics.counters { labels += c.dimensions.map(\.1) }
+        for r in metrics.recorders { labels += r.dimensions.map(\.1) }
+        for t in metrics.timers { labels += t.dimensions.map(\.1) }
+        for fp in fingerprints { XCTAssertFalse(labels.contains { $0.contains(fp) }, "fingerprint \(fp) in a metric label") }
     }
 
     func testTheDashboardUsesOnlyMetricsWeEmit() throws {
