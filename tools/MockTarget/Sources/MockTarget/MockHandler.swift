@@ -54,7 +54,9 @@ final class MockHandler: ChannelInboundHandler, RemovableChannelHandler {
         switch behavior {
         case .respond(let status, let body, let headers, let delay):
             if delay > .zero {
+                state.delayStarted()
                 loop.scheduleTask(in: .nanoseconds(delay.nanoseconds)) { [self] in
+                    state.delayEnded()
                     respond(context: context, version: version, status: status, body: body, headers: headers, keepAlive: keepAlive)
                 }
             } else {

@@ -77,6 +77,9 @@ public final class MockTarget: Sendable {
     public var connectionCount: Int { state.box.withLockedValue { $0.connectionsAccepted } }
     /// Connections open now.
     public var openConnections: Int { state.box.withLockedValue { $0.open.count } }
+    /// The most requests whose delayed answers were pending at the same time: proof that a client sent them in
+    /// parallel (one after another, it is never more than 1).
+    public var peakDelayedRequests: Int { state.box.withLockedValue { $0.peakDelayed } }
 
     /// Forgets recorded requests and per-route counters (connection counts stay).
     public func resetRecording() {
@@ -115,6 +118,9 @@ final class MockState: Sendable {
         var routeCounts: [String: Int] = [:]
         var connectionsAccepted = 0
         var open: [ObjectIdentifier: Channel] = [:]
+        /// Requests whose answer is being held back by a `delay` now, and the most at once.
+        var delayed = 0
+        var peakDelayed = 0
         var stopped = false
     }
 
@@ -145,6 +151,15 @@ final class MockState: Sendable {
             return s.connectionsAccepted
         }
     }
+
+    func delayStarted() {
+        box.withLockedValue { s in
+            s.delayed += 1
+            s.peakDelayed = max(s.peakDelayed, s.delayed)
+        }
+    }
+
+    func delayEnded() { box.withLockedValue { $0.delayed -= 1 } }
 
     func connectionClosed(_ ch: Channel) {
         _ = box.withLockedValue { $0.open.removeValue(forKey: ObjectIdentifier(ch)) }
