@@ -130,18 +130,18 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
-        .testTarget(name: "CurlReactorTests", dependencies: ["CurlReactor", "MockTarget"]),
+        .testTarget(name: "CurlReactorTests", dependencies: ["CurlReactor", "MockTarget", "TestSupport"]),
         .testTarget(
             name: "AlertFanoutTests",
             dependencies: [
-                "AlertFanout", "MockTarget",
+                "AlertFanout", "FanoutCore", "CurlReactor", "MockTarget", "TestSupport",
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "InMemoryLogging", package: "swift-log"),
             ],
             exclude: ["Fixtures"]
         ),
-        .testTarget(name: "FanoutCoreTests", dependencies: ["FanoutCore"]),
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "FanoutCoreTests", dependencies: ["FanoutCore", "TestSupport"]),
+        .target(name: "TestSupport", dependencies: ["CurlReactor", "MockTarget"], path: "Tests/TestSupport"),
         .testTarget(name: "FanoutStoreTests", dependencies: ["FanoutStore", "FanoutCore", "TestSupport"]),
         .testTarget(
             name: "FanoutServerTests",
@@ -151,7 +151,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "FanoutCLITests", dependencies: ["FanoutCLI", "MockTarget", "CZlib", "AlertFanout", "CurlReactor", "TestSupport"]),
-        .testTarget(name: "MockTargetTests", dependencies: ["MockTarget", "CurlReactor"]),
+        .testTarget(name: "MockTargetTests", dependencies: ["MockTarget", "CurlReactor", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -5,6 +5,7 @@ import CurlReactor
 import FanoutCore
 import Foundation
 import MockTarget
+import TestSupport
 import XCTest
 
 /// A throw-away PKI made with the `openssl` command: a CA, a server certificate for 127.0.0.1 and a client

@@ -4,6 +4,7 @@ import CurlReactor
 import FanoutCore
 import MockTarget
 import Synchronization
+import TestSupport
 import XCTest
 
 final class PublisherTests: XCTestCase {
@@ -127,11 +128,11 @@ final class PublisherTests: XCTestCase {
         let publisher = try FanoutPublisher(targets: TargetsConfig(targets: [webhook("ok", server, "/ok"), webhook("stuck", server, "/hang")]))
         let box = Mutex<Result<PublishReport, PublishError>?>(nil)
         let handle = publisher.publish(Samples.firingFull, options: .init(deadline: .seconds(30))) { r in box.withLock { $0 = r } }
-        while server.requestCount < 2 { try await Task.sleep(for: .milliseconds(5)) }
-        try await Task.sleep(for: .milliseconds(30))
+        // Once the reactor has completed the quick target (its result is taken in on the same queue, first).
+        try await waitUntil { server.requestCount >= 2 && publisher.reactor.stats().completed >= 1 }
         handle.cancel()
         handle.cancel()
-        for _ in 0..<200 where box.withLock({ $0 }) == nil { try await Task.sleep(for: .milliseconds(5)) }
+        try await waitUntil { box.withLock { $0 } != nil }
         guard case .failure(.cancelled(let report))? = box.withLock({ $0 }) else { return XCTFail("\(String(describing: box.withLock { $0 }))") }
         XCTAssertEqual(report.results.map(\.outcome), [.succeeded, .failed])
         XCTAssertEqual(report.results[1].errorKind, "cancelled")

@@ -2,7 +2,9 @@
 @testable import AlertFanout
 import FanoutCore
 import MockTarget
+import CurlReactor
 import Dispatch
+import TestSupport
 import XCTest
 
 final class ResilienceLoopbackTests: XCTestCase {
@@ -136,12 +138,6 @@ final class ResilienceLoopbackTests: XCTestCase {
     }
 }
 
-extension Duration {
-    var seconds: Double {
-        let c = components
-        return Double(c.seconds) + Double(c.attoseconds) / 1e18
-    }
-}
 
 final class ProbeAndSecrecyTests: XCTestCase {
     func testActiveProbesCannotFalseAlarmOnAuthenticatedEndpointsButSeeUnreachableOnes() async throws {
@@ -156,7 +152,11 @@ final class ProbeAndSecrecyTests: XCTestCase {
             Target(name: "dead", type: .webhook, url: deadURL),
         ]))
         publisher.startProbing(every: .milliseconds(200))
-        try await Task.sleep(for: .milliseconds(500))
+        // Until the probes have seen every target twice (the dead one refused at least twice).
+        try await waitUntil {
+            let now = Double(DispatchTime.now().uptimeNanoseconds) / 1e9
+            return server.requestCount >= 4 && publisher.guards.health("dead", now: now) == .unhealthy
+        }
         let book = publisher.guards
         let now = Double(DispatchTime.now().uptimeNanoseconds) / 1e9
         XCTAssertEqual(book.health("auth", now: now), .unknown, "a 401 still proves the endpoint reachable")

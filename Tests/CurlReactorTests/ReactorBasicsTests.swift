@@ -1,6 +1,7 @@
 // ReactorBasicsTests: requests against a real MockTarget — methods, headers, bodies, reuse, bad input.
 import CurlReactor
 import MockTarget
+import TestSupport
 import XCTest
 
 class ReactorBasicsTests: ReactorTestCase {

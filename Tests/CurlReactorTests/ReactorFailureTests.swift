@@ -3,6 +3,7 @@
 import Dispatch
 import MockTarget
 import Synchronization
+import TestSupport
 import XCTest
 
 class ReactorFailureTests: ReactorTestCase {
@@ -159,22 +160,6 @@ class ReactorFailureTests: ReactorTestCase {
         XCTAssertEqual(tally.snapshot.successes, 6, "drain lets queued and in-flight requests finish")
         XCTAssertEqual(server.requestCount, 6)
         await assertReleased(reactor)
-    }
-}
-
-/// Results by index, for tests that inspect individual completions.
-final class ResultBox: Sendable {
-    private let box = TestLock<[Int: Result<HTTPResponse, TransferError>]>([:])
-    func set(_ i: Int, _ r: Result<HTTPResponse, TransferError>) { box.withLock { $0[i] = r } }
-    func get(_ i: Int) -> Result<HTTPResponse, TransferError>? { box.withLock { $0[i] } }
-}
-
-/// Polls `condition` every 10 ms for up to `seconds`.
-func waitUntil(seconds: Double = 5, _ condition: @Sendable () -> Bool) async throws {
-    let end = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-    while !condition() {
-        if ContinuousClock.now > end { XCTFail("condition not met within \(seconds) s"); return }
-        try await Task.sleep(for: .milliseconds(10))
     }
 }
 

@@ -2,6 +2,7 @@
 import CurlReactor
 import Dispatch
 import MockTarget
+import TestSupport
 import XCTest
 
 class ReactorLoadTests: ReactorTestCase {

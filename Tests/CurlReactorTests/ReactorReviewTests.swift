@@ -3,6 +3,7 @@
 import Dispatch
 import MockTarget
 import Synchronization
+import TestSupport
 import XCTest
 #if canImport(Glibc)
 import Glibc

@@ -1,6 +1,7 @@
 // FanoutCLITests: the built `fanout` executable run as a user would — publish against loopback servers, demo, bad input.
 import Foundation
 import MockTarget
+import TestSupport
 import XCTest
 
 final class FanoutCLITests: XCTestCase {

@@ -5,6 +5,7 @@ import CurlReactor
 import Foundation
 import MockTarget
 import Synchronization
+import TestSupport
 import XCTest
 
 /// A running `fanout serve` child process whose standard error is collected as it arrives.
@@ -153,11 +154,3 @@ final class ServeProcessTests: XCTestCase {
     }
 }
 
-/// Polls `condition` every 10 ms for up to 10 s.
-func waitUntil(_ condition: @Sendable () -> Bool, file: StaticString = #filePath, line: UInt = #line) async throws {
-    for _ in 0..<1000 {
-        if condition() { return }
-        try await Task.sleep(for: .milliseconds(10))
-    }
-    XCTFail("condition not met within 10 s", file: file, line: line)
-}

@@ -4,6 +4,7 @@ import AlertFanout
 import CurlReactor
 import Foundation
 import MockTarget
+import TestSupport
 import XCTest
 
 final class AlertmanagerPeerTests: XCTestCase {

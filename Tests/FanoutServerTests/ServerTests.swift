@@ -4,6 +4,7 @@ import CurlReactor
 import FanoutServer
 import Foundation
 import MockTarget
+import TestSupport
 import XCTest
 #if canImport(Glibc)
 import Glibc

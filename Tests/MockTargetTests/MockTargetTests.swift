@@ -1,6 +1,7 @@
 // MockTargetTests: the loopback server's scripted behaviours, recording and lifecycle, driven through the reactor.
 import CurlReactor
 import MockTarget
+import TestSupport
 import XCTest
 
 final class MockTargetTests: XCTestCase {
