@@ -21,6 +21,6 @@ let package = Package(
             ],
             path: "Benchmarks/FanoutBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
-        ),
+        )
     ]
 )

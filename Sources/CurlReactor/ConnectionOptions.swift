@@ -27,8 +27,10 @@ public struct ConnectionOptions: Sendable, Hashable {
     /// The lowest TLS version to accept (`CURLOPT_SSLVERSION`).
     public var tlsMinimumVersion: TLSVersion?
 
-    public init(proxy: String? = nil, noProxy: String? = nil, caFile: String? = nil, clientCertificateFile: String? = nil,
-                clientKeyFile: String? = nil, clientKeyPassword: String? = nil, tlsMinimumVersion: TLSVersion? = nil) {
+    public init(
+        proxy: String? = nil, noProxy: String? = nil, caFile: String? = nil, clientCertificateFile: String? = nil,
+        clientKeyFile: String? = nil, clientKeyPassword: String? = nil, tlsMinimumVersion: TLSVersion? = nil
+    ) {
         self.proxy = proxy
         self.noProxy = noProxy
         self.caFile = caFile

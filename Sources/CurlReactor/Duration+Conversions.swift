@@ -1,8 +1,8 @@
 // Duration+Conversions: the one home of Duration → number conversions for every module of the package.
 
-package extension Duration {
+extension Duration {
     /// Nanoseconds, clamped to `0...UInt64.max`: every negative duration is 0.
-    var nanosecondsClamped: UInt64 {
+    package var nanosecondsClamped: UInt64 {
         let c = components
         if c.seconds < 0 || c.attoseconds < 0 { return 0 }
         if c.seconds >= Int64(UInt64.max / 1_000_000_000) - 1 { return .max }
@@ -10,13 +10,13 @@ package extension Duration {
     }
 
     /// Seconds as a floating-point number (negative durations stay negative).
-    var seconds: Double {
+    package var seconds: Double {
         let c = components
         return Double(c.seconds) + Double(c.attoseconds) / 1e18
     }
 
     /// Whole microseconds, truncated toward zero.
-    var wholeMicroseconds: Int64 {
+    package var wholeMicroseconds: Int64 {
         let c = components
         return c.seconds * 1_000_000 + c.attoseconds / 1_000_000_000_000
     }

@@ -1,6 +1,6 @@
 // ProcessCPU: the process's own CPU time, for "CPU per request" figures (the load tool, measurements, tests).
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// User plus system CPU seconds consumed by this process so far.

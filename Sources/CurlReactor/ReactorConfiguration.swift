@@ -79,9 +79,9 @@ public enum SocketWatching: Sendable, Hashable {
     /// `.epollSet` on Linux, `.sourcePerSocket` elsewhere.
     public static var platformDefault: SocketWatching {
         #if os(Linux)
-        return .epollSet
+            return .epollSet
         #else
-        return .sourcePerSocket
+            return .sourcePerSocket
         #endif
     }
 }

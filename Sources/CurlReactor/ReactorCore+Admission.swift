@@ -1,7 +1,7 @@
 // ReactorCore+Admission: taking requests in, per-host FIFO admission to curl, delivery, cancellation, host records.
 import CCurl
-import Dispatch
 import DequeModule
+import Dispatch
 
 extension ReactorCore {
     // MARK: - Submission and admission
@@ -15,7 +15,10 @@ extension ReactorCore {
             return
         }
         if t.cancelRequested.load(ordering: .acquiring) {
-            deliver(t, .failure(TransferError(kind: .cancelled, message: "cancelled before the reactor took the request in", timings: timings(t, now: ReactorCore.now()))))
+            deliver(
+                t,
+                .failure(
+                    TransferError(kind: .cancelled, message: "cancelled before the reactor took the request in", timings: timings(t, now: ReactorCore.now()))))
             return
         }
         if let problem = validate(t.request) {
@@ -42,7 +45,12 @@ extension ReactorCore {
         }
         let key = target.key
         let host: HostQueue
-        if let h = hosts[key] { host = h } else { host = HostQueue(key: key); hosts[key] = host }
+        if let h = hosts[key] {
+            host = h
+        } else {
+            host = HostQueue(key: key)
+            hosts[key] = host
+        }
         t.host = host
         if let overall = t.request.overallTimeout {
             t.overallDeadline = t.submittedAt &+ overall.nanosecondsClamped
@@ -50,8 +58,12 @@ extension ReactorCore {
         if host.waiting.isEmpty && host.inFlight < config.maxInFlightPerHost && active.count < config.maxInFlightTotal {
             admit(t, now: ReactorCore.now())
         } else if queuedCount >= config.maxQueuedRequests {
-            deliver(t, .failure(TransferError(
-                kind: .overloaded, message: "the reactor's admission queue is full (\(config.maxQueuedRequests) requests waiting); the request was not sent")))
+            deliver(
+                t,
+                .failure(
+                    TransferError(
+                        kind: .overloaded,
+                        message: "the reactor's admission queue is full (\(config.maxQueuedRequests) requests waiting); the request was not sent")))
             return
         } else {
             t.state = .queued
@@ -94,7 +106,11 @@ extension ReactorCore {
         var limit = (t.request.timeout ?? config.defaultTimeout)?.nanosecondsClamped ?? .max
         if t.overallDeadline != .max {
             guard now < t.overallDeadline else {
-                deliver(t, .failure(TransferError(kind: .deadline, message: "the overall deadline passed while the request waited for admission", timings: timings(t, now: now))))
+                deliver(
+                    t,
+                    .failure(
+                        TransferError(
+                            kind: .deadline, message: "the overall deadline passed while the request waited for admission", timings: timings(t, now: now))))
                 return
             }
             limit = min(limit, t.overallDeadline - now)
@@ -110,7 +126,12 @@ extension ReactorCore {
             recycle(easy)
             t.freeHeaderList()
             let kind: TransferError.Kind = failure.code == CURLE_UNSUPPORTED_PROTOCOL || failure.code == CURLE_URL_MALFORMAT ? .invalidRequest : .other
-            deliver(t, .failure(TransferError(kind: kind, message: "libcurl rejected \(failure.option): \(easy.errorMessage(for: failure.code))", curlCode: Int(failure.code.rawValue))))
+            deliver(
+                t,
+                .failure(
+                    TransferError(
+                        kind: kind, message: "libcurl rejected \(failure.option): \(easy.errorMessage(for: failure.code))", curlCode: Int(failure.code.rawValue)
+                    )))
             return
         }
         t.state = .admitted

@@ -1,8 +1,9 @@
 // ReactorCore+Epoll: the `.epollSet` way of watching sockets — one epoll set, one Dispatch source, drained in place.
 import CCurl
 import Dispatch
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 extension ReactorCore {

@@ -1,7 +1,8 @@
 // ReactorCore+Setup: request validation, easy-handle options per request, and turning curl's result into an outcome.
 import CCurl
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 extension ReactorCore {
@@ -121,12 +122,13 @@ extension ReactorCore {
         if code == CURLE_OK {
             let body = t.body
             t.body = []
-            return .success(HTTPResponse(
-                status: easy.info(long: CURLINFO_RESPONSE_CODE),
-                headers: t.captured,
-                body: body,
-                timings: timings,
-                newConnection: easy.info(long: CURLINFO_NUM_CONNECTS) > 0))
+            return .success(
+                HTTPResponse(
+                    status: easy.info(long: CURLINFO_RESPONSE_CODE),
+                    headers: t.captured,
+                    body: body,
+                    timings: timings,
+                    newConnection: easy.info(long: CURLINFO_NUM_CONNECTS) > 0))
         }
         let message = easy.errorMessage(for: code)
         let kind = classify(code, t: t, easy: easy, timings: timings)
@@ -151,9 +153,9 @@ extension ReactorCore {
         case CURLE_SEND_ERROR, CURLE_RECV_ERROR, CURLE_GOT_NOTHING, CURLE_PARTIAL_FILE, CURLE_HTTP2, CURLE_HTTP2_STREAM:
             return .reset
         case CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CERTPROBLEM, CURLE_SSL_CIPHER,
-             CURLE_SSL_CACERT_BADFILE, CURLE_SSL_SHUTDOWN_FAILED, CURLE_SSL_ISSUER_ERROR, CURLE_SSL_PINNEDPUBKEYNOTMATCH,
-             CURLE_SSL_INVALIDCERTSTATUS, CURLE_SSL_ENGINE_NOTFOUND, CURLE_SSL_ENGINE_SETFAILED, CURLE_SSL_CRL_BADFILE,
-             CURLE_USE_SSL_FAILED:
+            CURLE_SSL_CACERT_BADFILE, CURLE_SSL_SHUTDOWN_FAILED, CURLE_SSL_ISSUER_ERROR, CURLE_SSL_PINNEDPUBKEYNOTMATCH,
+            CURLE_SSL_INVALIDCERTSTATUS, CURLE_SSL_ENGINE_NOTFOUND, CURLE_SSL_ENGINE_SETFAILED, CURLE_SSL_CRL_BADFILE,
+            CURLE_USE_SSL_FAILED:
             return .tls
         case CURLE_WRITE_ERROR where t.bodyOverflow:
             return .bodyTooLarge

@@ -1,8 +1,9 @@
 // ReactorCore+Shutdown: stop accepting, drain or cancel, then release the multi handle, sockets, sources and timer.
 import CCurl
 import Dispatch
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 extension ReactorCore {
@@ -20,14 +21,19 @@ extension ReactorCore {
             for host in hosts.values {
                 for t in host.waiting where t.state == .queued {
                     queuedCount -= 1
-                    deliver(t, .failure(TransferError(kind: .shutdown, message: "the reactor shut down before the request was admitted", timings: timings(t, now: now))))
+                    deliver(
+                        t,
+                        .failure(
+                            TransferError(kind: .shutdown, message: "the reactor shut down before the request was admitted", timings: timings(t, now: now))))
                 }
                 host.waiting.removeAll()
                 host.stale = 0
             }
             while let t = active.last {
                 detach(t)
-                deliver(t, .failure(TransferError(kind: .shutdown, message: "the reactor shut down while the request was in flight", timings: timings(t, now: now))))
+                deliver(
+                    t, .failure(TransferError(kind: .shutdown, message: "the reactor shut down while the request was in flight", timings: timings(t, now: now)))
+                )
             }
         }
         settle()

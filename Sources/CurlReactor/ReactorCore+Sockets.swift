@@ -1,8 +1,9 @@
 // ReactorCore+Sockets: curl's socket interest mapped onto Dispatch read/write sources; opening and closing sockets.
 import CCurl
 import Dispatch
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 extension ReactorCore {
@@ -83,7 +84,10 @@ extension ReactorCore {
         }
         // The number is free again, so whatever we knew under it was closed by curl without telling us.
         limbo[fd] = nil
-        if let stale = sockets[fd] { retire(stale); limbo[fd] = nil }
+        if let stale = sockets[fd] {
+            retire(stale)
+            limbo[fd] = nil
+        }
         let w = SocketWatch(fd: fd, owned: true)
         w.identity = SocketIdentity(fd: fd)
         sockets[fd] = w

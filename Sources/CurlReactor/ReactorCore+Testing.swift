@@ -1,7 +1,8 @@
 // ReactorCore+Testing: hooks that let tests play libcurl's part in the socket bookkeeping (reactor queue only).
 import CCurl
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 extension ReactorCore {

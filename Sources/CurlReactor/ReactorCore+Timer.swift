@@ -103,7 +103,12 @@ extension ReactorCore {
             backstopExpiries += 1
             let timings = timings(t, now: now)
             detach(t)
-            deliver(t, .failure(TransferError(kind: .deadline, message: "Operation timed out after \(t.timeoutMs) milliseconds (completed by the reactor: libcurl did not)", timings: timings)))
+            deliver(
+                t,
+                .failure(
+                    TransferError(
+                        kind: .deadline, message: "Operation timed out after \(t.timeoutMs) milliseconds (completed by the reactor: libcurl did not)",
+                        timings: timings)))
         }
     }
 
@@ -113,7 +118,11 @@ extension ReactorCore {
             _ = queueDeadlines.popMin()
             let t = first.transfer
             guard t.state == .queued else { continue }
-            dropQueued(t, .failure(TransferError(kind: .deadline, message: "the overall deadline passed while the request waited for admission", timings: timings(t, now: now))))
+            dropQueued(
+                t,
+                .failure(
+                    TransferError(kind: .deadline, message: "the overall deadline passed while the request waited for admission", timings: timings(t, now: now))
+                ))
         }
     }
 }

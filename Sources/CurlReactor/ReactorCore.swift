@@ -1,11 +1,12 @@
 // ReactorCore: the queue-confined engine — libcurl's multi handle driven by Dispatch sources and one timer.
 import CCurl
-import Dispatch
 import DequeModule
+import Dispatch
 import HeapModule
 import Synchronization
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Everything here runs on `queue` and nowhere else; that is the only synchronisation.

@@ -1,7 +1,8 @@
 // SocketWatch: one socket libcurl asked the reactor to watch, its Dispatch sources and whether curl wants them.
 import Dispatch
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The reactor's record of one socket, touched only on the reactor queue.

@@ -1,7 +1,7 @@
 // Transfer: one submitted request's life on the reactor queue — queued, admitted, finished — and its response buffers.
 import CCurl
-import Dispatch
 import DequeModule
+import Dispatch
 import Synchronization
 
 /// One request from submission to completion. Created on the submitting thread, then touched only on the
@@ -89,7 +89,10 @@ final class Transfer: @unchecked Sendable {
             for i in 0..<colon {
                 var c = line[i]
                 if c >= 0x41 && c <= 0x5A { c |= 0x20 }
-                if c != name[i] { same = false; break }
+                if c != name[i] {
+                    same = false
+                    break
+                }
             }
             guard same else { continue }
             // Bounded: a peer sending thousands of matching lines, or one huge value, cannot grow the response.

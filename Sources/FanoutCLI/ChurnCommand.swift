@@ -39,9 +39,10 @@ struct ChurnCommand: AsyncParsableCommand {
         let refused = try unusedLoopbackPort()
         let nginxBase = nginx.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
         let fdsBefore = openDescriptors()
-        let reactor = try CurlReactor(configuration: .init(
-            maxInFlightPerHost: 128, maxInFlightTotal: 256, label: "alertfanout.churn",
-            socketWatching: perSocket ? .sourcePerSocket : ReactorConfiguration().socketWatching))
+        let reactor = try CurlReactor(
+            configuration: .init(
+                maxInFlightPerHost: 128, maxInFlightTotal: 256, label: "alertfanout.churn",
+                socketWatching: perSocket ? .sourcePerSocket : ReactorConfiguration().socketWatching))
         let ledger = ChurnLedger(count: requests)
         let room = DispatchSemaphore(value: window)
         let cpu0 = processCPUSeconds()
@@ -100,12 +101,22 @@ struct ChurnCommand: AsyncParsableCommand {
         }
         let snapshot = ledger.snapshot(submitted)
         let leaked = fdsAfter.subtracting(fdsBefore)
-        print("churn: \(submitted) of \(requests) transfers submitted in \(fmt(elapsed, 1)) s (\(Int(Double(submitted) / max(elapsed, 0.001))) /s), watcher \(perSocket ? "per-socket" : "default (\(ReactorConfiguration().socketWatching))")\(nginx == nil ? "" : ", MockTarget + nginx")")
-        print("  completions: \(snapshot.completed) (exactly once: \(snapshot.lost == 0 && snapshot.duplicated == 0 ? "yes" : "NO — \(snapshot.lost) lost, \(snapshot.duplicated) completed twice"))")
+        print(
+            "churn: \(submitted) of \(requests) transfers submitted in \(fmt(elapsed, 1)) s (\(Int(Double(submitted) / max(elapsed, 0.001))) /s), watcher \(perSocket ? "per-socket" : "default (\(ReactorConfiguration().socketWatching))")\(nginx == nil ? "" : ", MockTarget + nginx")"
+        )
+        print(
+            "  completions: \(snapshot.completed) (exactly once: \(snapshot.lost == 0 && snapshot.duplicated == 0 ? "yes" : "NO — \(snapshot.lost) lost, \(snapshot.duplicated) completed twice"))"
+        )
         print("  outcomes: " + snapshot.kinds.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
-        print("  left in the reactor after the last completion: in flight \(stats.inFlight), queued \(stats.queued); after shutdown released: \(released.released ? "yes" : "NO (\(released))")")
-        print("  file descriptors: \(fdsBefore.count) at the start, \(fdsAfter.count) at the end\(leaked.isEmpty ? "" : " — LEAKED: \(leaked.sorted().prefix(20).map(String.init).joined(separator: " "))")")
-        print("  deadline backstop expiries: \(stats.backstopExpiries) (curl re-checks of passed deadlines: \(stats.deadlineRechecks)); connections opened: \(stats.connectionsOpened)")
+        print(
+            "  left in the reactor after the last completion: in flight \(stats.inFlight), queued \(stats.queued); after shutdown released: \(released.released ? "yes" : "NO (\(released))")"
+        )
+        print(
+            "  file descriptors: \(fdsBefore.count) at the start, \(fdsAfter.count) at the end\(leaked.isEmpty ? "" : " — LEAKED: \(leaked.sorted().prefix(20).map(String.init).joined(separator: " "))")"
+        )
+        print(
+            "  deadline backstop expiries: \(stats.backstopExpiries) (curl re-checks of passed deadlines: \(stats.deadlineRechecks)); connections opened: \(stats.connectionsOpened)"
+        )
         print("  CPU: \(fmt(cpu, 2)) s = \(fmt(cpu / Double(max(submitted, 1)) * 1e6, 1)) µs per transfer (in-process MockTarget included)")
         if snapshot.lost > 0 || snapshot.duplicated > 0 || !leaked.isEmpty || !released.released { throw ExitCode(1) }
     }

@@ -64,15 +64,18 @@ struct DLQCommand: AsyncParsableCommand {
             guard !letters.isEmpty else { return print("no dead letters\(options.target.map { " for \($0)" } ?? "")") }
             var rows = [["ID", "TARGET", "KEY", "TRIES", "HTTP", "LAST ERROR"]]
             for d in letters {
-                rows.append([String(d.id), d.target, String(d.orderingKey.prefix(24)), String(d.attempts), d.lastStatus.map(String.init) ?? "-",
-                             String((d.lastError ?? "").prefix(90))])
+                rows.append([
+                    String(d.id), d.target, String(d.orderingKey.prefix(24)), String(d.attempts), d.lastStatus.map(String.init) ?? "-",
+                    String((d.lastError ?? "").prefix(90)),
+                ])
             }
             table(rows).forEach { print($0) }
         }
     }
 
     struct Replay: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "replay", abstract: "Make dead letters pending again (one by --id, or all, or all of --target).")
+        static let configuration = CommandConfiguration(
+            commandName: "replay", abstract: "Make dead letters pending again (one by --id, or all, or all of --target).")
         @OptionGroup var options: StoreOptions
         @Option(help: "Only this dead letter.") var id: Int64?
         @Option(help: "The new delivery_ttl.", transform: parseDuration) var ttl: Duration = .seconds(3600)

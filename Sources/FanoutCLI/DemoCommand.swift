@@ -3,10 +3,10 @@ import AlertFanout
 import ArgumentParser
 import CurlReactor
 import FanoutCore
+import Foundation
 import Histogram
 import MockTarget
 import Synchronization
-import Foundation
 
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -52,38 +52,49 @@ struct DemoCommand: AsyncParsableCommand {
         let rootly = try server(["/v1/alerts": VendorSimulators.rootly(delay: .milliseconds(50))])
         let am = try server(["/hook": VendorSimulators.alertmanagerReceiver(delay: .milliseconds(5))])
         let hook = try server(["/alerts": VendorSimulators.signedWebhook(secret: secret, delay: .milliseconds(20))])
-        let outageStart = duration.seconds * 0.3, outageEnd = duration.seconds * 0.6
+        let outageStart = duration.seconds * 0.3
+        let outageEnd = duration.seconds * 0.6
         let demoStart = ContinuousClock.now
-        let flaky = try server(["/alerts": .custom { req in
-            let t = (ContinuousClock.now - demoStart).seconds
-            if (t >= outageStart && t < outageEnd) || req.routeIndex % 7 == 0 {
-                return .text("upstream unavailable", status: 503, delay: .milliseconds(40))
+        let flaky = try server([
+            "/alerts": .custom { req in
+                let t = (ContinuousClock.now - demoStart).seconds
+                if (t >= outageStart && t < outageEnd) || req.routeIndex % 7 == 0 {
+                    return .text("upstream unavailable", status: 503, delay: .milliseconds(40))
+                }
+                return .text("ok", delay: .milliseconds(40))
             }
-            return .text("ok", delay: .milliseconds(40))
-        }])
+        ])
         // The simulators are loopback doubles: lift the vendors' real rate limits (1/s for Slack, 100/min for
         // PagerDuty, 45/min for Rootly's alert ingestion), which would otherwise pace a demo at tens of alerts per second.
         let unlimited = RateLimit(requests: 100_000, periodSeconds: 1, burst: 100_000)
         let vendors = [
-            DemoVendor(name: "pagerduty", type: .pagerduty, delay: .milliseconds(30), server: pd,
-                       target: Target(name: "pagerduty", type: .pagerduty, url: pd.baseURL, secret: Secret("R0123456789abcdef0123456789abcde"), rateLimit: unlimited)),
-            DemoVendor(name: "slack", type: .slack, delay: .milliseconds(15), server: slack,
-                       target: Target(name: "slack", type: .slack, url: slack.url("/services/T0/B0/demo"), rateLimit: unlimited)),
-            DemoVendor(name: "rootly", type: .rootly, delay: .milliseconds(50), server: rootly,
-                       target: Target(name: "rootly", type: .rootly, url: rootly.baseURL, secret: Secret("demo-rootly-key"), rateLimit: unlimited)),
-            DemoVendor(name: "am-receiver", type: .alertmanager, delay: .milliseconds(5), server: am,
-                       target: Target(name: "am-receiver", type: .alertmanager, url: am.url("/hook"))),
-            DemoVendor(name: "webhook", type: .webhook, delay: .milliseconds(20), server: hook,
-                       target: Target(name: "webhook", type: .webhook, url: hook.url("/alerts"), secret: Secret(secret))),
-            DemoVendor(name: "flaky-hook", type: .webhook, delay: .milliseconds(40), server: flaky,
-                       target: Target(name: "flaky-hook", type: .webhook, url: flaky.url("/alerts"))),
+            DemoVendor(
+                name: "pagerduty", type: .pagerduty, delay: .milliseconds(30), server: pd,
+                target: Target(name: "pagerduty", type: .pagerduty, url: pd.baseURL, secret: Secret("R0123456789abcdef0123456789abcde"), rateLimit: unlimited)),
+            DemoVendor(
+                name: "slack", type: .slack, delay: .milliseconds(15), server: slack,
+                target: Target(name: "slack", type: .slack, url: slack.url("/services/T0/B0/demo"), rateLimit: unlimited)),
+            DemoVendor(
+                name: "rootly", type: .rootly, delay: .milliseconds(50), server: rootly,
+                target: Target(name: "rootly", type: .rootly, url: rootly.baseURL, secret: Secret("demo-rootly-key"), rateLimit: unlimited)),
+            DemoVendor(
+                name: "am-receiver", type: .alertmanager, delay: .milliseconds(5), server: am,
+                target: Target(name: "am-receiver", type: .alertmanager, url: am.url("/hook"))),
+            DemoVendor(
+                name: "webhook", type: .webhook, delay: .milliseconds(20), server: hook,
+                target: Target(name: "webhook", type: .webhook, url: hook.url("/alerts"), secret: Secret(secret))),
+            DemoVendor(
+                name: "flaky-hook", type: .webhook, delay: .milliseconds(40), server: flaky,
+                target: Target(name: "flaky-hook", type: .webhook, url: flaky.url("/alerts"))),
         ]
         defer { vendors.forEach { $0.server.stop() } }
         // Quick cooldowns and health trials so a few seconds show a trip and a recovery.
-        let resilience = ResilienceConfig(breaker: .init(consecutiveFailures: 5, cooldownSeconds: 0.5, successesToClose: 2),
-                                          health: .init(windowSeconds: 10, trialIntervalSeconds: 0.5))
-        let publisher = try FanoutPublisher(targets: TargetsConfig(targets: vendors.map(\.target)), resilience: resilience,
-                                            logger: obs.logger("alertfanout.demo"), metrics: obs.exporting ? obs.factory : nil)
+        let resilience = ResilienceConfig(
+            breaker: .init(consecutiveFailures: 5, cooldownSeconds: 0.5, successesToClose: 2),
+            health: .init(windowSeconds: 10, trialIntervalSeconds: 0.5))
+        let publisher = try FanoutPublisher(
+            targets: TargetsConfig(targets: vendors.map(\.target)), resilience: resilience,
+            logger: obs.logger("alertfanout.demo"), metrics: obs.exporting ? obs.factory : nil)
         let reactorMetrics = obs.reactorMetrics(publisher.reactor)
         let delays = Dictionary(uniqueKeysWithValues: vendors.map { ($0.name, $0.delay.seconds) })
         let stats = DemoStats(targets: vendors.map(\.name), delays: delays)
@@ -97,7 +108,9 @@ struct DemoCommand: AsyncParsableCommand {
             events.append((t + resolveAfter.seconds, i, true))
         }
         events.sort { ($0.at, $0.resolved ? 1 : 0) < ($1.at, $1.resolved ? 1 : 0) }
-        print("fanout demo: \(count) alerts at \(fmt(rate, 0))/s, each resolved after \(fmt(resolveAfter.seconds, 1)) s, to \(vendors.count) loopback targets (\(CurlReactor.curlShortVersion)); flaky-hook is down from \(fmt(outageStart, 1)) s to \(fmt(outageEnd, 1)) s")
+        print(
+            "fanout demo: \(count) alerts at \(fmt(rate, 0))/s, each resolved after \(fmt(resolveAfter.seconds, 1)) s, to \(vendors.count) loopback targets (\(CurlReactor.curlShortVersion)); flaky-hook is down from \(fmt(outageStart, 1)) s to \(fmt(outageEnd, 1)) s"
+        )
         let clock = ContinuousClock()
         let start = clock.now
         let cpu0 = processCPUSeconds()
@@ -123,23 +136,34 @@ struct DemoCommand: AsyncParsableCommand {
             let t = s.perTarget[v.name]!
             let saw = v.server.requestCount
             if saw != t.attempts { failedChecks.append("\(v.name): the server saw \(saw) requests, the reports count \(t.attempts) attempts") }
-            let notes = (t.failures.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }
+            let notes =
+                (t.failures.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }
                 + t.skips.sorted { $0.key < $1.key }.map { "skipped \($0.key) ×\($0.value)" }).joined(separator: ", ")
             let breaker = guards[v.name].breaker
-            rows.append([v.name, v.type.rawValue, String(t.attempts), String(t.ok), String(t.failed), String(t.skipped), String(t.retries),
-                         ms(t.latency.valueAtPercentile(50)), ms(t.latency.valueAtPercentile(99)), String(saw),
-                         "\(breaker.state.name) (\(breaker.transitions) moves)", notes])
+            rows.append([
+                v.name, v.type.rawValue, String(t.attempts), String(t.ok), String(t.failed), String(t.skipped), String(t.retries),
+                ms(t.latency.valueAtPercentile(50)), ms(t.latency.valueAtPercentile(99)), String(saw),
+                "\(breaker.state.name) (\(breaker.transitions) moves)", notes,
+            ])
         }
         table(rows).forEach { print("  " + $0) }
         let publishes = s.reports
-        print("  summary    \(publishes) publishes (\(count) firing + \(count) resolved) in \(fmt(elapsed, 2)) s = \(fmt(Double(publishes) / elapsed, 1)) alerts/s; \(s.partial) partial, \(s.allFailed) reached no target")
+        print(
+            "  summary    \(publishes) publishes (\(count) firing + \(count) resolved) in \(fmt(elapsed, 2)) s = \(fmt(Double(publishes) / elapsed, 1)) alerts/s; \(s.partial) partial, \(s.allFailed) reached no target"
+        )
         print("  fan-out    p50 \(ms(s.fanout.valueAtPercentile(50))) ms  p99 \(ms(s.fanout.valueAtPercentile(99))) ms  max \(ms(s.fanout.max)) ms")
-        print("  overhead   above the slowest target's own latency (clean fan-outs): p50 \(ms(s.overhead.valueAtPercentile(50))) ms  p99 \(ms(s.overhead.valueAtPercentile(99))) ms")
+        print(
+            "  overhead   above the slowest target's own latency (clean fan-outs): p50 \(ms(s.overhead.valueAtPercentile(50))) ms  p99 \(ms(s.overhead.valueAtPercentile(99))) ms"
+        )
         let released = reactorStats.released && reactorStats.isIdleAndEmpty
         if !s.complete { failedChecks.append("accounting: \(s.reports) reports for \(events.count) publishes, or a report without one result per target") }
         if !released { failedChecks.append("release: after shutdown the reactor reports \(reactorStats)") }
-        print("  accounting every target of every alert reported exactly once: \(s.complete ? "yes" : "NO"); servers saw every request: \(failedChecks.contains { $0.contains("the server saw") } ? "NO" : "yes")")
-        print("  process    \(fmt(cpu, 2)) CPU-s (client and in-process servers), \(reactorStats.connectionsOpened) connections opened; reactor released: \(released ? "yes" : "NO")")
+        print(
+            "  accounting every target of every alert reported exactly once: \(s.complete ? "yes" : "NO"); servers saw every request: \(failedChecks.contains { $0.contains("the server saw") } ? "NO" : "yes")"
+        )
+        print(
+            "  process    \(fmt(cpu, 2)) CPU-s (client and in-process servers), \(reactorStats.connectionsOpened) connections opened; reactor released: \(released ? "yes" : "NO")"
+        )
         if !failedChecks.isEmpty {
             FileHandle.standardError.write(Data(("fanout demo: a check failed:\n" + failedChecks.map { "  - \($0)\n" }.joined()).utf8))
             throw ExitCode(1)
@@ -153,8 +177,9 @@ struct DemoCommand: AsyncParsableCommand {
         ]
         let k = kinds[i % kinds.count]
         let labels = ["alertname": k.0, "severity": k.1, "instance": "host-\(i % 20):9100", "job": "node", "seq": String(i)]
-        var alert = Alert(labels: labels, annotations: ["summary": "\(k.2) on host-\(i % 20)", "runbook_url": "https://runbooks.example.com/\(k.0)"],
-                          status: .firing, startsAt: currentTimestamp(), generatorURL: "http://prometheus.example:9090/graph")
+        var alert = Alert(
+            labels: labels, annotations: ["summary": "\(k.2) on host-\(i % 20)", "runbook_url": "https://runbooks.example.com/\(k.0)"],
+            status: .firing, startsAt: currentTimestamp(), generatorURL: "http://prometheus.example:9090/graph")
         if resolved {
             alert.status = .resolved
             alert.endsAt = currentTimestamp()
@@ -202,8 +227,12 @@ final class DemoStats: Sendable {
             s.reports += 1
             let report: PublishReport?
             switch result {
-            case .success(let r): report = r; if !r.allSucceeded { s.partial += 1 }
-            case .failure(let e): report = e.report; s.allFailed += 1
+            case .success(let r):
+                report = r
+                if !r.allSucceeded { s.partial += 1 }
+            case .failure(let e):
+                report = e.report
+                s.allFailed += 1
             }
             if let r = report {
                 if r.results.map(\.target) != names { s.complete = false }
@@ -214,8 +243,12 @@ final class DemoStats: Sendable {
                     agg.retries += max(0, t.attempts - 1)
                     switch t.outcome {
                     case .succeeded: agg.ok += 1
-                    case .failed: agg.failed += 1; agg.failures["\(t.errorKind ?? "error")\(t.httpStatus.map { " \($0)" } ?? "")", default: 0] += 1
-                    case .skipped: agg.skipped += 1; agg.skips[t.skipReason?.rawValue ?? "?", default: 0] += 1
+                    case .failed:
+                        agg.failed += 1
+                        agg.failures["\(t.errorKind ?? "error")\(t.httpStatus.map { " \($0)" } ?? "")", default: 0] += 1
+                    case .skipped:
+                        agg.skipped += 1
+                        agg.skips[t.skipReason?.rawValue ?? "?", default: 0] += 1
                     }
                     if t.outcome != .skipped {
                         _ = agg.latency.record(UInt64(max(1, t.durationSeconds * 1e6)))

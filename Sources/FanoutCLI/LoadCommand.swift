@@ -129,7 +129,9 @@ struct LoadRunCommand: AsyncParsableCommand {
             do { try checkURL(parts[0]) } catch { throw ValidationError("\(path):\(n + 1): '\(parts[0])' is not an http:// or https:// URL") }
             var weight = 1.0
             if parts.count == 2 {
-                guard let w = Double(parts[1]), w > 0, w.isFinite else { throw ValidationError("\(path):\(n + 1): weight '\(parts[1])' must be a positive number") }
+                guard let w = Double(parts[1]), w > 0, w.isFinite else {
+                    throw ValidationError("\(path):\(n + 1): weight '\(parts[1])' must be a positive number")
+                }
                 weight = w
             }
             out.append(WeightedURL(url: parts[0], weight: weight))
@@ -146,18 +148,20 @@ struct LoadRunCommand: AsyncParsableCommand {
             guard let data = FileManager.default.contents(atPath: f) else { throw ValidationError("cannot read --body-file '\(f)'") }
             bodyBytes = Array(data)
         }
-        return LoadPlan(urls: list, method: method, headers: header.compactMap(parseHeader), body: bodyBytes, timeout: timeout,
-                        http2: http2, keepAlive: !noKeepalive, concurrency: concurrency, maxRequests: requests ?? Int.max,
-                        duration: duration ?? (requests == nil ? .seconds(10) : .seconds(86_400)),
-                        durationLimited: duration != nil || requests == nil, rate: rate, seed: seed)
+        return LoadPlan(
+            urls: list, method: method, headers: header.compactMap(parseHeader), body: bodyBytes, timeout: timeout,
+            http2: http2, keepAlive: !noKeepalive, concurrency: concurrency, maxRequests: requests ?? Int.max,
+            duration: duration ?? (requests == nil ? .seconds(10) : .seconds(86_400)),
+            durationLimited: duration != nil || requests == nil, rate: rate, seed: seed)
     }
 
     func run() async throws {
         let plan = try makePlan()
         let obs = try Observability(observability)
-        let reactor = try CurlReactor(configuration: .init(
-            maxInFlightPerHost: plan.concurrency, maxInFlightTotal: plan.concurrency, defaultTimeout: plan.timeout,
-            label: "alertfanout.load", socketWatching: perSocket ? .sourcePerSocket : epoll ? .epollSet : ReactorConfiguration().socketWatching))
+        let reactor = try CurlReactor(
+            configuration: .init(
+                maxInFlightPerHost: plan.concurrency, maxInFlightTotal: plan.concurrency, defaultTimeout: plan.timeout,
+                label: "alertfanout.load", socketWatching: perSocket ? .sourcePerSocket : epoll ? .epollSet : ReactorConfiguration().socketWatching))
         let reactorMetrics = obs.reactorMetrics(reactor)
         let engine = LoadEngine(reactor: reactor, plan: plan)
         var log: HdrLogWriter?
@@ -174,8 +178,12 @@ struct LoadRunCommand: AsyncParsableCommand {
         if showProgress {
             engine.onProgress = { p in
                 let rate = p.elapsedSeconds > 0 ? Double(p.requests) / p.elapsedSeconds : 0
-                FileHandle.standardError.write(Data(String(format: "\r[%5.1fs] %d requests, %.0f req/s, %d errors, p99 %.3f ms   ",
-                                                           p.elapsedSeconds, p.requests, rate, p.errors, Double(p.p99Micros) / 1000).utf8))
+                FileHandle.standardError.write(
+                    Data(
+                        String(
+                            format: "\r[%5.1fs] %d requests, %.0f req/s, %d errors, p99 %.3f ms   ",
+                            p.elapsedSeconds, p.requests, rate, p.errors, Double(p.p99Micros) / 1000
+                        ).utf8))
             }
         }
         signal(SIGINT, SIG_IGN)

@@ -1,11 +1,11 @@
 // MeasureCommand: `fanout measure stragglers` — fan-out completion time with rare slow responses, adaptive vs fixed deadlines.
 import AlertFanout
-import CurlReactor
 import ArgumentParser
+import CurlReactor
 import FanoutCore
+import Foundation
 import Histogram
 import MockTarget
-import Foundation
 import Synchronization
 
 struct MeasureCommand: AsyncParsableCommand {
@@ -34,28 +34,39 @@ struct StragglersCommand: AsyncParsableCommand {
 
     func run() async throws {
         let slow = latency * factor
-        print("stragglers: \(alerts) alerts × \(targets) webhook targets, \(concurrency) publishes in flight; latency \(fmt(latency.seconds * 1000, 0)) ms, 1 in \(every) responses takes \(fmt(slow.seconds * 1000, 0)) ms")
+        print(
+            "stragglers: \(alerts) alerts × \(targets) webhook targets, \(concurrency) publishes in flight; latency \(fmt(latency.seconds * 1000, 0)) ms, 1 in \(every) responses takes \(fmt(slow.seconds * 1000, 0)) ms"
+        )
         for adaptive in [false, true] {
             let (h, retries, cpu) = try await runOnce(adaptive: adaptive, slow: slow)
             let name = adaptive ? "adaptive deadlines" : "fixed \(fmt(timeout.seconds, 0)) s timeout"
-            print("  \(name.padding(toLength: 24, withPad: " ", startingAt: 0))  p50 \(ms(h.valueAtPercentile(50))) ms  p90 \(ms(h.valueAtPercentile(90))) ms  p99 \(ms(h.valueAtPercentile(99))) ms  max \(ms(h.max)) ms  retries \(retries)  CPU \(fmt(cpu, 2)) s")
+            print(
+                "  \(name.padding(toLength: 24, withPad: " ", startingAt: 0))  p50 \(ms(h.valueAtPercentile(50))) ms  p90 \(ms(h.valueAtPercentile(90))) ms  p99 \(ms(h.valueAtPercentile(99))) ms  max \(ms(h.max)) ms  retries \(retries)  CPU \(fmt(cpu, 2)) s"
+            )
         }
     }
 
     func runOnce(adaptive: Bool, slow: Duration) async throws -> (Histogram<UInt64>, Int, Double) {
-        let every = self.every, latency = self.latency
+        let every = self.every
+        let latency = self.latency
         let servers = try (0..<targets).map { k in
-            try MockTarget(routes: ["/hook": .custom { req in
-                // Deterministic stragglers, at a different phase on each target.
-                .text("ok", delay: (req.routeIndex + k * 37) % every == 0 ? slow : latency)
-            }], recordRequests: false)
+            try MockTarget(
+                routes: [
+                    "/hook": .custom { req in
+                        // Deterministic stragglers, at a different phase on each target.
+                        .text("ok", delay: (req.routeIndex + k * 37) % every == 0 ? slow : latency)
+                    }
+                ], recordRequests: false)
         }
         defer { servers.forEach { $0.stop() } }
-        let config = TargetsConfig(targets: servers.enumerated().map {
-            Target(name: "t\($0.offset)", type: .webhook, url: $0.element.url("/hook"), timeoutSeconds: timeout.seconds)
-        })
-        let publisher = try FanoutPublisher(targets: config, resilience: ResilienceConfig(
-            breaker: .init(consecutiveFailures: 1_000_000), adaptiveDeadlines: adaptive))
+        let config = TargetsConfig(
+            targets: servers.enumerated().map {
+                Target(name: "t\($0.offset)", type: .webhook, url: $0.element.url("/hook"), timeoutSeconds: timeout.seconds)
+            })
+        let publisher = try FanoutPublisher(
+            targets: config,
+            resilience: ResilienceConfig(
+                breaker: .init(consecutiveFailures: 1_000_000), adaptiveDeadlines: adaptive))
         let state = Mutex<(next: Int, done: Int, hist: Histogram<UInt64>, retries: Int)>(
             (0, 0, Histogram(highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: .three), 0))
         let cpu0 = processCPUSeconds()
@@ -129,7 +140,9 @@ struct OverheadCommand: AsyncParsableCommand {
         await publisher.shutdown()
         let s = tally.samples.withLock { ($0.overhead, $0.failures) }
         print("overhead: \(count) alerts at \(fmt(rate, 0))/s to \(delays.count) targets answering in \(latencies) ms")
-        print("  completion minus the slowest target (\(fmt(slowest * 1000, 0)) ms): p50 \(fmt(Double(s.0.valueAtPercentile(50)) / 1000, 3)) ms  p99 \(fmt(Double(s.0.valueAtPercentile(99)) / 1000, 3)) ms  max \(fmt(Double(s.0.max) / 1000, 3)) ms; \(s.1) not fully delivered; CPU \(fmt(cpu, 2)) s (client and in-process servers)")
+        print(
+            "  completion minus the slowest target (\(fmt(slowest * 1000, 0)) ms): p50 \(fmt(Double(s.0.valueAtPercentile(50)) / 1000, 3)) ms  p99 \(fmt(Double(s.0.valueAtPercentile(99)) / 1000, 3)) ms  max \(fmt(Double(s.0.max) / 1000, 3)) ms; \(s.1) not fully delivered; CPU \(fmt(cpu, 2)) s (client and in-process servers)"
+        )
     }
 }
 
@@ -192,7 +205,9 @@ struct IdleCommand: AsyncParsableCommand {
         await countdown.wait()
         let answering = processCPUSeconds() - beforeAnswers
         await reactor.shutdown()
-        print("idle: \(requests) requests waiting: \(fmt(waiting, 3)) CPU-s over \(fmt(waited, 2)) s of waiting; sending them took \(fmt(sent - cpuStart, 3)) CPU-s, receiving the answers \(fmt(answering, 3)) CPU-s (in-process server included)")
+        print(
+            "idle: \(requests) requests waiting: \(fmt(waiting, 3)) CPU-s over \(fmt(waited, 2)) s of waiting; sending them took \(fmt(sent - cpuStart, 3)) CPU-s, receiving the answers \(fmt(answering, 3)) CPU-s (in-process server included)"
+        )
     }
 }
 

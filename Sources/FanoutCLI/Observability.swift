@@ -35,10 +35,12 @@ final class Observability: @unchecked Sendable {
 
     init(_ options: ObservabilityOptions) throws {
         self.options = options
-        factory = HelpfulPrometheusFactory(registry: registry, buckets: [
-            .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
-            .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2), .seconds(5), .seconds(10),
-        ])
+        factory = HelpfulPrometheusFactory(
+            registry: registry,
+            buckets: [
+                .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+                .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2), .seconds(5), .seconds(10),
+            ])
         let level = Logger.Level(rawValue: options.logLevel) ?? .warning
         LoggingSystem.bootstrap { label in
             var h = StreamLogHandler.standardError(label: label)

@@ -39,7 +39,10 @@ struct PublishCommand: AsyncParsableCommand {
     @Flag(help: "Print the reports as JSON instead of tables.")
     var json = false
 
-    @Option(help: "A store (sqlite:PATH or postgres://…) whose Rootly id map this run reads and updates, so a resolve published later, by this command or by fanout serve, finds the alert its create made.")
+    @Option(
+        help:
+            "A store (sqlite:PATH or postgres://…) whose Rootly id map this run reads and updates, so a resolve published later, by this command or by fanout serve, finds the alert its create made."
+    )
     var store: String?
 
     @OptionGroup var observability: ObservabilityOptions
@@ -81,8 +84,9 @@ struct PublishCommand: AsyncParsableCommand {
         let obs = try Observability(observability)
         let publisher = try FanoutPublisher(targets: config, logger: obs.logger("alertfanout.publish"), metrics: obs.exporting ? obs.factory : nil)
         let reactorMetrics = obs.reactorMetrics(publisher.reactor)
-        let options = PublishOptions(deadline: deadline, strategy: HealthStrategy(rawValue: strategy)!,
-                                     selection: only.isEmpty ? .all : .named(only), maxInFlightPerTarget: maxInFlight)
+        let options = PublishOptions(
+            deadline: deadline, strategy: HealthStrategy(rawValue: strategy)!,
+            selection: only.isEmpty ? .all : .named(only), maxInFlightPerTarget: maxInFlight)
         // With --store: the Rootly ids earlier runs (or the service) stored, so resolves find their alerts.
         var rootlyStore: (any DeliveryStore)?
         if let s = store, case .success(let location) = StoreLocation.parse(s) {
@@ -99,7 +103,9 @@ struct PublishCommand: AsyncParsableCommand {
         await withTaskGroup(of: (Int, Result<PublishReport, PublishError>).self) { group in
             for (i, alert) in batch.alerts.enumerated() {
                 group.addTask {
-                    do throws(PublishError) { return (i, .success(try await publisher.publish(alert, options: options, batch: batch))) } catch { return (i, .failure(error)) }
+                    do throws(PublishError) { return (i, .success(try await publisher.publish(alert, options: options, batch: batch))) } catch {
+                        return (i, .failure(error))
+                    }
                 }
             }
             var collected: [(Int, Result<PublishReport, PublishError>)] = []
@@ -173,13 +179,17 @@ func renderPublish(alert: Alert, _ r: Result<PublishReport, PublishError>) -> St
         report = rep
         head = e.description
     }
-    var lines = ["alert \(alert.name) [\(alert.fingerprint)] \(alert.status.rawValue): \(head) — \(report.succeeded) ok, \(report.failed) failed, \(report.skipped) skipped in \(fmt(report.durationSeconds * 1000, 1)) ms"]
+    var lines = [
+        "alert \(alert.name) [\(alert.fingerprint)] \(alert.status.rawValue): \(head) — \(report.succeeded) ok, \(report.failed) failed, \(report.skipped) skipped in \(fmt(report.durationSeconds * 1000, 1)) ms"
+    ]
     var rows = [["TARGET", "TYPE", "OUTCOME", "HTTP", "TRIES", "MS", "DETAIL"]]
     for t in report.results {
         let outcome = t.outcome == .skipped ? "skipped" : t.outcome.rawValue
         let detail = t.skipReason?.rawValue ?? [t.errorKind, t.message].compactMap { $0 }.joined(separator: ": ")
-        rows.append([t.target, t.type, outcome, t.httpStatus.map(String.init) ?? "-", String(t.attempts),
-                     t.outcome == .skipped ? "-" : fmt(t.durationSeconds * 1000, 1), String(detail.prefix(80))])
+        rows.append([
+            t.target, t.type, outcome, t.httpStatus.map(String.init) ?? "-", String(t.attempts),
+            t.outcome == .skipped ? "-" : fmt(t.durationSeconds * 1000, 1), String(detail.prefix(80)),
+        ])
     }
     lines.append(contentsOf: table(rows).map { "  " + $0 })
     return lines.joined(separator: "\n")

@@ -29,7 +29,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Listen address HOST:PORT (overrides server.listen; default 127.0.0.1:9095).")
     var listen: String?
 
-    @Option(help: "Where the durable outbox lives: sqlite:PATH (default sqlite:fanout-state.db, overriding server.store), postgres://USER:PASSWORD@HOST:PORT/DB for several replicas, or none (answer /webhook after delivering, keep nothing).")
+    @Option(
+        help:
+            "Where the durable outbox lives: sqlite:PATH (default sqlite:fanout-state.db, overriding server.store), postgres://USER:PASSWORD@HOST:PORT/DB for several replicas, or none (answer /webhook after delivering, keep nothing)."
+    )
     var store: String?
 
     @Option(help: "How long publishes in flight may take to finish after SIGTERM or SIGINT.", transform: parseDuration)
@@ -78,16 +81,21 @@ struct ServeCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         logger.notice("store", metadata: ["store": "\(location)"])
-        let service = try FanoutService(config: serviceConfig, configPath: config, environment: environment, store: openedStore,
-                                        policy: serviceConfig.server.deliveryPolicy, logger: logger, metrics: obs.factory)
+        let service = try FanoutService(
+            config: serviceConfig, configPath: config, environment: environment, store: openedStore,
+            policy: serviceConfig.server.deliveryPolicy, logger: logger, metrics: obs.factory)
         let reactorMetrics = ReactorMetrics(reactor: service.publisher.reactor, factory: obs.factory)
         reactorMetrics.start()
         let registry = obs.registry
         let server: FanoutServer
         do {
             server = try FanoutServer(service: service, metricsText: { registry.emitToBuffer() }, metrics: obs.factory, logger: logger) { port in
-                logger.notice("listening", metadata: ["address": "\(settings.host):\(port)", "tls": "\(settings.tlsCertificateFile != nil)",
-                                                      "targets": "\(targetCount)"])
+                logger.notice(
+                    "listening",
+                    metadata: [
+                        "address": "\(settings.host):\(port)", "tls": "\(settings.tlsCertificateFile != nil)",
+                        "targets": "\(targetCount)",
+                    ])
             }
         } catch {
             FileHandle.standardError.write(Data("fanout serve: cannot set up the listener: \(error)\n".utf8))
@@ -101,7 +109,10 @@ struct ServeCommand: AsyncParsableCommand {
             signal(sig, SIG_IGN)
             let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
             s.setEventHandler {
-                let n = signals.withLock { $0 += 1; return $0 }
+                let n = signals.withLock {
+                    $0 += 1
+                    return $0
+                }
                 if n > 1 {
                     FileHandle.standardError.write(Data("fanout serve: second signal, exiting now\n".utf8))
                     Foundation.exit(1)

@@ -24,8 +24,10 @@ public struct CircuitBreaker: Sendable, Hashable {
         public var cooldownSeconds: Double
         public var successesToClose: Int
 
-        public init(failureRateThreshold: Double = 0.5, minimumVolume: Int = 10, windowSeconds: Double = 30,
-                    consecutiveFailures: Int = 5, cooldownSeconds: Double = 10, successesToClose: Int = 2) {
+        public init(
+            failureRateThreshold: Double = 0.5, minimumVolume: Int = 10, windowSeconds: Double = 30,
+            consecutiveFailures: Int = 5, cooldownSeconds: Double = 10, successesToClose: Int = 2
+        ) {
             self.failureRateThreshold = failureRateThreshold
             self.minimumVolume = minimumVolume
             self.windowSeconds = windowSeconds
@@ -155,7 +157,8 @@ public struct OutcomeWindow: Sendable, Hashable {
     /// Counts in the buckets that are still inside the window at `now`.
     public func counts(now: Double) -> (ok: Int, failed: Int) {
         let (_, n) = slot(now)
-        var o = 0, f = 0
+        var o = 0
+        var f = 0
         for i in ok.indices where stamps[i] > n - Int64(ok.count) && stamps[i] <= n {
             o += ok[i]
             f += failed[i]
@@ -164,6 +167,10 @@ public struct OutcomeWindow: Sendable, Hashable {
     }
 
     public mutating func clear() {
-        for i in ok.indices { ok[i] = 0; failed[i] = 0; stamps[i] = Int64.min }
+        for i in ok.indices {
+            ok[i] = 0
+            failed[i] = 0
+            stamps[i] = Int64.min
+        }
     }
 }

@@ -32,8 +32,10 @@ public struct DeliveryPolicy: Sendable, Hashable {
     /// Delivered and superseded records are removed after this (default 24 h).
     public var retentionSeconds: Double
 
-    public init(ttlSeconds: Double = 3600, backoffBaseSeconds: Double = 1, backoffCapSeconds: Double = 30, minimumDelaySeconds: Double = 0.05,
-                skipDelaySeconds: Double = 2, leaseSeconds: Double = 60, retentionSeconds: Double = 86_400) {
+    public init(
+        ttlSeconds: Double = 3600, backoffBaseSeconds: Double = 1, backoffCapSeconds: Double = 30, minimumDelaySeconds: Double = 0.05,
+        skipDelaySeconds: Double = 2, leaseSeconds: Double = 60, retentionSeconds: Double = 86_400
+    ) {
         self.ttlSeconds = ttlSeconds
         self.backoffBaseSeconds = backoffBaseSeconds
         self.backoffCapSeconds = backoffCapSeconds
@@ -61,8 +63,10 @@ public struct DeliveryPolicy: Sendable, Hashable {
     /// Decides from one attempt's `result` (the publish report's result for this target). `attempts` counts
     /// failed attempts before this one; `expiresAt` is when the TTL ends; `ratePerSecond` is the target's
     /// rate limit, if any.
-    public func decide<R: RandomNumberGenerator>(_ result: TargetResult, attempts: Int, now: Double, expiresAt: Double,
-                                                 ratePerSecond: Double?, rng: inout R) -> Decision {
+    public func decide<R: RandomNumberGenerator>(
+        _ result: TargetResult, attempts: Int, now: Double, expiresAt: Double,
+        ratePerSecond: Double?, rng: inout R
+    ) -> Decision {
         func retry(after delay: Double, counts: Bool, _ reason: String) -> Decision {
             let due = now + max(minimumDelaySeconds, delay)
             if due >= expiresAt {

@@ -42,8 +42,10 @@ public struct FanoutMachine: Sendable {
         public var ratePerSecond: Double?
         public var rateBurst: Int
 
-        public init(name: String, type: String, enabled: Bool = true, timeoutSeconds: Double? = nil,
-                    rateKey: String? = nil, ratePerSecond: Double? = nil, rateBurst: Int = 1) {
+        public init(
+            name: String, type: String, enabled: Bool = true, timeoutSeconds: Double? = nil,
+            rateKey: String? = nil, ratePerSecond: Double? = nil, rateBurst: Int = 1
+        ) {
             self.name = name
             self.type = type
             self.enabled = enabled
@@ -70,8 +72,9 @@ public struct FanoutMachine: Sendable {
     public enum AttemptOutcome: Sendable, Hashable {
         case delivered(status: Int, action: String?, detail: String?)
         /// `safeToRepeat`: the request is idempotent or provably unprocessed. `retryAfterSeconds`: parsed header.
-        case failed(kind: String, status: Int?, message: String, retryable: Bool, safeToRepeat: Bool,
-                    retryAfterSeconds: Double?, action: String?)
+        case failed(
+            kind: String, status: Int?, message: String, retryable: Bool, safeToRepeat: Bool,
+            retryAfterSeconds: Double?, action: String?)
     }
 
     public enum Action: Sendable, Hashable {
@@ -156,16 +159,20 @@ public struct FanoutMachine: Sendable {
     public static let endpointGoneKind = "endpoint_gone"
 
     /// Records how an attempt ended, and decides whether to retry.
-    public mutating func attemptFinished<R: RandomNumberGenerator>(index i: Int, outcome: AttemptOutcome, now: Double,
-                                                                   book: inout GuardBook, rng: inout R) -> [Action] {
+    public mutating func attemptFinished<R: RandomNumberGenerator>(
+        index i: Int, outcome: AttemptOutcome, now: Double,
+        book: inout GuardBook, rng: inout R
+    ) -> [Action] {
         guard i >= 0, i < states.count, case .inFlight(let n, let timeout, let admission, let sentAt) = states[i] else { return [] }
         let c = candidates[i]
         let latency = max(0, now - sentAt)
         switch outcome {
         case .delivered(let status, let action, let detail):
             book.record(c.name, outcome: .success, latency: latency, timedOut: false, admission: admission, now: now)
-            states[i] = .done(TargetResult(target: c.name, type: c.type, outcome: .succeeded, httpStatus: status, attempts: n,
-                                           durationSeconds: elapsed(now), deadlineSeconds: timeout, action: action, detail: detail))
+            states[i] = .done(
+                TargetResult(
+                    target: c.name, type: c.type, outcome: .succeeded, httpStatus: status, attempts: n,
+                    durationSeconds: elapsed(now), deadlineSeconds: timeout, action: action, detail: detail))
             return completionIfDone(now: now)
         case .failed(let kind, let status, let message, let retryable, let safe, let retryAfter, let action):
             let cancelled = kind == "cancelled"
@@ -174,11 +181,13 @@ public struct FanoutMachine: Sendable {
             // nothing about the target: they must not open its breaker or mark it unhealthy.
             let local = FanoutMachine.localFailureKinds.contains(kind)
             if kind == FanoutMachine.endpointGoneKind { book.markGone(c.name) }
-            book.record(c.name, outcome: cancelled || local ? .neutral : .failure, latency: timedOut ? timeout : latency,
-                        timedOut: timedOut, admission: admission, now: now)
-            var result = TargetResult(target: c.name, type: c.type, outcome: .failed, errorKind: kind, httpStatus: status,
-                                      message: message, attempts: n, retryable: retryable, durationSeconds: elapsed(now),
-                                      deadlineSeconds: timeout, action: action)
+            book.record(
+                c.name, outcome: cancelled || local ? .neutral : .failure, latency: timedOut ? timeout : latency,
+                timedOut: timedOut, admission: admission, now: now)
+            var result = TargetResult(
+                target: c.name, type: c.type, outcome: .failed, errorKind: kind, httpStatus: status,
+                message: message, attempts: n, retryable: retryable, durationSeconds: elapsed(now),
+                deadlineSeconds: timeout, action: action)
             guard retryable, safe, !cancelled else {
                 states[i] = .done(result)
                 return completionIfDone(now: now)
@@ -220,14 +229,18 @@ public struct FanoutMachine: Sendable {
             switch states[i] {
             case .inFlight(let n, let timeout, let admission, _):
                 book.record(c.name, outcome: .neutral, latency: 0, timedOut: false, admission: admission, now: now)
-                states[i] = .done(TargetResult(target: c.name, type: c.type, outcome: .failed, errorKind: "cancelled",
-                                               message: "the publish was cancelled", attempts: n, retryable: true,
-                                               durationSeconds: elapsed(now), deadlineSeconds: timeout))
+                states[i] = .done(
+                    TargetResult(
+                        target: c.name, type: c.type, outcome: .failed, errorKind: "cancelled",
+                        message: "the publish was cancelled", attempts: n, retryable: true,
+                        durationSeconds: elapsed(now), deadlineSeconds: timeout))
             case .waiting(let n, let admission, let last):
                 if let admission { book.record(c.name, outcome: .neutral, latency: 0, timedOut: false, admission: admission, now: now) }
-                states[i] = .done(TargetResult(target: c.name, type: c.type, outcome: .failed, errorKind: "cancelled",
-                                               message: "the publish was cancelled", attempts: last?.attempts ?? n - 1, retryable: true,
-                                               durationSeconds: elapsed(now), deadlineSeconds: last?.deadlineSeconds))
+                states[i] = .done(
+                    TargetResult(
+                        target: c.name, type: c.type, outcome: .failed, errorKind: "cancelled",
+                        message: "the publish was cancelled", attempts: last?.attempts ?? n - 1, retryable: true,
+                        durationSeconds: elapsed(now), deadlineSeconds: last?.deadlineSeconds))
             case .planned, .done:
                 break
             }
@@ -238,8 +251,10 @@ public struct FanoutMachine: Sendable {
     // MARK: - Internals
 
     /// Starts attempt `number` now, after a rate-limit wait, or not at all.
-    private mutating func attempt(_ i: Int, number n: Int, admission given: CircuitBreaker.Admission?, last: TargetResult?,
-                                  now: Double, book: inout GuardBook) -> [Action] {
+    private mutating func attempt(
+        _ i: Int, number n: Int, admission given: CircuitBreaker.Admission?, last: TargetResult?,
+        now: Double, book: inout GuardBook
+    ) -> [Action] {
         let c = candidates[i]
         let left = deadline - now
         // Another publish learned meanwhile that the endpoint is gone: no retry, no further wait.
@@ -250,27 +265,34 @@ public struct FanoutMachine: Sendable {
         }
         guard left >= FanoutMachine.minimumAttemptSeconds else {
             if let given { book.record(c.name, outcome: .neutral, latency: 0, timedOut: false, admission: given, now: now) }
-            states[i] = .done(last ?? TargetResult(target: c.name, type: c.type, outcome: .failed, errorKind: "timeout",
-                                                   message: "the publish deadline passed before the attempt", attempts: n - 1,
-                                                   retryable: true, durationSeconds: elapsed(now)))
+            states[i] = .done(
+                last
+                    ?? TargetResult(
+                        target: c.name, type: c.type, outcome: .failed, errorKind: "timeout",
+                        message: "the publish deadline passed before the attempt", attempts: n - 1,
+                        retryable: true, durationSeconds: elapsed(now)))
             return []
         }
         var admission = given
         if admission == nil {
             let a = book.admit(c.name, now: now)
             if case .rejected = a {
-                states[i] = .done(last.map { r in
-                    var r = r
-                    r.message = (r.message ?? "") + " (circuit opened before the retry)"
-                    return r
-                } ?? skipped(i, .circuitOpen, now: now))
+                states[i] = .done(
+                    last.map { r in
+                        var r = r
+                        r.message = (r.message ?? "") + " (circuit opened before the retry)"
+                        return r
+                    } ?? skipped(i, .circuitOpen, now: now))
                 return []
             }
             admission = a
             // Rate limit: wait if it fits the deadline, else give up on this target.
             if let key = c.rateKey, let rate = c.ratePerSecond {
-                guard let wait = book.reserve(key: key, target: c.name, perSecond: rate, burst: c.rateBurst, now: now,
-                                              maxWait: left - usefulAttempt(c, book: book)) else {
+                guard
+                    let wait = book.reserve(
+                        key: key, target: c.name, perSecond: rate, burst: c.rateBurst, now: now,
+                        maxWait: left - usefulAttempt(c, book: book))
+                else {
                     book.record(c.name, outcome: .neutral, latency: 0, timedOut: false, admission: a, now: now)
                     states[i] = .done(last ?? skipped(i, .rateLimited, now: now))
                     return []
@@ -299,9 +321,11 @@ public struct FanoutMachine: Sendable {
     private func elapsed(_ now: Double) -> Double { max(0, now - startedAt) }
 
     private func skipped(_ i: Int, _ reason: SkipReason, now: Double) -> TargetResult {
-        TargetResult(target: candidates[i].name, type: candidates[i].type, outcome: .skipped, skipReason: reason,
-                     message: reason == .endpointGone ? "the endpoint answered 410 Gone to an earlier delivery; it is skipped until its configuration changes or the publisher restarts" : nil,
-                     retryable: reason == .rateLimited, durationSeconds: elapsed(now))
+        TargetResult(
+            target: candidates[i].name, type: candidates[i].type, outcome: .skipped, skipReason: reason,
+            message: reason == .endpointGone
+                ? "the endpoint answered 410 Gone to an earlier delivery; it is skipped until its configuration changes or the publisher restarts" : nil,
+            retryable: reason == .rateLimited, durationSeconds: elapsed(now))
     }
 
     private mutating func completionIfDone(now: Double) -> [Action] {
@@ -312,8 +336,12 @@ public struct FanoutMachine: Sendable {
             results.append(r)
         }
         completed = true
-        return [.complete(PublishReport(alertName: alertName, fingerprint: fingerprint, status: status, results: results,
-                                        durationSeconds: elapsed(now), deadlineSeconds: options.deadlineSeconds))]
+        return [
+            .complete(
+                PublishReport(
+                    alertName: alertName, fingerprint: fingerprint, status: status, results: results,
+                    durationSeconds: elapsed(now), deadlineSeconds: options.deadlineSeconds))
+        ]
     }
 }
 

@@ -12,9 +12,11 @@ public struct ResilienceConfig: Sendable, Hashable {
     public var breakersEnabled: Bool
     public var adaptiveDeadlines: Bool
 
-    public init(breaker: CircuitBreaker.Config = .init(), health: TargetHealth.Config = .init(), retry: RetryPolicy = .init(),
-                deadline: AdaptiveDeadline.Config = .init(), budgetRatio: Double = 0.2, budgetFloorPerSecond: Double = 1,
-                budgetMaxTokens: Double = 10, breakersEnabled: Bool = true, adaptiveDeadlines: Bool = true) {
+    public init(
+        breaker: CircuitBreaker.Config = .init(), health: TargetHealth.Config = .init(), retry: RetryPolicy = .init(),
+        deadline: AdaptiveDeadline.Config = .init(), budgetRatio: Double = 0.2, budgetFloorPerSecond: Double = 1,
+        budgetMaxTokens: Double = 10, breakersEnabled: Bool = true, adaptiveDeadlines: Bool = true
+    ) {
         self.breaker = breaker
         self.health = health
         self.retry = retry
@@ -99,8 +101,10 @@ public struct GuardBook: Sendable {
     }
 
     /// Records an attempt's outcome everywhere it matters.
-    public mutating func record(_ target: String, outcome: CircuitBreaker.Outcome, latency: Double, timedOut: Bool,
-                                admission: CircuitBreaker.Admission, now: Double) {
+    public mutating func record(
+        _ target: String, outcome: CircuitBreaker.Outcome, latency: Double, timedOut: Bool,
+        admission: CircuitBreaker.Admission, now: Double
+    ) {
         var g = self[target]
         if config.breakersEnabled { g.breaker.record(outcome, admission: admission, now: now) }
         if outcome != .neutral {

@@ -42,9 +42,11 @@ public struct TargetResult: Sendable, Hashable {
     /// What the vendor returned worth keeping (PagerDuty dedup key, Rootly alert id).
     public var detail: String?
 
-    public init(target: String, type: String, outcome: TargetOutcome, errorKind: String? = nil, skipReason: SkipReason? = nil,
-                httpStatus: Int? = nil, message: String? = nil, attempts: Int = 0, retryable: Bool = false,
-                durationSeconds: Double = 0, deadlineSeconds: Double? = nil, action: String? = nil, detail: String? = nil) {
+    public init(
+        target: String, type: String, outcome: TargetOutcome, errorKind: String? = nil, skipReason: SkipReason? = nil,
+        httpStatus: Int? = nil, message: String? = nil, attempts: Int = 0, retryable: Bool = false,
+        durationSeconds: Double = 0, deadlineSeconds: Double? = nil, action: String? = nil, detail: String? = nil
+    ) {
         self.target = target
         self.type = type
         self.outcome = outcome

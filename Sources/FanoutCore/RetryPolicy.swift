@@ -75,15 +75,27 @@ public enum RetryAfter {
     /// Seconds since the epoch of an HTTP-date, or nil.
     public static func httpDate(_ s: String) -> Double? {
         let parts = s.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
-        var day: Int?, month: Int?, year: Int?, time: String?
+        var day: Int?
+        var month: Int?
+        var year: Int?
+        var time: String?
         if parts.count == 6, parts[0].hasSuffix(","), parts[5] == "GMT" {  // Sun, 06 Nov 1994 08:49:37 GMT
-            day = Int(parts[1]); month = months.firstIndex(of: parts[2]).map { $0 + 1 }; year = Int(parts[3]); time = parts[4]
+            day = Int(parts[1])
+            month = months.firstIndex(of: parts[2]).map { $0 + 1 }
+            year = Int(parts[3])
+            time = parts[4]
         } else if parts.count == 4, parts[0].hasSuffix(","), parts[3] == "GMT" {  // Sunday, 06-Nov-94 08:49:37 GMT
             let d = parts[1].split(separator: "-").map(String.init)
             guard d.count == 3, let yy = Int(d[2]) else { return nil }
-            day = Int(d[0]); month = months.firstIndex(of: d[1]).map { $0 + 1 }; year = yy < 70 ? 2000 + yy : 1900 + yy; time = parts[2]
+            day = Int(d[0])
+            month = months.firstIndex(of: d[1]).map { $0 + 1 }
+            year = yy < 70 ? 2000 + yy : 1900 + yy
+            time = parts[2]
         } else if parts.count == 5 {  // Sun Nov  6 08:49:37 1994
-            month = months.firstIndex(of: parts[1]).map { $0 + 1 }; day = Int(parts[2]); time = parts[3]; year = Int(parts[4])
+            month = months.firstIndex(of: parts[1]).map { $0 + 1 }
+            day = Int(parts[2])
+            time = parts[3]
+            year = Int(parts[4])
         }
         guard let day, let month, let year, let time, (1...31).contains(day) else { return nil }
         let t = time.split(separator: ":").compactMap { Int($0) }

@@ -26,9 +26,11 @@ public struct TargetHealth: Sendable, Hashable {
         public var trialIntervalSeconds: Double
         public var recoveryRun: Int
 
-        public init(windowSeconds: Double = 60, minimumSamples: Int = 5, staleAfterSeconds: Double = 300,
-                    unhealthyBelow: Double = 0.5, degradedBelow: Double = 0.9, degradedLatencySeconds: Double = 2,
-                    trialIntervalSeconds: Double = 5, recoveryRun: Int = 3) {
+        public init(
+            windowSeconds: Double = 60, minimumSamples: Int = 5, staleAfterSeconds: Double = 300,
+            unhealthyBelow: Double = 0.5, degradedBelow: Double = 0.9, degradedLatencySeconds: Double = 2,
+            trialIntervalSeconds: Double = 5, recoveryRun: Int = 3
+        ) {
             self.trialIntervalSeconds = trialIntervalSeconds
             self.recoveryRun = recoveryRun
             self.windowSeconds = windowSeconds
@@ -67,7 +69,10 @@ public struct TargetHealth: Sendable, Hashable {
         let bucket = config.windowSeconds / 12
         let n = Int64((now / bucket).rounded(.down))
         let i = Int(((n % 12) + 12) % 12)
-        if latencyStamps[i] != n { latencyStamps[i] = n; latencySum[i] = 0 }
+        if latencyStamps[i] != n {
+            latencyStamps[i] = n
+            latencySum[i] = 0
+        }
         latencySum[i] += latencySeconds
         lastSample = now
         if success { lastSuccess = now }

@@ -27,16 +27,19 @@ extension FanoutServer {
             case .success(let fresh):
                 return jsonResponse(.ok, .object([("status", .string("reloaded")), ("fresh_targets", .array(fresh.map { .string($0) }))]))
             case .failure(let e):
-                return jsonResponse(.internalServerError, .object([
-                    ("status", .string("failed")), ("error", .string("the new configuration was refused; the running one is kept")),
-                    ("problems", .array(e.problems.map { .string($0.description) })),
-                ]))
+                return jsonResponse(
+                    .internalServerError,
+                    .object([
+                        ("status", .string("failed")), ("error", .string("the new configuration was refused; the running one is kept")),
+                        ("problems", .array(e.problems.map { .string($0.description) })),
+                    ]))
             }
         }
         router.get("/metrics") { _, _ -> Response in
             guard let metricsText else { return errorResponse(.notFound, "metrics are not exported by this server") }
-            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                            body: ResponseBody(byteBuffer: ByteBuffer(bytes: metricsText())))
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: metricsText())))
         }
 
         // Alertmanager's webhook receiver.
@@ -61,9 +64,11 @@ extension FanoutServer {
                 // Durable: 202 once the notification and its deliveries are committed; 503 (Alertmanager retries) if not.
                 do {
                     let deliveries = try await service.accept(batch, payload: value.serialized(), receivedAt: received.seconds)
-                    return jsonResponse(.accepted, .object([("status", .string("accepted")), ("alerts", .int(batch.alerts.count)), ("deliveries", .int(deliveries))]))
+                    return jsonResponse(
+                        .accepted, .object([("status", .string("accepted")), ("alerts", .int(batch.alerts.count)), ("deliveries", .int(deliveries))]))
                 } catch {
-                    return errorResponse(.serviceUnavailable, "the alerts could not be stored, so they were not accepted: \(error)", headers: [.retryAfter: "5"])
+                    return errorResponse(
+                        .serviceUnavailable, "the alerts could not be stored, so they were not accepted: \(error)", headers: [.retryAfter: "5"])
                 }
             }
             let results = await service.publish(batch, selection: .all, strategy: .skipUnhealthy)
@@ -72,7 +77,9 @@ extension FanoutServer {
 
         // The parallel publishing API.
         let api = router.group("/api/v2/publishing")
-        for (path, fixed) in [("parallel", nil), ("parallel/all", HealthStrategy.publishToAll), ("parallel/healthy", .skipUnhealthy)] as [(String, HealthStrategy?)] {
+        for (path, fixed) in [("parallel", nil), ("parallel/all", HealthStrategy.publishToAll), ("parallel/healthy", .skipUnhealthy)]
+            as [(String, HealthStrategy?)]
+        {
             api.post(RouterPath(path)) { request, _ -> Response in
                 await parallel(request, service: service, fixedStrategy: fixed)
             }
@@ -190,7 +197,8 @@ extension FanoutServer {
             let config = service.publisher.config
             let unknown = names.filter { config[$0] == nil }
             guard unknown.isEmpty else {
-                return errorResponse(.badRequest, "targets: unknown \(unknown.joined(separator: ", ")) (configured: \(config.targets.map(\.name).joined(separator: ", ")))")
+                return errorResponse(
+                    .badRequest, "targets: unknown \(unknown.joined(separator: ", ")) (configured: \(config.targets.map(\.name).joined(separator: ", ")))")
             }
             guard Set(names).count == names.count else { return errorResponse(.badRequest, "targets: a name is given twice") }
             selection = .named(names)
@@ -220,9 +228,13 @@ extension FanoutServer {
     static func publishResponse(_ results: [Result<PublishReport, PublishError>]) -> Response {
         let reached = results.filter(\.reachedAnyTarget).count
         let status: String
-        if reached < results.count { status = reached == 0 ? "failed" : "some alerts reached no target" }
-        else if results.allSatisfy({ (try? $0.get())?.allSucceeded ?? false }) { status = "delivered" }
-        else { status = "partial" }
+        if reached < results.count {
+            status = reached == 0 ? "failed" : "some alerts reached no target"
+        } else if results.allSatisfy({ (try? $0.get())?.allSucceeded ?? false }) {
+            status = "delivered"
+        } else {
+            status = "partial"
+        }
         let body: JSONValue = .object([("status", .string(status)), ("alerts", .int(results.count)), ("reports", .array(results.map(\.json)))])
         return jsonResponse(reached == results.count ? .ok : .badGateway, body)
     }

@@ -21,9 +21,11 @@ public final class FanoutServer: Sendable {
 
     /// `metricsText` renders `GET /metrics` (Prometheus text format); nil answers 404 there. `onListening`
     /// receives the bound port (useful with port 0).
-    public init(service: FanoutService, metricsText: (@Sendable () -> [UInt8])? = nil, metrics: MetricsFactory? = nil,
-                logger: Logger = Logger(label: "alertfanout.serve", factory: { _ in SwiftLogNoOpLogHandler() }),
-                onListening: @escaping @Sendable (Int) -> Void = { _ in }) throws {
+    public init(
+        service: FanoutService, metricsText: (@Sendable () -> [UInt8])? = nil, metrics: MetricsFactory? = nil,
+        logger: Logger = Logger(label: "alertfanout.serve", factory: { _ in SwiftLogNoOpLogHandler() }),
+        onListening: @escaping @Sendable (Int) -> Void = { _ in }
+    ) throws {
         self.service = service
         self.logger = logger
         let settings = service.settings
@@ -57,8 +59,9 @@ public final class FanoutServer: Sendable {
     public func run() async throws {
         let s = service.settings
         if !s.isLoopback && !s.requiresAuth {
-            logger.warning("listening on a non-loopback address without authentication: anyone who can reach it can publish alerts",
-                           metadata: ["listen": "\(s.host):\(s.port)"])
+            logger.warning(
+                "listening on a non-loopback address without authentication: anyone who can reach it can publish alerts",
+                metadata: ["listen": "\(s.host):\(s.port)"])
         }
         try await group.run()
     }

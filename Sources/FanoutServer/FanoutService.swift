@@ -6,8 +6,9 @@ import FanoutCore
 import FanoutStore
 import Logging
 import Synchronization
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The engine behind `fanout serve`: one `FanoutPublisher` on one reactor for the life of the process, so
@@ -38,10 +39,12 @@ public final class FanoutService: Sendable {
     }
 
     /// With a `store`, a dispatcher starts working it at once (lease owner `owner`, unique per process).
-    public init(config: ServiceConfig, configPath: String? = nil, environment: [String: String] = [:], store: (any DeliveryStore)? = nil,
-                policy: DeliveryPolicy = .init(), resilience: ResilienceConfig = .init(), owner: String = "fanout-\(getpid())",
-                logger: Logger = Logger(label: "alertfanout.serve", factory: { _ in SwiftLogNoOpLogHandler() }),
-                metrics: MetricsFactory? = nil) throws {
+    public init(
+        config: ServiceConfig, configPath: String? = nil, environment: [String: String] = [:], store: (any DeliveryStore)? = nil,
+        policy: DeliveryPolicy = .init(), resilience: ResilienceConfig = .init(), owner: String = "fanout-\(getpid())",
+        logger: Logger = Logger(label: "alertfanout.serve", factory: { _ in SwiftLogNoOpLogHandler() }),
+        metrics: MetricsFactory? = nil
+    ) throws {
         // With an outbox a timed-out attempt is simply retried, so adaptive deadlines keep a floor of 1 s: on a busy
         // machine a 50 ms floor turned queueing into timeouts, the timeouts opened breakers, and the open breakers
         // held the whole backlog back (measured: 1,443 circuit_open skips from 19 timeouts in a 3 s burst).
@@ -56,8 +59,9 @@ public final class FanoutService: Sendable {
         self.policy = policy
         state = Mutex(State(server: config.server))
         if let store {
-            dispatcher = Dispatcher(store: store, publisher: publisher, policy: policy, owner: owner,
-                                    attemptDeadline: .milliseconds(Int64(config.server.publishDeadlineSeconds * 1000)), logger: logger, metrics: metrics)
+            dispatcher = Dispatcher(
+                store: store, publisher: publisher, policy: policy, owner: owner,
+                attemptDeadline: .milliseconds(Int64(config.server.publishDeadlineSeconds * 1000)), logger: logger, metrics: metrics)
         } else {
             dispatcher = nil
         }
@@ -83,8 +87,10 @@ public final class FanoutService: Sendable {
                 }
             } else {
                 for (i, a) in batch.alerts.enumerated() {
-                    deliveries.append(NewDelivery(target: t.name, alertIndex: i, orderingKey: a.fingerprint, status: a.status.rawValue,
-                                                  isRootlyResolve: t.type == .rootly && a.status == .resolved))
+                    deliveries.append(
+                        NewDelivery(
+                            target: t.name, alertIndex: i, orderingKey: a.fingerprint, status: a.status.rawValue,
+                            isRootlyResolve: t.type == .rootly && a.status == .resolved))
                 }
             }
         }
@@ -181,7 +187,8 @@ public final class FanoutService: Sendable {
                 $0.lastReloadProblems = []
             }
             if new.server.host != old.host || new.server.port != old.port || new.server.tlsCertificateFile != old.tlsCertificateFile
-                || new.server.tlsKeyFile != old.tlsKeyFile {
+                || new.server.tlsKeyFile != old.tlsKeyFile
+            {
                 logger.warning("listen address or TLS changed: they take effect on restart")
             }
             recordReload(ok: true)
@@ -279,4 +286,3 @@ final class OutcomeCollector: Sendable {
         if let (c, results) = done { c.resume(returning: results) }
     }
 }
-

@@ -2,8 +2,9 @@
 import AlertFanout
 import FanoutCore
 import FanoutStore
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The `server:` section: where to listen, who may call, TLS and request limits. Secrets (the bearer token,
@@ -41,9 +42,11 @@ public struct ServerSettings: Sendable, Equatable {
 
     public static let defaultPort = 9095
 
-    public init(host: String = "127.0.0.1", port: Int = ServerSettings.defaultPort, bearerToken: Secret? = nil, basicAuth: BasicAuth? = nil,
-                protectMetrics: Bool = false, tlsCertificateFile: String? = nil, tlsKeyFile: String? = nil,
-                maxBodyBytes: Int = 8 << 20, publishDeadlineSeconds: Double = 10, idleTimeoutSeconds: Double = 30) {
+    public init(
+        host: String = "127.0.0.1", port: Int = ServerSettings.defaultPort, bearerToken: Secret? = nil, basicAuth: BasicAuth? = nil,
+        protectMetrics: Bool = false, tlsCertificateFile: String? = nil, tlsKeyFile: String? = nil,
+        maxBodyBytes: Int = 8 << 20, publishDeadlineSeconds: Double = 10, idleTimeoutSeconds: Double = 30
+    ) {
         self.host = host
         self.port = port
         self.bearerToken = bearerToken
@@ -72,8 +75,10 @@ public struct ServiceConfig: Sendable {
 }
 
 public enum ServiceConfigLoader {
-    static let serverKeys: Set<String> = ["listen", "auth", "tls", "max_body_bytes", "publish_deadline", "idle_timeout", "store", "delivery_ttl",
-                                          "retention", "backoff_cap", "lease"]
+    static let serverKeys: Set<String> = [
+        "listen", "auth", "tls", "max_body_bytes", "publish_deadline", "idle_timeout", "store", "delivery_ttl",
+        "retention", "backoff_cap", "lease",
+    ]
 
     /// Reads `path`. Every problem in the file is reported at once (`TargetsConfigError`), naming its field.
     public static func load(path: String, environment: [String: String]) throws -> ServiceConfig {
@@ -157,10 +162,15 @@ public enum ServiceConfigLoader {
                 if let b = auth["basic_auth"] {
                     let user = text(b["username"], "auth.basic_auth.username")
                     let password = secretFile(b["password_file"], "auth.basic_auth.password_file")
-                    if b.objectValue == nil { add("auth.basic_auth", "must be a mapping {username, password_file}") }
-                    else if user == nil || user!.isEmpty { add("auth.basic_auth.username", "is required") }
-                    else if b["password_file"] == nil { add("auth.basic_auth.password_file", "is required") }
-                    else if let user, let password { s.basicAuth = .init(username: user, password: password) }
+                    if b.objectValue == nil {
+                        add("auth.basic_auth", "must be a mapping {username, password_file}")
+                    } else if user == nil || user!.isEmpty {
+                        add("auth.basic_auth.username", "is required")
+                    } else if b["password_file"] == nil {
+                        add("auth.basic_auth.password_file", "is required")
+                    } else if let user, let password {
+                        s.basicAuth = .init(username: user, password: password)
+                    }
                 }
                 if let p = auth["protect_metrics"] {
                     if let b = p.boolValue { s.protectMetrics = b } else { add("auth.protect_metrics", "must be true or false") }
@@ -185,20 +195,26 @@ public enum ServiceConfigLoader {
             if let n = m.intValue, n >= 1024 { s.maxBodyBytes = n } else { add("max_body_bytes", "must be a whole number of bytes, at least 1024") }
         }
         if let d = v["publish_deadline"] {
-            if let sec = ConfigDocument.durationSeconds(d), sec > 0, sec <= 3600 { s.publishDeadlineSeconds = sec } else {
+            if let sec = ConfigDocument.durationSeconds(d), sec > 0, sec <= 3600 {
+                s.publishDeadlineSeconds = sec
+            } else {
                 add("publish_deadline", "must be a duration between 0 and 1h, such as 10s")
             }
         }
         if let d = v["idle_timeout"] {
-            if let sec = ConfigDocument.durationSeconds(d), sec > 0 { s.idleTimeoutSeconds = sec } else {
+            if let sec = ConfigDocument.durationSeconds(d), sec > 0 {
+                s.idleTimeoutSeconds = sec
+            } else {
                 add("idle_timeout", "must be a positive duration, such as 30s")
             }
         }
         if let st = text(v["store"], "store") {
             if case .failure(let e) = StoreLocation.parse(st) { add("store", e.message) } else { s.store = st }
         }
-        for (key, minimum, maximum) in [("delivery_ttl", 1.0, 7 * 86_400.0), ("retention", 60.0, 365 * 86_400.0), ("backoff_cap", 0.1, 3600.0),
-                                        ("lease", 1.0, 3600.0)] {
+        for (key, minimum, maximum) in [
+            ("delivery_ttl", 1.0, 7 * 86_400.0), ("retention", 60.0, 365 * 86_400.0), ("backoff_cap", 0.1, 3600.0),
+            ("lease", 1.0, 3600.0),
+        ] {
             guard let d = v[key] else { continue }
             guard let sec = ConfigDocument.durationSeconds(d), sec >= minimum, sec <= maximum else {
                 add(key, "must be a duration between \(Int(minimum))s and \(Int(maximum))s, such as 1h")

@@ -74,8 +74,12 @@ final class ServiceStats: Sendable {
             ("targets", .object(t.perTarget.sorted { $0.key < $1.key }.map { ($0.key, counts($0.value)) })),
             ("retries", .int(t.retries)),
             ("skips", counts(t.skips)),
-            ("deliveries", .object([("pending", .int(t.pending)), ("delivered", .int(t.delivered)), ("dead", .int(t.dead))]
-                + (store.map { [("superseded", JSONValue.int($0.total("superseded")))] } ?? []))),
+            (
+                "deliveries",
+                .object(
+                    [("pending", .int(t.pending)), ("delivered", .int(t.delivered)), ("dead", .int(t.dead))]
+                        + (store.map { [("superseded", JSONValue.int($0.total("superseded")))] } ?? []))
+            ),
         ])
     }
 }

@@ -147,18 +147,21 @@ extension DeliveryStore {
     public func loadRootlyIDs(_ keys: [String], into publisher: FanoutPublisher) async throws {
         guard !keys.isEmpty else { return }
         let ids = try await rootlyIDs(keys)
-        await publisher.rememberRootlyIDs(ids.compactMap { key, id in
-            let p = key.split(separator: "|", maxSplits: 1).map(String.init)
-            return p.count == 2 ? (p[0], p[1], id) : nil
-        })
+        await publisher.rememberRootlyIDs(
+            ids.compactMap { key, id in
+                let p = key.split(separator: "|", maxSplits: 1).map(String.init)
+                return p.count == 2 ? (p[0], p[1], id) : nil
+            })
     }
 }
 
 extension DeadLetter {
     /// The shape the dead-letter API and `fanout dlq list --json` print.
     public var json: JSONValue {
-        var m: [(String, JSONValue)] = [("id", .int(id)), ("target", .string(target)), ("notification", .int(notificationID)),
-                                        ("alert_index", .int(alertIndex)), ("key", .string(orderingKey)), ("attempts", .int(attempts))]
+        var m: [(String, JSONValue)] = [
+            ("id", .int(id)), ("target", .string(target)), ("notification", .int(notificationID)),
+            ("alert_index", .int(alertIndex)), ("key", .string(orderingKey)), ("attempts", .int(attempts)),
+        ]
         if let e = lastError { m.append(("last_error", .string(e))) }
         if let s = lastStatus { m.append(("last_status", .int(s))) }
         m.append(("created_at", .string(Timestamp(seconds: Int64(createdAt)).rfc3339)))

@@ -50,10 +50,12 @@ public final class Dispatcher: Sendable {
         }
     }
 
-    public init(store: any DeliveryStore, publisher: FanoutPublisher, policy: DeliveryPolicy = .init(), owner: String,
-                attemptDeadline: Duration = .seconds(10), maxInFlight: Int = 4096, batchSize: Int = 512,
-                logger: Logger = Logger(label: "alertfanout.dispatcher", factory: { _ in SwiftLogNoOpLogHandler() }),
-                metrics: MetricsFactory? = nil) {
+    public init(
+        store: any DeliveryStore, publisher: FanoutPublisher, policy: DeliveryPolicy = .init(), owner: String,
+        attemptDeadline: Duration = .seconds(10), maxInFlight: Int = 4096, batchSize: Int = 512,
+        logger: Logger = Logger(label: "alertfanout.dispatcher", factory: { _ in SwiftLogNoOpLogHandler() }),
+        metrics: MetricsFactory? = nil
+    ) {
         self.store = store
         self.publisher = publisher
         self.policy = policy
@@ -256,17 +258,22 @@ public final class Dispatcher: Sendable {
         let result: TargetResult
         switch r {
         case .success(let report):
-            result = report.results.first { $0.target == d.target } ?? TargetResult(target: d.target, type: target.type.rawValue, outcome: .failed, errorKind: "format")
+            result =
+                report.results.first { $0.target == d.target }
+                ?? TargetResult(target: d.target, type: target.type.rawValue, outcome: .failed, errorKind: "format")
         case .failure(.noEnabledTargets):
             result = TargetResult(target: d.target, type: target.type.rawValue, outcome: .skipped, skipReason: .disabled)
         case .failure(.invalidInput(let m)):
             result = TargetResult(target: d.target, type: target.type.rawValue, outcome: .failed, errorKind: "format", message: m)
         case .failure(let e):
-            result = e.report?.results.first { $0.target == d.target } ?? TargetResult(target: d.target, type: target.type.rawValue, outcome: .failed, errorKind: "format", message: "\(e)")
+            result =
+                e.report?.results.first { $0.target == d.target }
+                ?? TargetResult(target: d.target, type: target.type.rawValue, outcome: .failed, errorKind: "format", message: "\(e)")
         }
         let decision = rng.withLock { g in
-            policy.decide(result, attempts: d.attempts, now: WallTime.now(), expiresAt: d.expiresAt,
-                          ratePerSecond: target.effectiveRateLimit?.perSecond, rng: &g)
+            policy.decide(
+                result, attempts: d.attempts, now: WallTime.now(), expiresAt: d.expiresAt,
+                ratePerSecond: target.effectiveRateLimit?.perSecond, rng: &g)
         }
         var rootly: DeliveryCompletion.RootlyChange?
         if target.type == .rootly, result.outcome == .succeeded, let alert {
@@ -280,8 +287,10 @@ public final class Dispatcher: Sendable {
     }
 
     /// Counts and logs one delivery's decision; the completion to record.
-    private func outcome(_ d: ClaimedDelivery, _ decision: DeliveryPolicy.Decision, result: TargetResult?,
-                         rootly: DeliveryCompletion.RootlyChange? = nil) -> DeliveryCompletion {
+    private func outcome(
+        _ d: ClaimedDelivery, _ decision: DeliveryPolicy.Decision, result: TargetResult?,
+        rootly: DeliveryCompletion.RootlyChange? = nil
+    ) -> DeliveryCompletion {
         if let metrics {
             let label: String
             switch decision {
@@ -297,10 +306,12 @@ public final class Dispatcher: Sendable {
         case .delivered:
             logger.debug("delivered", metadata: ["target": "\(d.target)", "delivery": "\(d.id)", "attempts": "\(d.attempts + 1)"])
         case .retry(let dueAt, _, let reason):
-            logger.info("delivery attempt failed; will retry", metadata: [
-                "target": "\(d.target)", "delivery": "\(d.id)", "attempts": "\(d.attempts + 1)", "reason": "\(reason)",
-                "retry_in_s": "\(Int(max(0, dueAt - WallTime.now()).rounded(.up)))",
-            ])
+            logger.info(
+                "delivery attempt failed; will retry",
+                metadata: [
+                    "target": "\(d.target)", "delivery": "\(d.id)", "attempts": "\(d.attempts + 1)", "reason": "\(reason)",
+                    "retry_in_s": "\(Int(max(0, dueAt - WallTime.now()).rounded(.up)))",
+                ])
         case .dead(let reason):
             logger.warning("delivery became a dead letter", metadata: ["target": "\(d.target)", "delivery": "\(d.id)", "reason": "\(reason)"])
         case .superseded(let reason):
@@ -318,8 +329,9 @@ public final class Dispatcher: Sendable {
                     try await store.complete(completions, owner: owner, now: WallTime.now())
                     break
                 } catch {
-                    logger.error("cannot record delivery outcomes; retrying",
-                                 metadata: ["deliveries": "\(completions.map(\.id))", "error": "\(error)"])
+                    logger.error(
+                        "cannot record delivery outcomes; retrying",
+                        metadata: ["deliveries": "\(completions.map(\.id))", "error": "\(error)"])
                     try? await Task.sleep(for: .milliseconds(100 << min(attempt, 5)))
                 }
             }

@@ -44,9 +44,11 @@ struct EnqueuePlan {
             for d in item.notification.deliveries {
                 let key = Key(target: d.target, orderingKey: d.orderingKey)
                 if seen.insert(key).inserted { firstSeen.append(key) }
-                deliveries.append(Row(notificationID: nid, alertIndex: d.alertIndex, target: d.target, orderingKey: d.orderingKey,
-                                      status: d.status, isRootlyResolve: d.isRootlyResolve, createdAt: now,
-                                      expiresAt: Int64(((item.now + item.ttl) * 1000).rounded())))
+                deliveries.append(
+                    Row(
+                        notificationID: nid, alertIndex: d.alertIndex, target: d.target, orderingKey: d.orderingKey,
+                        status: d.status, isRootlyResolve: d.isRootlyResolve, createdAt: now,
+                        expiresAt: Int64(((item.now + item.ttl) * 1000).rounded())))
             }
         }
     }

@@ -52,7 +52,8 @@ final class GroupCommitter<Item: Sendable, Output: Sendable>: Sendable {
                     s.draining = false
                     return []
                 }
-                var n = 0, items = 0
+                var n = 0
+                var items = 0
                 while n < s.waiting.count, n == 0 || items + s.waiting[n].items.count <= maxBatch {
                     items += s.waiting[n].items.count
                     n += 1

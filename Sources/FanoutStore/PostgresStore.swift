@@ -25,8 +25,10 @@ public final class PostgresStore: DeliveryStore {
     let deadline: Duration
 
     /// Connects, waits until the database answers, and migrates. Throws `StoreError` naming what failed.
-    public static func open(url: String, logger: Logger = Logger(label: "alertfanout.store", factory: { _ in SwiftLogNoOpLogHandler() }),
-                            deadline: Duration = .seconds(5)) async throws -> PostgresStore {
+    public static func open(
+        url: String, logger: Logger = Logger(label: "alertfanout.store", factory: { _ in SwiftLogNoOpLogHandler() }),
+        deadline: Duration = .seconds(5)
+    ) async throws -> PostgresStore {
         let store = PostgresStore(configuration: try configuration(url: url), description: StoreLocation.redacted(url), logger: logger, deadline: deadline)
         do {
             try await store.migrate()
@@ -60,7 +62,8 @@ public final class PostgresStore: DeliveryStore {
     /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=disable|prefer|require]`.
     static func configuration(url: String) throws -> PostgresClient.Configuration {
         guard let c = URLComponents(string: url), ["postgres", "postgresql"].contains(c.scheme ?? ""), let host = c.host, !host.isEmpty,
-              let user = c.user, !user.isEmpty else {
+            let user = c.user, !user.isEmpty
+        else {
             throw StoreError("'\(StoreLocation.redacted(url))' is not a PostgreSQL URL: use postgres://USER:PASSWORD@HOST:PORT/DB")
         }
         let db = String(c.path.drop { $0 == "/" })
@@ -70,15 +73,18 @@ public final class PostgresStore: DeliveryStore {
         case "require", "verify-ca", "verify-full": tls = .require(.makeClientConfiguration())
         default: tls = .prefer(.makeClientConfiguration())
         }
-        var config = PostgresClient.Configuration(host: host, port: c.port ?? 5432, username: user, password: c.password,
-                                                  database: db.isEmpty ? nil : db, tls: tls)
+        var config = PostgresClient.Configuration(
+            host: host, port: c.port ?? 5432, username: user, password: c.password,
+            database: db.isEmpty ? nil : db, tls: tls)
         config.options.connectTimeout = .seconds(3)
         config.options.maximumConnections = 8
         return config
     }
 
     static let migrations: [(Int, String)] = [
-        (1, """
+        (
+            1,
+            """
             CREATE TABLE IF NOT EXISTS notifications (
                 id BIGSERIAL PRIMARY KEY,
                 received_at BIGINT NOT NULL,
@@ -113,7 +119,8 @@ public final class PostgresStore: DeliveryStore {
                 updated_at BIGINT NOT NULL,
                 PRIMARY KEY (target, fingerprint)
             );
-            """),
+            """
+        )
     ]
 
     /// Versioned migrations, one replica at a time (an advisory lock), each in its own transaction.
@@ -121,14 +128,18 @@ public final class PostgresStore: DeliveryStore {
         try await timed {
             try await self.client.withTransaction(logger: self.logger) { conn in
                 try await drain(conn.query("SELECT pg_advisory_xact_lock(7263541)", logger: self.logger))
-                try await drain(conn.query("CREATE TABLE IF NOT EXISTS alertfanout_schema (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)", logger: self.logger))
+                try await drain(
+                    conn.query("CREATE TABLE IF NOT EXISTS alertfanout_schema (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)", logger: self.logger))
                 var applied = Set<Int>()
                 for try await v in try await conn.query("SELECT version FROM alertfanout_schema", logger: self.logger).decode(Int.self) { applied.insert(v) }
                 for (version, sql) in PostgresStore.migrations where !applied.contains(version) {
                     for statement in sql.split(separator: ";").map({ $0.trimmingCharacters(in: .whitespacesAndNewlines) }) where !statement.isEmpty {
                         try await drain(conn.query(PostgresQuery(unsafeSQL: statement), logger: self.logger))
                     }
-                    try await drain(conn.query("INSERT INTO alertfanout_schema (version, applied_at) VALUES (\(version), \(ms(Date().timeIntervalSince1970)))", logger: self.logger))
+                    try await drain(
+                        conn.query(
+                            "INSERT INTO alertfanout_schema (version, applied_at) VALUES (\(version), \(ms(Date().timeIntervalSince1970)))", logger: self.logger
+                        ))
                 }
             }
         }
@@ -153,18 +164,21 @@ public final class PostgresStore: DeliveryStore {
         }
         // Ids are taken after the locks, in batch order, so every key's deliveries are numbered in the order stored.
         let nids = try await nextIDs("notifications_id_seq", count: items.count, conn, logger)
-        try await drain(conn.query("""
-            INSERT INTO notifications (id, received_at, payload)
-            SELECT * FROM unnest(\(nids)::bigint[], \(items.map { ms($0.notification.receivedAt) })::bigint[],
-                                 \(items.map { ByteBuffer(bytes: $0.notification.payload) })::bytea[])
-            """, logger: logger))
+        try await drain(
+            conn.query(
+                """
+                INSERT INTO notifications (id, received_at, payload)
+                SELECT * FROM unnest(\(nids)::bigint[], \(items.map { ms($0.notification.receivedAt) })::bigint[],
+                                     \(items.map { ByteBuffer(bytes: $0.notification.payload) })::bytea[])
+                """, logger: logger))
         let rows = EnqueuePlan(items: items, notificationIDs: nids)
         guard !rows.deliveries.isEmpty else { return nids }
         // Older pending deliveries of the batch's keys are superseded by the batch; which statuses they had
         // decides whether a Rootly resolve still has something to resolve.
         var supersededInStore: [EnqueuePlan.Key: Set<String>] = [:]
         let keyList = Array(rows.firstSeen)
-        let sup = try await conn.query("""
+        let sup = try await conn.query(
+            """
             UPDATE deliveries d SET state = 'superseded', finished_at = \(rows.supersedeTime), last_error = \(EnqueuePlan.supersededReason)
             FROM unnest(\(keyList.map(\.target))::text[], \(keyList.map(\.orderingKey))::text[]) AS k(t, o)
             WHERE d.target = k.t AND d.ordering_key = k.o AND d.state = 'pending'
@@ -175,15 +189,17 @@ public final class PostgresStore: DeliveryStore {
         }
         let planned = rows.resolve(supersededInStore: supersededInStore)
         let dids = try await nextIDs("deliveries_id_seq", count: planned.count, conn, logger)
-        try await drain(conn.query("""
-            INSERT INTO deliveries (id, notification_id, alert_index, target, ordering_key, status, state, created_at, due_at, expires_at, last_error, finished_at)
-            SELECT id, nid, idx, t, o, st, state, now, now, exp, NULLIF(err, ''), NULLIF(fin, 0)
-            FROM unnest(\(dids)::bigint[], \(planned.map(\.notificationID))::bigint[], \(planned.map(\.alertIndex))::bigint[],
-                        \(planned.map(\.target))::text[], \(planned.map(\.orderingKey))::text[], \(planned.map(\.status))::text[],
-                        \(planned.map(\.state))::text[], \(planned.map(\.createdAt))::bigint[], \(planned.map(\.expiresAt))::bigint[],
-                        \(planned.map(\.lastError))::text[], \(planned.map(\.finishedAt))::bigint[])
-                 AS r(id, nid, idx, t, o, st, state, now, exp, err, fin)
-            """, logger: logger))
+        try await drain(
+            conn.query(
+                """
+                INSERT INTO deliveries (id, notification_id, alert_index, target, ordering_key, status, state, created_at, due_at, expires_at, last_error, finished_at)
+                SELECT id, nid, idx, t, o, st, state, now, now, exp, NULLIF(err, ''), NULLIF(fin, 0)
+                FROM unnest(\(dids)::bigint[], \(planned.map(\.notificationID))::bigint[], \(planned.map(\.alertIndex))::bigint[],
+                            \(planned.map(\.target))::text[], \(planned.map(\.orderingKey))::text[], \(planned.map(\.status))::text[],
+                            \(planned.map(\.state))::text[], \(planned.map(\.createdAt))::bigint[], \(planned.map(\.expiresAt))::bigint[],
+                            \(planned.map(\.lastError))::text[], \(planned.map(\.finishedAt))::bigint[])
+                     AS r(id, nid, idx, t, o, st, state, now, exp, err, fin)
+                """, logger: logger))
         return nids
     }
 
@@ -209,10 +225,12 @@ public final class PostgresStore: DeliveryStore {
     // MARK: claim and complete
 
     public func claim(owner: String, limit: Int, now: Double, leaseSeconds: Double) async throws -> [ClaimedDelivery] {
-        let t = ms(now), until = ms(now + leaseSeconds)
+        let t = ms(now)
+        let until = ms(now + leaseSeconds)
         return try await timed {
             // A leased row's due_at is its lease's end, so live leases are never scanned and expired ones are due.
-            let rows = try await self.client.query("""
+            let rows = try await self.client.query(
+                """
                 UPDATE deliveries d SET state = 'leased', lease_owner = \(owner), lease_until = \(until), due_at = \(until)
                 FROM (SELECT x.id, x.due_at AS old_due FROM deliveries x
                       WHERE x.state IN ('pending', 'leased') AND x.due_at <= \(t)
@@ -224,9 +242,13 @@ public final class PostgresStore: DeliveryStore {
                 RETURNING d.id, d.notification_id, d.alert_index, d.target, d.ordering_key, d.attempts, d.created_at, due.old_due, d.expires_at
                 """, logger: self.logger)
             var out: [ClaimedDelivery] = []
-            for try await (id, nid, index, target, key, attempts, created, due, expires) in rows.decode((Int64, Int64, Int, String, String, Int, Int64, Int64, Int64).self) {
-                out.append(ClaimedDelivery(id: id, notificationID: nid, alertIndex: index, target: target, orderingKey: key, attempts: attempts,
-                                           createdAt: seconds(created), dueAt: seconds(due), expiresAt: seconds(expires)))
+            for try await (id, nid, index, target, key, attempts, created, due, expires) in rows.decode(
+                (Int64, Int64, Int, String, String, Int, Int64, Int64, Int64).self)
+            {
+                out.append(
+                    ClaimedDelivery(
+                        id: id, notificationID: nid, alertIndex: index, target: target, orderingKey: key, attempts: attempts,
+                        createdAt: seconds(created), dueAt: seconds(due), expiresAt: seconds(expires)))
             }
             return out.sorted { $0.id < $1.id }
         }
@@ -251,8 +273,14 @@ public final class PostgresStore: DeliveryStore {
     /// Every completion of a batch in one UPDATE (plus the Rootly id changes, which are few).
     static func apply(_ items: [SQLiteStore.CompleteItem], _ conn: PostgresConnection, _ logger: Logger) async throws {
         guard !items.isEmpty else { return }
-        var ids: [Int64] = [], owners: [String] = [], states: [String] = [], adds: [Int] = [], dues: [Int64] = [], errors: [String] = []
-        var statuses: [Int] = [], finished: [Int64] = []
+        var ids: [Int64] = []
+        var owners: [String] = []
+        var states: [String] = []
+        var adds: [Int] = []
+        var dues: [Int64] = []
+        var errors: [String] = []
+        var statuses: [Int] = []
+        var finished: [Int64] = []
         for item in items {
             let c = item.completion
             let now = ms(item.now)
@@ -264,24 +292,34 @@ public final class PostgresStore: DeliveryStore {
             case .dead(let reason): (state, add, due, error, fin) = ("dead", 1, -1, reason, now)
             case .superseded(let reason): (state, add, due, error, fin) = ("superseded", 0, -1, reason, now)
             }
-            ids.append(c.id); owners.append(item.owner); states.append(state); adds.append(add); dues.append(due)
-            errors.append(error); statuses.append(c.httpStatus ?? -1); finished.append(fin)
+            ids.append(c.id)
+            owners.append(item.owner)
+            states.append(state)
+            adds.append(add)
+            dues.append(due)
+            errors.append(error)
+            statuses.append(c.httpStatus ?? -1)
+            finished.append(fin)
         }
-        try await drain(conn.query("""
-            UPDATE deliveries d SET state = c.state, attempts = d.attempts + c.add, due_at = CASE WHEN c.due < 0 THEN d.due_at ELSE c.due END,
-                lease_owner = NULL, lease_until = NULL, last_error = coalesce(NULLIF(c.err, ''), d.last_error),
-                last_status = CASE WHEN c.status < 0 THEN d.last_status ELSE c.status END, finished_at = NULLIF(c.fin, 0)
-            FROM unnest(\(ids)::bigint[], \(owners)::text[], \(states)::text[], \(adds)::bigint[], \(dues)::bigint[], \(errors)::text[],
-                        \(statuses)::bigint[], \(finished)::bigint[]) AS c(id, owner, state, add, due, err, status, fin)
-            WHERE d.id = c.id AND d.state = 'leased' AND d.lease_owner = c.owner
-            """, logger: logger))
+        try await drain(
+            conn.query(
+                """
+                UPDATE deliveries d SET state = c.state, attempts = d.attempts + c.add, due_at = CASE WHEN c.due < 0 THEN d.due_at ELSE c.due END,
+                    lease_owner = NULL, lease_until = NULL, last_error = coalesce(NULLIF(c.err, ''), d.last_error),
+                    last_status = CASE WHEN c.status < 0 THEN d.last_status ELSE c.status END, finished_at = NULLIF(c.fin, 0)
+                FROM unnest(\(ids)::bigint[], \(owners)::text[], \(states)::text[], \(adds)::bigint[], \(dues)::bigint[], \(errors)::text[],
+                            \(statuses)::bigint[], \(finished)::bigint[]) AS c(id, owner, state, add, due, err, status, fin)
+                WHERE d.id = c.id AND d.state = 'leased' AND d.lease_owner = c.owner
+                """, logger: logger))
         for item in items {
             switch item.completion.rootly {
             case .remember(let target, let fingerprint, let id):
-                try await drain(conn.query("""
-                    INSERT INTO rootly_ids (target, fingerprint, alert_id, updated_at) VALUES (\(target), \(fingerprint), \(id), \(ms(item.now)))
-                    ON CONFLICT (target, fingerprint) DO UPDATE SET alert_id = excluded.alert_id, updated_at = excluded.updated_at
-                    """, logger: logger))
+                try await drain(
+                    conn.query(
+                        """
+                        INSERT INTO rootly_ids (target, fingerprint, alert_id, updated_at) VALUES (\(target), \(fingerprint), \(id), \(ms(item.now)))
+                        ON CONFLICT (target, fingerprint) DO UPDATE SET alert_id = excluded.alert_id, updated_at = excluded.updated_at
+                        """, logger: logger))
             case .forget(let target, let fingerprint):
                 try await drain(conn.query("DELETE FROM rootly_ids WHERE target = \(target) AND fingerprint = \(fingerprint)", logger: logger))
             case nil:
@@ -293,9 +331,11 @@ public final class PostgresStore: DeliveryStore {
     public func release(_ ids: [Int64], owner: String) async throws {
         guard !ids.isEmpty else { return }
         try await timed {
-            try await drain(self.client.query("""
-                UPDATE deliveries SET state = 'pending', lease_owner = NULL, lease_until = NULL, due_at = created_at WHERE id = ANY(\(ids)) AND state = 'leased' AND lease_owner = \(owner)
-                """, logger: self.logger))
+            try await drain(
+                self.client.query(
+                    """
+                    UPDATE deliveries SET state = 'pending', lease_owner = NULL, lease_until = NULL, due_at = created_at WHERE id = ANY(\(ids)) AND state = 'leased' AND lease_owner = \(owner)
+                    """, logger: self.logger))
         }
     }
 
@@ -306,7 +346,8 @@ public final class PostgresStore: DeliveryStore {
         let pairs = keys.map { $0.split(separator: "|", maxSplits: 1).map(String.init) }.filter { $0.count == 2 }
         return try await timed {
             var out: [String: String] = [:]
-            let rows = try await self.client.query("""
+            let rows = try await self.client.query(
+                """
                 SELECT r.target, r.fingerprint, r.alert_id FROM rootly_ids r
                 JOIN unnest(\(pairs.map { $0[0] })::text[], \(pairs.map { $0[1] })::text[]) AS k(t, f) ON r.target = k.t AND r.fingerprint = k.f
                 """, logger: self.logger)
@@ -317,10 +358,12 @@ public final class PostgresStore: DeliveryStore {
 
     public func rememberRootlyID(target: String, fingerprint: String, id: String, now: Double) async throws {
         try await timed {
-            try await drain(self.client.query("""
-                INSERT INTO rootly_ids (target, fingerprint, alert_id, updated_at) VALUES (\(target), \(fingerprint), \(id), \(ms(now)))
-                ON CONFLICT (target, fingerprint) DO UPDATE SET alert_id = excluded.alert_id, updated_at = excluded.updated_at
-                """, logger: self.logger))
+            try await drain(
+                self.client.query(
+                    """
+                    INSERT INTO rootly_ids (target, fingerprint, alert_id, updated_at) VALUES (\(target), \(fingerprint), \(id), \(ms(now)))
+                    ON CONFLICT (target, fingerprint) DO UPDATE SET alert_id = excluded.alert_id, updated_at = excluded.updated_at
+                    """, logger: self.logger))
         }
     }
 
@@ -345,15 +388,19 @@ public final class PostgresStore: DeliveryStore {
 
     public func deadLetters(target: String?, limit: Int) async throws -> [DeadLetter] {
         try await timed {
-            let rows = try await self.client.query("""
+            let rows = try await self.client.query(
+                """
                 SELECT id, target, notification_id, alert_index, ordering_key, attempts, last_error, last_status, created_at, finished_at
                 FROM deliveries WHERE state = 'dead' AND (\(target)::text IS NULL OR target = \(target)) ORDER BY id DESC LIMIT \(limit)
                 """, logger: self.logger)
             var out: [DeadLetter] = []
             for try await (id, t, nid, index, key, attempts, error, status, created, finished) in rows.decode(
-                (Int64, String, Int64, Int, String, Int, String?, Int?, Int64, Int64?).self) {
-                out.append(DeadLetter(id: id, target: t, notificationID: nid, alertIndex: index, orderingKey: key, attempts: attempts, lastError: error,
-                                      lastStatus: status, createdAt: seconds(created), finishedAt: finished.map(seconds)))
+                (Int64, String, Int64, Int, String, Int, String?, Int?, Int64, Int64?).self)
+            {
+                out.append(
+                    DeadLetter(
+                        id: id, target: t, notificationID: nid, alertIndex: index, orderingKey: key, attempts: attempts, lastError: error,
+                        lastStatus: status, createdAt: seconds(created), finishedAt: finished.map(seconds)))
             }
             return out
         }
@@ -361,7 +408,8 @@ public final class PostgresStore: DeliveryStore {
 
     public func replay(id: Int64?, target: String?, now: Double, ttl: Double) async throws -> Int {
         try await timed {
-            let rows = try await self.client.query("""
+            let rows = try await self.client.query(
+                """
                 UPDATE deliveries SET state = 'pending', attempts = 0, due_at = \(ms(now)), expires_at = \(ms(now + ttl)), finished_at = NULL,
                     lease_owner = NULL, lease_until = NULL
                 WHERE state = 'dead' AND (\(id)::bigint IS NULL OR id = \(id)) AND (\(target)::text IS NULL OR target = \(target))
@@ -375,26 +423,32 @@ public final class PostgresStore: DeliveryStore {
 
     public func purge(target: String?) async throws -> Int {
         try await timed {
-            let rows = try await self.client.query("DELETE FROM deliveries WHERE state = 'dead' AND (\(target)::text IS NULL OR target = \(target)) RETURNING id",
-                                                   logger: self.logger)
+            let rows = try await self.client.query(
+                "DELETE FROM deliveries WHERE state = 'dead' AND (\(target)::text IS NULL OR target = \(target)) RETURNING id",
+                logger: self.logger)
             var n = 0
             for try await _ in rows.decode(Int64.self) { n += 1 }
-            try await drain(self.client.query("DELETE FROM notifications n WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notification_id = n.id)",
-                                        logger: self.logger))
+            try await drain(
+                self.client.query(
+                    "DELETE FROM notifications n WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notification_id = n.id)",
+                    logger: self.logger))
             return n
         }
     }
 
     public func prune(before: Double) async throws -> Int {
         try await timed {
-            let rows = try await self.client.query("""
+            let rows = try await self.client.query(
+                """
                 DELETE FROM deliveries WHERE state IN ('delivered', 'superseded') AND finished_at < \(ms(before)) RETURNING id
                 """, logger: self.logger)
             var n = 0
             for try await _ in rows.decode(Int64.self) { n += 1 }
-            try await drain(self.client.query("""
-                DELETE FROM notifications n WHERE received_at < \(ms(before)) AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notification_id = n.id)
-                """, logger: self.logger))
+            try await drain(
+                self.client.query(
+                    """
+                    DELETE FROM notifications n WHERE received_at < \(ms(before)) AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notification_id = n.id)
+                    """, logger: self.logger))
             return n
         }
     }
@@ -466,5 +520,10 @@ func drain(_ rows: PostgresRowSequence) async throws -> Int {
 /// True exactly once.
 final class Once: Sendable {
     private let done = Mutex(false)
-    func take() -> Bool { done.withLock { d in defer { d = true }; return !d } }
+    func take() -> Bool {
+        done.withLock { d in
+            defer { d = true }
+            return !d
+        }
+    }
 }

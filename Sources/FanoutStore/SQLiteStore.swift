@@ -42,7 +42,8 @@ public final class SQLiteStore: DeliveryStore {
             // One process per file: a lease still held now belongs to a process that died, so its deliveries
             // are due again at once rather than when the lease would have run out.
             try pool.write { db in
-                try db.execute(sql: "UPDATE deliveries SET state = 'pending', lease_owner = NULL, lease_until = NULL, due_at = created_at WHERE state = 'leased'")
+                try db.execute(
+                    sql: "UPDATE deliveries SET state = 'pending', lease_owner = NULL, lease_until = NULL, due_at = created_at WHERE state = 'leased'")
             }
         } catch {
             throw StoreError("cannot open the SQLite store '\(path)': \(error)")
@@ -65,42 +66,43 @@ public final class SQLiteStore: DeliveryStore {
     static var migrator: DatabaseMigrator {
         var m = DatabaseMigrator()
         m.registerMigration("1-outbox") { db in
-            try db.execute(sql: """
-                CREATE TABLE notifications (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT,
-                    received_at INTEGER NOT NULL,
-                    payload BLOB NOT NULL
-                );
-                CREATE TABLE deliveries (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT,
-                    notification_id INTEGER NOT NULL REFERENCES notifications(id) ON DELETE CASCADE,
-                    alert_index INTEGER NOT NULL,
-                    target TEXT NOT NULL,
-                    ordering_key TEXT NOT NULL,
-                    status TEXT NOT NULL,
-                    state TEXT NOT NULL,
-                    attempts INTEGER NOT NULL DEFAULT 0,
-                    created_at INTEGER NOT NULL,
-                    due_at INTEGER NOT NULL,
-                    expires_at INTEGER NOT NULL,
-                    lease_owner TEXT,
-                    lease_until INTEGER,
-                    last_error TEXT,
-                    last_status INTEGER,
-                    finished_at INTEGER
-                );
-                CREATE INDEX deliveries_open ON deliveries(due_at) WHERE state IN ('pending', 'leased');
-                CREATE INDEX deliveries_key ON deliveries(target, ordering_key, id) WHERE state IN ('pending', 'leased');
-                CREATE INDEX deliveries_finished ON deliveries(state, finished_at);
-                CREATE INDEX deliveries_notification ON deliveries(notification_id);
-                CREATE TABLE rootly_ids (
-                    target TEXT NOT NULL,
-                    fingerprint TEXT NOT NULL,
-                    alert_id TEXT NOT NULL,
-                    updated_at INTEGER NOT NULL,
-                    PRIMARY KEY (target, fingerprint)
-                );
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE notifications (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        received_at INTEGER NOT NULL,
+                        payload BLOB NOT NULL
+                    );
+                    CREATE TABLE deliveries (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        notification_id INTEGER NOT NULL REFERENCES notifications(id) ON DELETE CASCADE,
+                        alert_index INTEGER NOT NULL,
+                        target TEXT NOT NULL,
+                        ordering_key TEXT NOT NULL,
+                        status TEXT NOT NULL,
+                        state TEXT NOT NULL,
+                        attempts INTEGER NOT NULL DEFAULT 0,
+                        created_at INTEGER NOT NULL,
+                        due_at INTEGER NOT NULL,
+                        expires_at INTEGER NOT NULL,
+                        lease_owner TEXT,
+                        lease_until INTEGER,
+                        last_error TEXT,
+                        last_status INTEGER,
+                        finished_at INTEGER
+                    );
+                    CREATE INDEX deliveries_open ON deliveries(due_at) WHERE state IN ('pending', 'leased');
+                    CREATE INDEX deliveries_key ON deliveries(target, ordering_key, id) WHERE state IN ('pending', 'leased');
+                    CREATE INDEX deliveries_finished ON deliveries(state, finished_at);
+                    CREATE INDEX deliveries_notification ON deliveries(notification_id);
+                    CREATE TABLE rootly_ids (
+                        target TEXT NOT NULL,
+                        fingerprint TEXT NOT NULL,
+                        alert_id TEXT NOT NULL,
+                        updated_at INTEGER NOT NULL,
+                        PRIMARY KEY (target, fingerprint)
+                    );
+                    """)
         }
         return m
     }
@@ -123,14 +125,16 @@ public final class SQLiteStore: DeliveryStore {
 
     static func insert(_ items: [EnqueueItem], _ db: Database) throws -> [Int64] {
         let insertNotification = try db.cachedStatement(sql: "INSERT INTO notifications (received_at, payload) VALUES (?, ?)")
-        let supersede = try db.cachedStatement(sql: """
-            UPDATE deliveries SET state = 'superseded', finished_at = ?, last_error = ?
-            WHERE target = ? AND ordering_key = ? AND state = 'pending' RETURNING status
-            """)
-        let insertDelivery = try db.cachedStatement(sql: """
-            INSERT INTO deliveries (notification_id, alert_index, target, ordering_key, status, state, created_at, due_at, expires_at, last_error, finished_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """)
+        let supersede = try db.cachedStatement(
+            sql: """
+                UPDATE deliveries SET state = 'superseded', finished_at = ?, last_error = ?
+                WHERE target = ? AND ordering_key = ? AND state = 'pending' RETURNING status
+                """)
+        let insertDelivery = try db.cachedStatement(
+            sql: """
+                INSERT INTO deliveries (notification_id, alert_index, target, ordering_key, status, state, created_at, due_at, expires_at, last_error, finished_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """)
         var ids: [Int64] = []
         for item in items {
             let now = ms(item.now)
@@ -157,14 +161,16 @@ public final class SQLiteStore: DeliveryStore {
         return try await wrap {
             try await pool.write { db in
                 // A leased row's due_at is its lease's end, so live leases are never scanned and expired ones are due.
-                let rows = try Row.fetchAll(db, sql: """
-                    SELECT d.id, d.notification_id, d.alert_index, d.target, d.ordering_key, d.attempts, d.created_at, d.due_at, d.expires_at
-                    FROM deliveries d
-                    WHERE d.state IN ('pending', 'leased') AND d.due_at <= ?
-                      AND NOT EXISTS (SELECT 1 FROM deliveries o WHERE o.target = d.target AND o.ordering_key = d.ordering_key
-                                      AND o.id < d.id AND o.state IN ('pending', 'leased'))
-                    ORDER BY d.due_at, d.id LIMIT ?
-                    """, arguments: [t, limit])
+                let rows = try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT d.id, d.notification_id, d.alert_index, d.target, d.ordering_key, d.attempts, d.created_at, d.due_at, d.expires_at
+                        FROM deliveries d
+                        WHERE d.state IN ('pending', 'leased') AND d.due_at <= ?
+                          AND NOT EXISTS (SELECT 1 FROM deliveries o WHERE o.target = d.target AND o.ordering_key = d.ordering_key
+                                          AND o.id < d.id AND o.state IN ('pending', 'leased'))
+                        ORDER BY d.due_at, d.id LIMIT ?
+                        """, arguments: [t, limit])
                 let claimed = rows.map(SQLiteStore.claimed)
                 let lease = try db.cachedStatement(sql: "UPDATE deliveries SET state = 'leased', lease_owner = ?, lease_until = ?, due_at = ? WHERE id = ?")
                 let until = t + ms(leaseSeconds)
@@ -176,8 +182,9 @@ public final class SQLiteStore: DeliveryStore {
 
     static func claimed(_ r: Row) -> ClaimedDelivery {
         // By position (the claim query's column order): a look-up by name costs more than the rest of the row.
-        ClaimedDelivery(id: r[0], notificationID: r[1], alertIndex: r[2], target: r[3], orderingKey: r[4], attempts: r[5],
-                        createdAt: seconds(r[6]), dueAt: seconds(r[7]), expiresAt: seconds(r[8]))
+        ClaimedDelivery(
+            id: r[0], notificationID: r[1], alertIndex: r[2], target: r[3], orderingKey: r[4], attempts: r[5],
+            createdAt: seconds(r[6]), dueAt: seconds(r[7]), expiresAt: seconds(r[8]))
     }
 
     public func payloads(_ ids: [Int64]) async throws -> [Int64: [UInt8]] {
@@ -204,11 +211,12 @@ public final class SQLiteStore: DeliveryStore {
     static func apply(_ item: CompleteItem, _ db: Database) throws {
         let c = item.completion
         let now = ms(item.now)
-        let update = try db.cachedStatement(sql: """
-            UPDATE deliveries SET state = ?, attempts = attempts + ?, due_at = coalesce(?, due_at), lease_owner = NULL, lease_until = NULL,
-                last_error = coalesce(?, last_error), last_status = coalesce(?, last_status), finished_at = ?
-            WHERE id = ? AND state = 'leased' AND lease_owner = ?
-            """)
+        let update = try db.cachedStatement(
+            sql: """
+                UPDATE deliveries SET state = ?, attempts = attempts + ?, due_at = coalesce(?, due_at), lease_owner = NULL, lease_until = NULL,
+                    last_error = coalesce(?, last_error), last_status = coalesce(?, last_status), finished_at = ?
+                WHERE id = ? AND state = 'leased' AND lease_owner = ?
+                """)
         switch c.decision {
         case .delivered:
             try update.execute(arguments: ["delivered", 0, nil, nil, c.httpStatus, now, c.id, item.owner])
@@ -221,10 +229,12 @@ public final class SQLiteStore: DeliveryStore {
         }
         switch c.rootly {
         case .remember(let target, let fingerprint, let id):
-            try db.cachedStatement(sql: """
-                INSERT INTO rootly_ids (target, fingerprint, alert_id, updated_at) VALUES (?, ?, ?, ?)
-                ON CONFLICT (target, fingerprint) DO UPDATE SET alert_id = excluded.alert_id, updated_at = excluded.updated_at
-                """).execute(arguments: [target, fingerprint, id, now])
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO rootly_ids (target, fingerprint, alert_id, updated_at) VALUES (?, ?, ?, ?)
+                    ON CONFLICT (target, fingerprint) DO UPDATE SET alert_id = excluded.alert_id, updated_at = excluded.updated_at
+                    """
+            ).execute(arguments: [target, fingerprint, id, now])
         case .forget(let target, let fingerprint):
             try db.cachedStatement(sql: "DELETE FROM rootly_ids WHERE target = ? AND fingerprint = ?").execute(arguments: [target, fingerprint])
         case nil:
@@ -236,7 +246,10 @@ public final class SQLiteStore: DeliveryStore {
         guard !ids.isEmpty else { return }
         try await wrap {
             try await pool.write { db in
-                let s = try db.cachedStatement(sql: "UPDATE deliveries SET state = 'pending', lease_owner = NULL, lease_until = NULL, due_at = created_at WHERE id = ? AND state = 'leased' AND lease_owner = ?")
+                let s = try db.cachedStatement(
+                    sql:
+                        "UPDATE deliveries SET state = 'pending', lease_owner = NULL, lease_until = NULL, due_at = created_at WHERE id = ? AND state = 'leased' AND lease_owner = ?"
+                )
                 for id in ids { try s.execute(arguments: [id, owner]) }
             }
         }
@@ -263,10 +276,11 @@ public final class SQLiteStore: DeliveryStore {
     public func rememberRootlyID(target: String, fingerprint: String, id: String, now: Double) async throws {
         try await wrap {
             try await pool.write { db in
-                try db.execute(sql: """
-                    INSERT INTO rootly_ids (target, fingerprint, alert_id, updated_at) VALUES (?, ?, ?, ?)
-                    ON CONFLICT (target, fingerprint) DO UPDATE SET alert_id = excluded.alert_id, updated_at = excluded.updated_at
-                    """, arguments: [target, fingerprint, id, ms(now)])
+                try db.execute(
+                    sql: """
+                        INSERT INTO rootly_ids (target, fingerprint, alert_id, updated_at) VALUES (?, ?, ?, ?)
+                        ON CONFLICT (target, fingerprint) DO UPDATE SET alert_id = excluded.alert_id, updated_at = excluded.updated_at
+                        """, arguments: [target, fingerprint, id, ms(now)])
             }
         }
     }
@@ -299,14 +313,17 @@ public final class SQLiteStore: DeliveryStore {
     public func deadLetters(target: String?, limit: Int) async throws -> [DeadLetter] {
         try await wrap {
             try await pool.read { db in
-                let rows = try Row.fetchAll(db, sql: """
-                    SELECT id, target, notification_id, alert_index, ordering_key, attempts, last_error, last_status, created_at, finished_at
-                    FROM deliveries WHERE state = 'dead' AND (? IS NULL OR target = ?) ORDER BY id DESC LIMIT ?
-                    """, arguments: [target, target, limit])
+                let rows = try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT id, target, notification_id, alert_index, ordering_key, attempts, last_error, last_status, created_at, finished_at
+                        FROM deliveries WHERE state = 'dead' AND (? IS NULL OR target = ?) ORDER BY id DESC LIMIT ?
+                        """, arguments: [target, target, limit])
                 return rows.map { r in
-                    DeadLetter(id: r["id"], target: r["target"], notificationID: r["notification_id"], alertIndex: r["alert_index"],
-                               orderingKey: r["ordering_key"], attempts: r["attempts"], lastError: r["last_error"], lastStatus: r["last_status"],
-                               createdAt: seconds(r["created_at"]), finishedAt: (r["finished_at"] as Int64?).map(seconds))
+                    DeadLetter(
+                        id: r["id"], target: r["target"], notificationID: r["notification_id"], alertIndex: r["alert_index"],
+                        orderingKey: r["ordering_key"], attempts: r["attempts"], lastError: r["last_error"], lastStatus: r["last_status"],
+                        createdAt: seconds(r["created_at"]), finishedAt: (r["finished_at"] as Int64?).map(seconds))
                 }
             }
         }
@@ -315,10 +332,11 @@ public final class SQLiteStore: DeliveryStore {
     public func replay(id: Int64?, target: String?, now: Double, ttl: Double) async throws -> Int {
         try await wrap {
             try await pool.write { db in
-                try db.execute(sql: """
-                    UPDATE deliveries SET state = 'pending', attempts = 0, due_at = ?, expires_at = ?, finished_at = NULL, lease_owner = NULL, lease_until = NULL
-                    WHERE state = 'dead' AND (? IS NULL OR id = ?) AND (? IS NULL OR target = ?)
-                    """, arguments: [ms(now), ms(now + ttl), id, id, target, target])
+                try db.execute(
+                    sql: """
+                        UPDATE deliveries SET state = 'pending', attempts = 0, due_at = ?, expires_at = ?, finished_at = NULL, lease_owner = NULL, lease_until = NULL
+                        WHERE state = 'dead' AND (? IS NULL OR id = ?) AND (? IS NULL OR target = ?)
+                        """, arguments: [ms(now), ms(now + ttl), id, id, target, target])
                 return db.changesCount
             }
         }
@@ -340,9 +358,10 @@ public final class SQLiteStore: DeliveryStore {
             try await pool.write { db in
                 try db.execute(sql: "DELETE FROM deliveries WHERE state IN ('delivered', 'superseded') AND finished_at < ?", arguments: [ms(before)])
                 let n = db.changesCount
-                try db.execute(sql: """
-                    DELETE FROM notifications WHERE received_at < ? AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notification_id = notifications.id)
-                    """, arguments: [ms(before)])
+                try db.execute(
+                    sql: """
+                        DELETE FROM notifications WHERE received_at < ? AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notification_id = notifications.id)
+                        """, arguments: [ms(before)])
                 return n
             }
         }

@@ -1,12 +1,13 @@
-// ConnectionOptionsTests: proxy and TLS keys of the targets file reach libcurl — a loopback TLS MockTarget with
-// its own CA that requires a client certificate, and a loopback MockTarget standing in as an HTTP proxy.
-@testable import AlertFanout
 import CurlReactor
 import FanoutCore
 import Foundation
 import MockTarget
 import TestSupport
 import XCTest
+
+// ConnectionOptionsTests: proxy and TLS keys of the targets file reach libcurl — a loopback TLS MockTarget with
+// its own CA that requires a client certificate, and a loopback MockTarget standing in as an HTTP proxy.
+@testable import AlertFanout
 
 /// A throw-away PKI made with the `openssl` command: a CA, a server certificate for 127.0.0.1 and a client
 /// certificate, all signed by the CA, plus a second CA that signed nothing we use.
@@ -57,7 +58,8 @@ final class ConnectionOptionsTests: XCTestCase {
         defer { server.stop() }
         let url = server.url("/hook")
         XCTAssertTrue(url.hasPrefix("https://127.0.0.1:"))
-        let config = try load("""
+        let config = try load(
+            """
             defaults:
               ca_file: \(pki.caFile)
             targets:
@@ -90,7 +92,8 @@ final class ConnectionOptionsTests: XCTestCase {
         let pki = try TestPKI.make()
         let server = try MockTarget(tls: MockTLS(certificateFile: pki.serverCert, keyFile: pki.serverKey, maximumVersion: .tls12))
         defer { server.stop() }
-        let config = try load("""
+        let config = try load(
+            """
             targets:
               - {name: tls12-ok, type: webhook, url: '\(server.url("/a"))', ca_file: \(pki.caFile)}
               - {name: needs-tls13, type: webhook, url: '\(server.url("/b"))', ca_file: \(pki.caFile), tls_min_version: '1.3'}
@@ -107,7 +110,8 @@ final class ConnectionOptionsTests: XCTestCase {
         let proxy = try MockTarget()
         defer { proxy.stop() }
         // Port 9 on 127.0.0.2 has no server: only a proxy can answer for it.
-        let config = try load("""
+        let config = try load(
+            """
             targets:
               - {name: via-proxy, type: webhook, url: 'http://127.0.0.2:9/hook', proxy: 'http://user:s3cret-proxy-pw@127.0.0.1:\(proxy.port)', no_proxy: 'example.invalid'}
               - {name: no-proxy, type: webhook, url: 'http://127.0.0.2:9/hook', proxy: ''}
@@ -136,10 +140,12 @@ final class ConnectionOptionsTests: XCTestCase {
             """
         XCTAssertThrowsError(try load(yaml)) { error in
             let text = "\(error)"
-            for fragment in ["defaults.tls_min_version: must be '1.2' or '1.3', not '1.1'", "defaults.colour: unknown key",
-                             "targets[0] (a).ca_file: file '/nonexistent/ca.pem' does not exist or cannot be read",
-                             "targets[0] (a).proxy: must use http, https, socks4, socks4a, socks5 or socks5h, not 'ftp'",
-                             "targets[1] (b).client_key: needs client_cert as well"] {
+            for fragment in [
+                "defaults.tls_min_version: must be '1.2' or '1.3', not '1.1'", "defaults.colour: unknown key",
+                "targets[0] (a).ca_file: file '/nonexistent/ca.pem' does not exist or cannot be read",
+                "targets[0] (a).proxy: must use http, https, socks4, socks4a, socks5 or socks5h, not 'ftp'",
+                "targets[1] (b).client_key: needs client_cert as well",
+            ] {
                 XCTAssertTrue(text.contains(fragment), "missing '\(fragment)' in:\n\(text)")
             }
             XCTAssertFalse(text.contains("pw-secret"), "the proxy's credentials never appear")

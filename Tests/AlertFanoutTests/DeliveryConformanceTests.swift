@@ -1,15 +1,17 @@
-// DeliveryConformanceTests: how vendor answers change later deliveries (410 Gone, rate limits, retried bodies) — issue 13.
-@testable import AlertFanout
 import FanoutCore
 import MockTarget
 import XCTest
+
+// DeliveryConformanceTests: how vendor answers change later deliveries (410 Gone, rate limits, retried bodies) — issue 13.
+@testable import AlertFanout
 
 final class DeliveryConformanceTests: XCTestCase {
     typealias C = FanoutMachine.Candidate
 
     func machine(_ candidates: [C], deadline: Double = 10, now: Double = 100) -> FanoutMachine {
-        FanoutMachine(alertName: "A", fingerprint: "0123456789abcdef", status: "firing", candidates: candidates,
-                      options: .init(deadlineSeconds: deadline, defaultTimeoutSeconds: 4), now: now)
+        FanoutMachine(
+            alertName: "A", fingerprint: "0123456789abcdef", status: "firing", candidates: candidates,
+            options: .init(deadlineSeconds: deadline, defaultTimeoutSeconds: 4), now: now)
     }
 
     func report(_ actions: [FanoutMachine.Action]) -> PublishReport? {
@@ -29,12 +31,14 @@ final class DeliveryConformanceTests: XCTestCase {
     func testA410IsRememberedAndLaterPublishesSkipTheEndpoint() throws {
         var book = GuardBook()
         var rng = SplitMix64(seed: 3)
-        let gone: FanoutMachine.AttemptOutcome = .failed(kind: FanoutMachine.endpointGoneKind, status: 410, message: "gone", retryable: false,
-                                                         safeToRepeat: false, retryAfterSeconds: nil, action: "post")
+        let gone: FanoutMachine.AttemptOutcome = .failed(
+            kind: FanoutMachine.endpointGoneKind, status: 410, message: "gone", retryable: false,
+            safeToRepeat: false, retryAfterSeconds: nil, action: "post")
         var first = machine([C(name: "hook", type: "webhook"), C(name: "ok", type: "webhook")])
         XCTAssertEqual(first.start(now: 100, book: &book, rng: &rng).count, 2)
         XCTAssertTrue(first.attemptFinished(index: 0, outcome: gone, now: 100.1, book: &book, rng: &rng).isEmpty, "no retry after 410")
-        let r1 = try XCTUnwrap(report(first.attemptFinished(index: 1, outcome: .delivered(status: 200, action: "post", detail: nil), now: 100.1, book: &book, rng: &rng)))
+        let r1 = try XCTUnwrap(
+            report(first.attemptFinished(index: 1, outcome: .delivered(status: 200, action: "post", detail: nil), now: 100.1, book: &book, rng: &rng)))
         XCTAssertEqual(r1.results[0].errorKind, "endpoint_gone")
         XCTAssertEqual(r1.results[0].attempts, 1)
         XCTAssertFalse(r1.results[0].retryable)
@@ -43,7 +47,8 @@ final class DeliveryConformanceTests: XCTestCase {
         var second = machine([C(name: "hook", type: "webhook"), C(name: "ok", type: "webhook")], now: 101)
         let start = second.start(now: 101, book: &book, rng: &rng)
         XCTAssertEqual(start, [.send(index: 1, attempt: 1, timeoutSeconds: 4)], "the gone endpoint is not sent to")
-        let r2 = try XCTUnwrap(report(second.attemptFinished(index: 1, outcome: .delivered(status: 200, action: "post", detail: nil), now: 101.1, book: &book, rng: &rng)))
+        let r2 = try XCTUnwrap(
+            report(second.attemptFinished(index: 1, outcome: .delivered(status: 200, action: "post", detail: nil), now: 101.1, book: &book, rng: &rng)))
         XCTAssertEqual(r2.results[0].outcome, .skipped)
         XCTAssertEqual(r2.results[0].skipReason, .endpointGone)
         XCTAssertFalse(r2.results[0].retryable)
@@ -57,8 +62,11 @@ final class DeliveryConformanceTests: XCTestCase {
         var rng = SplitMix64(seed: 5)
         var waiting = machine([C(name: "hook", type: "webhook")])
         _ = waiting.start(now: 100, book: &book, rng: &rng)
-        let wait = waiting.attemptFinished(index: 0, outcome: .failed(kind: "http_status", status: 503, message: "busy", retryable: true, safeToRepeat: true,
-                                                                      retryAfterSeconds: nil, action: "post"), now: 100.1, book: &book, rng: &rng)
+        let wait = waiting.attemptFinished(
+            index: 0,
+            outcome: .failed(
+                kind: "http_status", status: 503, message: "busy", retryable: true, safeToRepeat: true,
+                retryAfterSeconds: nil, action: "post"), now: 100.1, book: &book, rng: &rng)
         guard case .wait = wait.first else { return XCTFail("a 503 is retried: \(wait)") }
         book.markGone("hook")
         let r = try XCTUnwrap(report(waiting.timerFired(index: 0, now: 100.3, book: &book, rng: &rng)))
@@ -69,9 +77,10 @@ final class DeliveryConformanceTests: XCTestCase {
     func testA410EndpointIsContactedOnceThenSkipped() async throws {
         let server = try MockTarget(routes: ["/gone": .text("", status: 410), "/ok": .text("ok")])
         defer { server.stop() }
-        let publisher = try FanoutPublisher(targets: TargetsConfig(targets: [
-            Target(name: "gone", type: .webhook, url: server.url("/gone")), Target(name: "ok", type: .webhook, url: server.url("/ok")),
-        ]))
+        let publisher = try FanoutPublisher(
+            targets: TargetsConfig(targets: [
+                Target(name: "gone", type: .webhook, url: server.url("/gone")), Target(name: "ok", type: .webhook, url: server.url("/ok")),
+            ]))
         let first = try await publisher.publish(alert(0))
         XCTAssertEqual(first.results[0].outcome, .failed)
         XCTAssertEqual(first.results[0].errorKind, "endpoint_gone")
@@ -94,12 +103,15 @@ final class DeliveryConformanceTests: XCTestCase {
     }
 
     func testWebhook3xxAnd4xxAreRetriedLikeAnyOtherFailure() async throws {
-        let server = try MockTarget(routes: ["/moved": .sequence([.text("", status: 301, headers: [("Location", "/elsewhere")]), .text("ok")]),
-                                             "/missing": .sequence([.text("no such hook", status: 404), .text("ok")])])
+        let server = try MockTarget(routes: [
+            "/moved": .sequence([.text("", status: 301, headers: [("Location", "/elsewhere")]), .text("ok")]),
+            "/missing": .sequence([.text("no such hook", status: 404), .text("ok")]),
+        ])
         defer { server.stop() }
-        let publisher = try FanoutPublisher(targets: TargetsConfig(targets: [
-            Target(name: "moved", type: .webhook, url: server.url("/moved")), Target(name: "missing", type: .webhook, url: server.url("/missing")),
-        ]))
+        let publisher = try FanoutPublisher(
+            targets: TargetsConfig(targets: [
+                Target(name: "moved", type: .webhook, url: server.url("/moved")), Target(name: "missing", type: .webhook, url: server.url("/missing")),
+            ]))
         let report = try await publisher.publish(alert(0), options: .init(deadline: .seconds(5)))
         XCTAssertEqual(report.results.map(\.outcome), [.succeeded, .succeeded])
         XCTAssertEqual(report.results.map(\.attempts), [2, 2])
@@ -114,9 +126,10 @@ final class DeliveryConformanceTests: XCTestCase {
         let secret = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGQ"  // unpadded and unprefixed: still base64, as the reference verifiers read it
         let server = try MockTarget(routes: ["/hook": .sequence([.text("busy", status: 503), VendorSimulators.signedWebhook(secret: secret)])])
         defer { server.stop() }
-        let publisher = try FanoutPublisher(targets: TargetsConfig(targets: [
-            Target(name: "hook", type: .webhook, url: server.url("/hook"), secret: Secret(secret)),
-        ]))
+        let publisher = try FanoutPublisher(
+            targets: TargetsConfig(targets: [
+                Target(name: "hook", type: .webhook, url: server.url("/hook"), secret: Secret(secret))
+            ]))
         let report = try await publisher.publish(Samples.resolved, options: .init(deadline: .seconds(5)))
         XCTAssertEqual(report.results[0].outcome, .succeeded, "\(report.results[0])")
         XCTAssertEqual(report.results[0].attempts, 2)
@@ -149,10 +162,11 @@ final class DeliveryConformanceTests: XCTestCase {
     func testVendorSimulatorsAcceptOurLargestPayloads() async throws {
         let server = try MockTarget(routes: ["/v2/enqueue": VendorSimulators.pagerDuty(), "/slack": VendorSimulators.slack()])
         defer { server.stop() }
-        let publisher = try FanoutPublisher(targets: TargetsConfig(targets: [
-            Target(name: "pd", type: .pagerduty, url: server.baseURL, secret: Secret("R0123456789abcdef0123456789abcde")),
-            Target(name: "slack", type: .slack, url: server.url("/slack")),
-        ]))
+        let publisher = try FanoutPublisher(
+            targets: TargetsConfig(targets: [
+                Target(name: "pd", type: .pagerduty, url: server.baseURL, secret: Secret("R0123456789abcdef0123456789abcde")),
+                Target(name: "slack", type: .slack, url: server.url("/slack")),
+            ]))
         var big = Samples.unicodeLong
         big.annotations["dump"] = String(repeating: "x", count: 700_000)
         let report = try await publisher.publish(big)

@@ -1,9 +1,9 @@
 // FormatterGoldenTests: every formatter's bytes against committed golden files, plus URLs, headers and limits.
 import CurlReactor
-
-@testable import AlertFanout
 import Foundation
 import XCTest
+
+@testable import AlertFanout
 
 final class FormatterGoldenTests: XCTestCase {
     let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
@@ -17,8 +17,9 @@ final class FormatterGoldenTests: XCTestCase {
         }
         let expected = try Data(contentsOf: path)
         let actual = Data(body + [0x0A])
-        XCTAssertEqual(String(decoding: actual, as: UTF8.self), String(decoding: expected, as: UTF8.self),
-                       "golden \(name).json differs", file: file, line: line)
+        XCTAssertEqual(
+            String(decoding: actual, as: UTF8.self), String(decoding: expected, as: UTF8.self),
+            "golden \(name).json differs", file: file, line: line)
         XCTAssertNoThrow(try JSONValue.parse(body), "output must be valid JSON", file: file, line: line)
     }
 
@@ -110,15 +111,17 @@ final class FormatterGoldenTests: XCTestCase {
             XCTAssertEqual((e as? FormatError)?.kind, .missingState)
         }
         XCTAssertEqual(f.verdict(status: 201, body: Array(#"{"data":{"id":"a1b2","type":"alerts"}}"#.utf8), retryAfter: nil), .delivered(detail: "a1b2"))
-        XCTAssertEqual(f.verdict(status: 422, body: Array(#"{"errors":[{"title":"Invalid","detail":"summary can't be blank"}]}"#.utf8), retryAfter: nil),
-                       .permanent(message: "Invalid: summary can't be blank"))
+        XCTAssertEqual(
+            f.verdict(status: 422, body: Array(#"{"errors":[{"title":"Invalid","detail":"summary can't be blank"}]}"#.utf8), retryAfter: nil),
+            .permanent(message: "Invalid: summary can't be blank"))
     }
 
     func testAlertmanagerForwardsAReceivedGroupAsOneEnvelope() throws {
         let f = AlertmanagerFormatter(hostname: Samples.hostname)
         let t = Samples.targets[.alertmanager]!
-        let batch = AlertBatch(alerts: [Samples.firingFull], receiver: "upstream", groupKey: "{}/{severity=\"critical\"}:{alertname=\"DiskFull\"}",
-                               groupLabels: ["alertname": "DiskFull"], externalURL: "http://alertmanager.local:9093", truncatedAlerts: 2)
+        let batch = AlertBatch(
+            alerts: [Samples.firingFull], receiver: "upstream", groupKey: "{}/{severity=\"critical\"}:{alertname=\"DiskFull\"}",
+            groupLabels: ["alertname": "DiskFull"], externalURL: "http://alertmanager.local:9093", truncatedAlerts: 2)
         let json = try JSONValue.parse(f.request(forBatch: batch, target: t).body)
         XCTAssertEqual(json["groupKey"]?.stringValue, batch.groupKey)
         XCTAssertEqual(json["groupLabels"], .strings([("alertname", "DiskFull")]))
@@ -146,7 +149,8 @@ final class FormatterGoldenTests: XCTestCase {
         XCTAssertEqual(h["Idempotency-Key"], id)
         XCTAssertTrue(id.hasPrefix("msg_") && id.count == 36)
         XCTAssertEqual(h["webhook-timestamp"], String(Samples.now.seconds))
-        XCTAssertEqual(h["webhook-signature"], try WebhookFormatter.signature(secret: t.secret!.reveal(), id: id, timestamp: Samples.now.seconds, body: req.body))
+        XCTAssertEqual(
+            h["webhook-signature"], try WebhookFormatter.signature(secret: t.secret!.reveal(), id: id, timestamp: Samples.now.seconds, body: req.body))
         // The id is stable for retries of one notification and differs between firing and resolved.
         XCTAssertEqual(try f.request(for: Samples.firingFull, target: t, context: context()).headers, req.headers)
         XCTAssertNotEqual(WebhookFormatter.messageID(Samples.firingFull), WebhookFormatter.messageID(Samples.resolved))
@@ -157,9 +161,16 @@ final class FormatterGoldenTests: XCTestCase {
 
     func testVerdictsClassifyVendorResponses() {
         let pd = PagerDutyFormatter()
-        XCTAssertEqual(pd.verdict(status: 202, body: Array(#"{"status":"success","message":"Event processed","dedup_key":"k1"}"#.utf8), retryAfter: nil), .delivered(detail: "k1"))
-        XCTAssertEqual(pd.verdict(status: 400, body: Array(#"{"status":"invalid event","message":"Event object is invalid","errors":["Length of 'routing_key' is incorrect (should be 32 characters)"]}"#.utf8), retryAfter: nil),
-                       .permanent(message: "Event object is invalid: Length of 'routing_key' is incorrect (should be 32 characters)"))
+        XCTAssertEqual(
+            pd.verdict(status: 202, body: Array(#"{"status":"success","message":"Event processed","dedup_key":"k1"}"#.utf8), retryAfter: nil),
+            .delivered(detail: "k1"))
+        XCTAssertEqual(
+            pd.verdict(
+                status: 400,
+                body: Array(
+                    #"{"status":"invalid event","message":"Event object is invalid","errors":["Length of 'routing_key' is incorrect (should be 32 characters)"]}"#
+                        .utf8), retryAfter: nil),
+            .permanent(message: "Event object is invalid: Length of 'routing_key' is incorrect (should be 32 characters)"))
         XCTAssertEqual(pd.verdict(status: 429, body: [], retryAfter: "30"), .retryable(message: "HTTP 429", retryAfter: "30"))
         let slack = SlackFormatter()
         XCTAssertEqual(slack.verdict(status: 200, body: Array("ok".utf8), retryAfter: nil), .delivered(detail: nil))
@@ -171,7 +182,9 @@ final class FormatterGoldenTests: XCTestCase {
         XCTAssertEqual(hook.verdict(status: 204, body: [], retryAfter: nil), .delivered(detail: nil))
         XCTAssertEqual(hook.verdict(status: 503, body: [], retryAfter: nil), .retryable(message: "HTTP 503", retryAfter: nil))
         XCTAssertEqual(hook.verdict(status: 504, body: [], retryAfter: "7"), .retryable(message: "HTTP 504", retryAfter: "7"))
-        XCTAssertEqual(hook.verdict(status: 301, body: [], retryAfter: nil), .retryable(message: "HTTP 301 (redirect not followed: update the target URL)", retryAfter: nil))
+        XCTAssertEqual(
+            hook.verdict(status: 301, body: [], retryAfter: nil),
+            .retryable(message: "HTTP 301 (redirect not followed: update the target URL)", retryAfter: nil))
         XCTAssertEqual(hook.verdict(status: 404, body: [], retryAfter: nil), .retryable(message: "HTTP 404", retryAfter: nil))
         XCTAssertEqual(hook.verdict(status: 400, body: Array("nope".utf8), retryAfter: nil), .retryable(message: "nope", retryAfter: nil))
         guard case .gone(let goneMessage) = hook.verdict(status: 410, body: [], retryAfter: nil) else { return XCTFail("410 must stop deliveries") }
@@ -182,7 +195,8 @@ final class FormatterGoldenTests: XCTestCase {
         XCTAssertEqual(am.verdict(status: 429, body: [], retryAfter: "3"), .retryable(message: "HTTP 429", retryAfter: "3"))
         XCTAssertEqual(am.verdict(status: 410, body: [], retryAfter: nil), .permanent(message: "HTTP 410"))
         // Rootly: a 429 is waited out (Retry-After), never a lost alert.
-        XCTAssertEqual(RootlyFormatter().verdict(status: 429, body: Array(#"{"errors":[{"title":"Request Limit Exceeded"}]}"#.utf8), retryAfter: "12"),
-                       .retryable(message: "Request Limit Exceeded", retryAfter: "12"))
+        XCTAssertEqual(
+            RootlyFormatter().verdict(status: 429, body: Array(#"{"errors":[{"title":"Request Limit Exceeded"}]}"#.utf8), retryAfter: "12"),
+            .retryable(message: "Request Limit Exceeded", retryAfter: "12"))
     }
 }

@@ -1,6 +1,7 @@
+import XCTest
+
 // ModelTests: timestamps, fingerprints, JSON parsing and serialisation, and alert input decoding with field-named errors.
 @testable import AlertFanout
-import XCTest
 
 final class ModelTests: XCTestCase {
     func testTimestampsParseAndPrintLikeAlertmanager() throws {
@@ -20,8 +21,10 @@ final class ModelTests: XCTestCase {
         XCTAssertEqual(Timestamp.parse("0001-01-01T00:00:00Z"), .goZero)
         XCTAssertEqual(Timestamp.parse("1970-01-01T00:00:00Z")?.seconds, 0)
         XCTAssertEqual(Timestamp.parse("2024-05-01T12:00:00.5Z")?.rfc3339Millis, "2024-05-01T12:00:00.500Z")
-        for bad in ["", "2024-05-01", "2024-13-01T00:00:00Z", "2023-02-29T00:00:00Z", "2024-05-01T24:00:00Z",
-                    "2024-05-01T12:00:00", "2024-05-01T12:00:00.Z", "2024-05-01T12:00:00Zjunk", "yesterday"] {
+        for bad in [
+            "", "2024-05-01", "2024-13-01T00:00:00Z", "2023-02-29T00:00:00Z", "2024-05-01T24:00:00Z",
+            "2024-05-01T12:00:00", "2024-05-01T12:00:00.Z", "2024-05-01T12:00:00Zjunk", "yesterday",
+        ] {
             XCTAssertNil(Timestamp.parse(bad), bad)
         }
     }
@@ -32,7 +35,9 @@ final class ModelTests: XCTestCase {
         XCTAssertEqual(Alert.fingerprint(of: ["name": "garland, briggs", "fear": "love is not enough"]), String(5_799_056_148_416_392_346, radix: 16))
         XCTAssertEqual(Alert.fingerprint(of: ["first-label": "first-label-value"]), "476b44f5db3e21f9")
         XCTAssertEqual(Alert.fingerprint(of: ["first-label": "first-label-value", "second-label": "second-label-value"]), "2c59c33dd8453b1d")
-        XCTAssertEqual(Alert.fingerprint(of: ["first-label": "first-label-value", "second-label": "second-label-value", "third-label": "third-label-value"]), "c01c58139d52b4b9")
+        XCTAssertEqual(
+            Alert.fingerprint(of: ["first-label": "first-label-value", "second-label": "second-label-value", "third-label": "third-label-value"]),
+            "c01c58139d52b4b9")
         XCTAssertEqual(Alert.fingerprint(of: ["alertname": "test"]), "1f56cb8f931d1bd4")
     }
 
@@ -59,22 +64,27 @@ final class ModelTests: XCTestCase {
     let now = Timestamp.parse("2024-05-01T12:00:00Z")!
 
     func testDecodesOneAlertAnArrayAndAnAlertmanagerPayload() throws {
-        let one = try AlertInput.decode(json: Array(#"{"labels":{"alertname":"A","severity":"critical"},"annotations":{"summary":"s"},"classification":{"severity":"warning","confidence":0.5,"recommendations":["r1"]}}"#.utf8), now: now)
+        let one = try AlertInput.decode(
+            json: Array(
+                #"{"labels":{"alertname":"A","severity":"critical"},"annotations":{"summary":"s"},"classification":{"severity":"warning","confidence":0.5,"recommendations":["r1"]}}"#
+                    .utf8), now: now)
         XCTAssertEqual(one.alerts.count, 1)
         XCTAssertEqual(one.alerts[0].status, .firing)
         XCTAssertEqual(one.alerts[0].startsAt, now, "startsAt defaults to now")
         XCTAssertEqual(one.alerts[0].fingerprint, Alert.fingerprint(of: ["alertname": "A", "severity": "critical"]))
         XCTAssertEqual(one.alerts[0].classification?.severity, .warning)
 
-        let array = try AlertInput.decode(json: Array(#"[{"labels":{"alertname":"A"}},{"labels":{"alertname":"B"},"endsAt":"2024-05-01T11:00:00Z","startsAt":"2024-05-01T10:00:00Z"}]"#.utf8), now: now)
+        let array = try AlertInput.decode(
+            json: Array(#"[{"labels":{"alertname":"A"}},{"labels":{"alertname":"B"},"endsAt":"2024-05-01T11:00:00Z","startsAt":"2024-05-01T10:00:00Z"}]"#.utf8),
+            now: now)
         XCTAssertEqual(array.alerts.map(\.status), [.firing, .resolved], "an alert whose end has passed is resolved")
 
         let am = """
-        {"receiver":"web\\\\.hook","status":"firing","alerts":[{"status":"firing","labels":{"alertname":"X","job":"p"},
-         "annotations":{},"startsAt":"2024-05-01T11:59:00.1Z","endsAt":"0001-01-01T00:00:00Z","generatorURL":"http://p:9090/g",
-         "fingerprint":"0123456789abcdef"}],"groupLabels":{"alertname":"X"},"commonLabels":{},"commonAnnotations":{},
-         "externalURL":"http://am:9093","version":"4","groupKey":"{}:{alertname=\\"X\\"}","truncatedAlerts":0}
-        """
+            {"receiver":"web\\\\.hook","status":"firing","alerts":[{"status":"firing","labels":{"alertname":"X","job":"p"},
+             "annotations":{},"startsAt":"2024-05-01T11:59:00.1Z","endsAt":"0001-01-01T00:00:00Z","generatorURL":"http://p:9090/g",
+             "fingerprint":"0123456789abcdef"}],"groupLabels":{"alertname":"X"},"commonLabels":{},"commonAnnotations":{},
+             "externalURL":"http://am:9093","version":"4","groupKey":"{}:{alertname=\\"X\\"}","truncatedAlerts":0}
+            """
         let batch = try AlertInput.decode(json: Array(am.utf8), now: now)
         XCTAssertEqual(batch.alerts.count, 1)
         XCTAssertNil(batch.alerts[0].endsAt, "Go's zero time means no end")
@@ -86,13 +96,13 @@ final class ModelTests: XCTestCase {
 
     func testDecodingErrorsNameEveryFieldAndProblem() {
         let input = #"""
-        {"version":"3","alerts":[
-          {"labels":{"alertname":7,"bad-name":"x"},"status":"open","startsAt":"yesterday","fingerprint":"XYZ"},
-          {"annotations":[],"classification":{"severity":"huge","confidence":2}},
-          {"labels":{"a":"b"},"startsAt":"2024-05-01T12:00:00Z","endsAt":"2024-05-01T11:00:00Z"},
-          "nope"
-        ]}
-        """#
+            {"version":"3","alerts":[
+              {"labels":{"alertname":7,"bad-name":"x"},"status":"open","startsAt":"yesterday","fingerprint":"XYZ"},
+              {"annotations":[],"classification":{"severity":"huge","confidence":2}},
+              {"labels":{"a":"b"},"startsAt":"2024-05-01T12:00:00Z","endsAt":"2024-05-01T11:00:00Z"},
+              "nope"
+            ]}
+            """#
         XCTAssertThrowsError(try AlertInput.decode(json: Array(input.utf8), now: now)) { e in
             let text = "\(e)"
             for fragment in [

@@ -1,6 +1,3 @@
-// ObservabilityTests: metrics match the reports exactly, no secret reaches a metric label or a log line, and the
-// Grafana dashboard only uses metric names we emit.
-@testable import AlertFanout
 import FanoutCore
 import Foundation
 import InMemoryLogging
@@ -9,9 +6,15 @@ import MetricsTestKit
 import MockTarget
 import XCTest
 
+// ObservabilityTests: metrics match the reports exactly, no secret reaches a metric label or a log line, and the
+// Grafana dashboard only uses metric names we emit.
+@testable import AlertFanout
+
 final class ObservabilityTests: XCTestCase {
     func testCountersMatchReportsAndNothingSecretLeaks() async throws {
-        let pdKey = "R0123456789abcdef0123456789abcde", rootlyKey = "rootly-very-secret", hookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+        let pdKey = "R0123456789abcdef0123456789abcde"
+        let rootlyKey = "rootly-very-secret"
+        let hookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
         let server = try MockTarget(routes: [
             "/v2/enqueue": .text(#"{"status":"success","message":"Event processed","dedup_key":"k"}"#, status: 202),
             // Error bodies that echo credentials (a proxy's or a vendor's error page can): reports, logs and
@@ -19,9 +22,11 @@ final class ObservabilityTests: XCTestCase {
             "/v1/alerts": .custom { r in .text(#"{"errors":[{"title":"invalid token: \#(r.header("authorization") ?? "")"}]}"#, status: 422) },
             "/flaky": .flap(every: 2, failure: .text("busy", status: 503), success: .text("ok")),
             "/hook": .text("ok"),
-            "/services/T000/B000/SLACKSECRETPATH": .flap(every: 2, failure: .custom { r in
-                .text("no_service: http://\(r.header("host") ?? "")\(r.path)", status: 404)
-            }, success: .text("ok")),
+            "/services/T000/B000/SLACKSECRETPATH": .flap(
+                every: 2,
+                failure: .custom { r in
+                    .text("no_service: http://\(r.header("host") ?? "")\(r.path)", status: 404)
+                }, success: .text("ok")),
         ])
         defer { server.stop() }
         let config = TargetsConfig(targets: [
@@ -69,7 +74,9 @@ final class ObservabilityTests: XCTestCase {
         XCTAssertEqual(seen, expected)
         XCTAssertEqual(seen["off|skipped|none"], 10)
         XCTAssertEqual((seen["rootly|failed|http_status"] ?? 0) + (seen["rootly|skipped|none"] ?? 0), 10, "failed until its breaker opened, then skipped")
-        XCTAssertEqual(metrics.counterTotal(label: FanoutMetricNames.skips, dimensions: [("target", "rootly"), ("reason", "circuit_open")]), seen["rootly|skipped|none"] ?? 0)
+        XCTAssertEqual(
+            metrics.counterTotal(label: FanoutMetricNames.skips, dimensions: [("target", "rootly"), ("reason", "circuit_open")]),
+            seen["rootly|skipped|none"] ?? 0)
         XCTAssertGreaterThan(metrics.counterTotal(label: FanoutMetricNames.breakerTransitions, dimensions: [("target", "rootly"), ("to", "open")]), 0)
         XCTAssertGreaterThan(retries["flaky"] ?? 0, 0, "the flaky target was retried")
         for (target, n) in retries where n > 0 {
@@ -86,10 +93,22 @@ final class ObservabilityTests: XCTestCase {
 
         // No secret anywhere: metric labels, dimension values, log messages and metadata.
         var haystack: [String] = []
-        for c in metrics.counters { haystack.append(c.label); haystack += c.dimensions.map { "\($0.0)=\($0.1)" } }
-        for r in metrics.recorders { haystack.append(r.label); haystack += r.dimensions.map { "\($0.0)=\($0.1)" } }
-        for t in metrics.timers { haystack.append(t.label); haystack += t.dimensions.map { "\($0.0)=\($0.1)" } }
-        for e in entries { haystack.append(e.message.description); haystack += e.metadata.map { "\($0.key)=\($0.value)" } }
+        for c in metrics.counters {
+            haystack.append(c.label)
+            haystack += c.dimensions.map { "\($0.0)=\($0.1)" }
+        }
+        for r in metrics.recorders {
+            haystack.append(r.label)
+            haystack += r.dimensions.map { "\($0.0)=\($0.1)" }
+        }
+        for t in metrics.timers {
+            haystack.append(t.label)
+            haystack += t.dimensions.map { "\($0.0)=\($0.1)" }
+        }
+        for e in entries {
+            haystack.append(e.message.description)
+            haystack += e.metadata.map { "\($0.key)=\($0.value)" }
+        }
         let all = haystack.joined(separator: "\n")
         for secret in [pdKey, rootlyKey, hookSecret, "SLACKSECRETPATH", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", server.baseURL] {
             XCTAssertFalse(all.contains(secret), "\(secret) leaked")

@@ -1,11 +1,12 @@
-// PublisherTests: fan-out against real MockTargets on 127.0.0.1 — order, timeouts, skips, semantics, cancel, volume.
-@testable import AlertFanout
 import CurlReactor
 import FanoutCore
 import MockTarget
 import Synchronization
 import TestSupport
 import XCTest
+
+// PublisherTests: fan-out against real MockTargets on 127.0.0.1 — order, timeouts, skips, semantics, cancel, volume.
+@testable import AlertFanout
 
 final class PublisherTests: XCTestCase {
     /// Issue 12: a cancel that lands before the async publish stored its handle was lost (the publish ran to its
@@ -16,7 +17,9 @@ final class PublisherTests: XCTestCase {
         let publisher = try FanoutPublisher(targets: TargetsConfig(targets: [webhook("stuck", server, "/hang")]))
         let task = Task { () async -> Result<PublishReport, PublishError> in
             withUnsafeCurrentTask { $0?.cancel() }
-            do throws(PublishError) { return .success(try await publisher.publish(Samples.firingFull, options: .init(deadline: .seconds(3)))) } catch { return .failure(error) }
+            do throws(PublishError) { return .success(try await publisher.publish(Samples.firingFull, options: .init(deadline: .seconds(3)))) } catch {
+                return .failure(error)
+            }
         }
         let result = await task.value
         guard case .failure(.cancelled) = result else { return XCTFail("\(result)") }
@@ -57,9 +60,10 @@ final class PublisherTests: XCTestCase {
     func testAHangingTargetIsReportedAsTimeoutWhileTheOthersSucceed() async throws {
         let server = try MockTarget()
         defer { server.stop() }
-        let publisher = try FanoutPublisher(targets: TargetsConfig(targets: [
-            webhook("fast", server, "/ok"), webhook("stuck", server, "/hang"), webhook("slow", server, "/s?delay_ms=100"),
-        ]))
+        let publisher = try FanoutPublisher(
+            targets: TargetsConfig(targets: [
+                webhook("fast", server, "/ok"), webhook("stuck", server, "/hang"), webhook("slow", server, "/s?delay_ms=100"),
+            ]))
         // /hang never answers: the publish completing at all, with `timeout` for it, is the deadline at work.
         let report = try await publisher.publish(Samples.firingFull, options: .init(deadline: .milliseconds(600)))
         XCTAssertEqual(report.results.map(\.outcome), [.succeeded, .failed, .succeeded])
@@ -73,11 +77,12 @@ final class PublisherTests: XCTestCase {
     func testDisabledTargetsAreSkippedAndSemanticsOfFailure() async throws {
         let server = try MockTarget()
         defer { server.stop() }
-        let publisher = try FanoutPublisher(targets: TargetsConfig(targets: [
-            webhook("ok", server, "/ok"), webhook("off", server, "/ok", enabled: false),
-            // A 400 is permanent for most vendors (Standard Webhooks targets retry it: see VendorConformanceTests).
-            Target(name: "bad", type: .alertmanager, url: server.url("/status/400?body=nope")), webhook("down", server, "/status/503"),
-        ]))
+        let publisher = try FanoutPublisher(
+            targets: TargetsConfig(targets: [
+                webhook("ok", server, "/ok"), webhook("off", server, "/ok", enabled: false),
+                // A 400 is permanent for most vendors (Standard Webhooks targets retry it: see VendorConformanceTests).
+                Target(name: "bad", type: .alertmanager, url: server.url("/status/400?body=nope")), webhook("down", server, "/status/503"),
+            ]))
         let partial = try await publisher.publish(Samples.firingFull)
         XCTAssertEqual(partial.results.map(\.outcome), [.succeeded, .skipped, .failed, .failed])
         XCTAssertEqual(partial.results[1].skipReason, .disabled)
@@ -108,8 +113,10 @@ final class PublisherTests: XCTestCase {
         let server = try MockTarget()
         defer { server.stop() }
         let publisher = try FanoutPublisher(targets: TargetsConfig(targets: [webhook("a", server, "/ok")]))
-        for options in [PublishOptions(selection: .named(["a", "zz"])), PublishOptions(selection: .named([])),
-                        PublishOptions(deadline: .zero), PublishOptions(selection: .named(["a", "a"]))] {
+        for options in [
+            PublishOptions(selection: .named(["a", "zz"])), PublishOptions(selection: .named([])),
+            PublishOptions(deadline: .zero), PublishOptions(selection: .named(["a", "a"])),
+        ] {
             do {
                 _ = try await publisher.publish(Samples.firingFull, options: options)
                 XCTFail("\(options) should be rejected")
@@ -186,11 +193,12 @@ final class PublisherTests: XCTestCase {
             "/slack": .text("ok"),
         ])
         defer { server.stop() }
-        let publisher = try FanoutPublisher(targets: TargetsConfig(targets: [
-            Target(name: "pd", type: .pagerduty, url: server.baseURL, secret: Secret("R0123456789abcdef0123456789abcde")),
-            Target(name: "rootly", type: .rootly, url: server.baseURL, secret: Secret("k")),
-            Target(name: "slack", type: .slack, url: server.url("/slack")),
-        ]))
+        let publisher = try FanoutPublisher(
+            targets: TargetsConfig(targets: [
+                Target(name: "pd", type: .pagerduty, url: server.baseURL, secret: Secret("R0123456789abcdef0123456789abcde")),
+                Target(name: "rootly", type: .rootly, url: server.baseURL, secret: Secret("k")),
+                Target(name: "slack", type: .slack, url: server.url("/slack")),
+            ]))
         let fired = try await publisher.publish(Samples.firingFull)
         XCTAssertTrue(fired.allSucceeded, "\(fired.results)")
         XCTAssertEqual(fired.results.map(\.httpStatus), [202, 201, 200])
@@ -198,8 +206,9 @@ final class PublisherTests: XCTestCase {
         let resolved = try await publisher.publish(Samples.resolved)
         XCTAssertTrue(resolved.allSucceeded, "\(resolved.results)")
         XCTAssertEqual(resolved.results.map(\.action), ["resolve", "resolve", "post"])
-        XCTAssertEqual(server.requests.map(\.path).sorted(),
-                       ["/slack", "/slack", "/v1/alerts", "/v1/alerts/rootly-42/resolve", "/v2/enqueue", "/v2/enqueue"])
+        XCTAssertEqual(
+            server.requests.map(\.path).sorted(),
+            ["/slack", "/slack", "/v1/alerts", "/v1/alerts/rootly-42/resolve", "/v2/enqueue", "/v2/enqueue"])
         XCTAssertTrue(server.requests.contains { $0.path == "/v1/alerts/rootly-42/resolve" })
         // Resolving again: the id was forgotten after the resolve, so the formatter reports missing state.
         let again = try await publisher.publish(Samples.resolved, options: .init(selection: .named(["rootly", "pd"])))

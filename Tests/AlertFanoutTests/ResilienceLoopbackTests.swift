@@ -1,11 +1,12 @@
-// ResilienceLoopbackTests: breakers, Retry-After, adaptive deadlines and the retry budget against real loopback servers.
-@testable import AlertFanout
-import FanoutCore
-import MockTarget
 import CurlReactor
 import Dispatch
+import FanoutCore
+import MockTarget
 import TestSupport
 import XCTest
+
+// ResilienceLoopbackTests: breakers, Retry-After, adaptive deadlines and the retry budget against real loopback servers.
+@testable import AlertFanout
 
 final class ResilienceLoopbackTests: XCTestCase {
     func alert(_ i: Int) -> Alert {
@@ -16,18 +17,25 @@ final class ResilienceLoopbackTests: XCTestCase {
     }
 
     func testAFlappingTargetOpensItsBreakerAdmitsOneProbeAndRecovers() async throws {
-        let server = try MockTarget(routes: ["/flappy": .sequence([
-            .text("down", status: 503), .text("down", status: 503), .text("down", status: 503),
-            .text("ok", delay: .milliseconds(150)),  // the probe stays out while the second publish asks
-        ])])
+        let server = try MockTarget(routes: [
+            "/flappy": .sequence([
+                .text("down", status: 503), .text("down", status: 503), .text("down", status: 503),
+                .text("ok", delay: .milliseconds(150)),  // the probe stays out while the second publish asks
+            ])
+        ])
         defer { server.stop() }
-        let resilience = ResilienceConfig(breaker: .init(consecutiveFailures: 3, cooldownSeconds: 0.3, successesToClose: 1),
-                                          retry: .init(maxAttempts: 1))
-        let publisher = try FanoutPublisher(targets: TargetsConfig(targets: [Target(name: "flappy", type: .webhook, url: server.url("/flappy"))]),
-                                            resilience: resilience)
+        let resilience = ResilienceConfig(
+            breaker: .init(consecutiveFailures: 3, cooldownSeconds: 0.3, successesToClose: 1),
+            retry: .init(maxAttempts: 1))
+        let publisher = try FanoutPublisher(
+            targets: TargetsConfig(targets: [Target(name: "flappy", type: .webhook, url: server.url("/flappy"))]),
+            resilience: resilience)
         let options = PublishOptions(strategy: .publishToAll)
         for i in 0..<3 {
-            do { _ = try await publisher.publish(alert(i), options: options); XCTFail("503 expected") } catch {}
+            do {
+                _ = try await publisher.publish(alert(i), options: options)
+                XCTFail("503 expected")
+            } catch {}
         }
         XCTAssertEqual(publisher.guards["flappy"].breaker.state.name, "open")
         do {
@@ -39,7 +47,8 @@ final class ResilienceLoopbackTests: XCTestCase {
         XCTAssertEqual(server.requestCount, 3, "nothing sent while open")
         try await Task.sleep(for: .milliseconds(350))
         // Two publishes at once after the cooldown: exactly one probe goes out.
-        let a4 = alert(4), a5 = alert(5)
+        let a4 = alert(4)
+        let a5 = alert(5)
         async let a = try? publisher.publish(a4, options: options)
         async let b = try? publisher.publish(a5, options: options)
         let (ra, rb) = await (a, b)
@@ -100,10 +109,12 @@ final class ResilienceLoopbackTests: XCTestCase {
     func testTheRetryBudgetCapsLoadOnAFailingTarget() async throws {
         let server = try MockTarget(routes: ["/down": .text("unavailable", status: 503)], recordRequests: false)
         defer { server.stop() }
-        let resilience = ResilienceConfig(retry: .init(maxAttempts: 3, baseSeconds: 0.001, capSeconds: 0.002),
-                                          budgetRatio: 0.2, budgetFloorPerSecond: 1, budgetMaxTokens: 10, breakersEnabled: false)
-        let publisher = try FanoutPublisher(targets: TargetsConfig(targets: [Target(name: "down", type: .webhook, url: server.url("/down"))]),
-                                            resilience: resilience)
+        let resilience = ResilienceConfig(
+            retry: .init(maxAttempts: 3, baseSeconds: 0.001, capSeconds: 0.002),
+            budgetRatio: 0.2, budgetFloorPerSecond: 1, budgetMaxTokens: 10, breakersEnabled: false)
+        let publisher = try FanoutPublisher(
+            targets: TargetsConfig(targets: [Target(name: "down", type: .webhook, url: server.url("/down"))]),
+            resilience: resilience)
         let n = 100
         let started = ContinuousClock.now
         for i in 0..<n {
@@ -112,7 +123,8 @@ final class ResilienceLoopbackTests: XCTestCase {
         let seconds = (ContinuousClock.now - started).seconds
         let sent = server.requestCount
         XCTAssertGreaterThan(sent, n, "some retries happened")
-        XCTAssertLessThanOrEqual(Double(sent), Double(n) * 1.2 + 10 + seconds * 1 + 2, "≤ 20 % extra plus the floor and saved tokens (no budget would allow \(3 * n))")
+        XCTAssertLessThanOrEqual(
+            Double(sent), Double(n) * 1.2 + 10 + seconds * 1 + 2, "≤ 20 % extra plus the floor and saved tokens (no budget would allow \(3 * n))")
         XCTAssertGreaterThan(publisher.guards.retriesDeniedByBudget, 0)
         await publisher.shutdown()
     }
@@ -138,7 +150,6 @@ final class ResilienceLoopbackTests: XCTestCase {
     }
 }
 
-
 final class ProbeAndSecrecyTests: XCTestCase {
     func testActiveProbesCannotFalseAlarmOnAuthenticatedEndpointsButSeeUnreachableOnes() async throws {
         let server = try MockTarget(routes: ["/auth": .text("unauthorized", status: 401), "/post-only": .text("method not allowed", status: 405)])
@@ -146,11 +157,12 @@ final class ProbeAndSecrecyTests: XCTestCase {
         let closed = try MockTarget()
         let deadURL = closed.url("/gone")
         closed.stop()
-        let publisher = try FanoutPublisher(targets: TargetsConfig(targets: [
-            Target(name: "auth", type: .webhook, url: server.url("/auth")),
-            Target(name: "post-only", type: .webhook, url: server.url("/post-only")),
-            Target(name: "dead", type: .webhook, url: deadURL),
-        ]))
+        let publisher = try FanoutPublisher(
+            targets: TargetsConfig(targets: [
+                Target(name: "auth", type: .webhook, url: server.url("/auth")),
+                Target(name: "post-only", type: .webhook, url: server.url("/post-only")),
+                Target(name: "dead", type: .webhook, url: deadURL),
+            ]))
         publisher.startProbing(every: .milliseconds(200))
         // Until the probes have seen every target twice (the dead one refused at least twice).
         try await waitUntil {
@@ -172,9 +184,10 @@ final class ProbeAndSecrecyTests: XCTestCase {
         let secret = "R0123456789abcdef0123456789abcde"
         let server = try MockTarget(routes: ["/v2/enqueue": .text("bad key \(secret) rejected", status: 400)])
         defer { server.stop() }
-        let publisher = try FanoutPublisher(targets: TargetsConfig(targets: [
-            Target(name: "pd", type: .pagerduty, url: server.baseURL, secret: Secret(secret)),
-        ]))
+        let publisher = try FanoutPublisher(
+            targets: TargetsConfig(targets: [
+                Target(name: "pd", type: .pagerduty, url: server.baseURL, secret: Secret(secret))
+            ]))
         do {
             _ = try await publisher.publish(Samples.firingFull)
             XCTFail()

@@ -12,11 +12,15 @@ enum Samples {
         recommendations: ["Rotate logs on db-1", "Expand the volume"])
 
     static let firingFull = Alert(
-        labels: ["alertname": "DiskFull", "severity": "critical", "instance": "db-1:9100", "job": "node",
-                 "component": "storage", "group": "db", "class": "disk"],
-        annotations: ["summary": "Disk / is 97% full on db-1",
-                      "description": "Only 3% left & <growing> \"fast\"",
-                      "runbook_url": "https://runbooks.example.com/disk"],
+        labels: [
+            "alertname": "DiskFull", "severity": "critical", "instance": "db-1:9100", "job": "node",
+            "component": "storage", "group": "db", "class": "disk",
+        ],
+        annotations: [
+            "summary": "Disk / is 97% full on db-1",
+            "description": "Only 3% left & <growing> \"fast\"",
+            "runbook_url": "https://runbooks.example.com/disk",
+        ],
         status: .firing,
         startsAt: Timestamp.parse("2024-05-01T12:00:00.123456789Z")!,
         generatorURL: "http://prometheus.local:9090/graph?g0.expr=disk&g0.tab=1",
@@ -46,12 +50,14 @@ enum Samples {
     ]
 
     static let targets: [TargetType: Target] = [
-        .pagerduty: Target(name: "pd", type: .pagerduty, url: "https://events.pagerduty.com",
-                           secret: Secret("R0123456789abcdef0123456789abcde")),
+        .pagerduty: Target(
+            name: "pd", type: .pagerduty, url: "https://events.pagerduty.com",
+            secret: Secret("R0123456789abcdef0123456789abcde")),
         .slack: Target(name: "slack", type: .slack, url: "https://hooks.slack.com/services/T000/B000/XXXX"),
         .rootly: Target(name: "rootly", type: .rootly, url: "https://api.rootly.com", secret: Secret("rootly-test-key")),
         .alertmanager: Target(name: "am", type: .alertmanager, url: "http://127.0.0.1:9095/hook", receiver: "team-x"),
-        .webhook: Target(name: "hook", type: .webhook, url: "https://hooks.example.com/alert",
-                         secret: Secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")),
+        .webhook: Target(
+            name: "hook", type: .webhook, url: "https://hooks.example.com/alert",
+            secret: Secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")),
     ]
 }

@@ -1,39 +1,42 @@
-// TargetsConfigTests: targets files in YAML and JSON, environment expansion, and every kind of mistake reported at once.
-@testable import AlertFanout
 import XCTest
 
+// TargetsConfigTests: targets files in YAML and JSON, environment expansion, and every kind of mistake reported at once.
+@testable import AlertFanout
+
 final class TargetsConfigTests: XCTestCase {
-    let env = ["PD_KEY": "R0123456789abcdef0123456789abcde", "ROOTLY_KEY": "rootly-secret-value", "SLACK_PATH": "T000/B000/XXXX",
-               "HOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]
+    let env = [
+        "PD_KEY": "R0123456789abcdef0123456789abcde", "ROOTLY_KEY": "rootly-secret-value", "SLACK_PATH": "T000/B000/XXXX",
+        "HOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    ]
 
     func testAValidYAMLFileLoadsEveryTargetType() throws {
         let yaml = """
-        targets:
-          - name: pd-primary
-            type: pagerduty
-            routing_key: ${PD_KEY}
-            timeout: 5s
-            rate_limit: 120/min
-          - name: slack-ops
-            type: slack
-            url: https://hooks.slack.com/services/${SLACK_PATH}
-            enabled: false
-          - name: rootly
-            type: rootly
-            api_key: ${ROOTLY_KEY}
-            max_in_flight: 4
-          - name: receiver
-            type: alertmanager
-            url: http://127.0.0.1:9095/hook
-            receiver: team-x
-          - name: hook
-            type: webhook
-            url: https://hooks.example.com/alert
-            secret: ${HOOK_SECRET}
-            headers:
-              X-Team: sre
-            rate_limit: {requests: 10, per: 1s, burst: 20}
-        """
+            targets:
+              - name: pd-primary
+                type: pagerduty
+                routing_key: ${PD_KEY}
+                timeout: 5s
+                rate_limit: 120/min
+              - name: slack-ops
+                type: slack
+                url: https://hooks.slack.com/services/${SLACK_PATH}
+                enabled: false
+              - name: rootly
+                type: rootly
+                api_key: ${ROOTLY_KEY}
+                max_in_flight: 4
+              - name: receiver
+                type: alertmanager
+                url: http://127.0.0.1:9095/hook
+                receiver: team-x
+              - name: hook
+                type: webhook
+                url: https://hooks.example.com/alert
+                secret: ${HOOK_SECRET}
+                headers:
+                  X-Team: sre
+                rate_limit: {requests: 10, per: 1s, burst: 20}
+            """
         let config = try TargetsConfigLoader.load(text: yaml, file: "targets.yaml", environment: env)
         XCTAssertEqual(config.targets.map(\.name), ["pd-primary", "slack-ops", "rootly", "receiver", "hook"])
         let pd = try XCTUnwrap(config["pd-primary"])
@@ -61,40 +64,40 @@ final class TargetsConfigTests: XCTestCase {
 
     func testEveryMistakeIsReportedWithTargetAndField() {
         let yaml = """
-        targets:
-          - name: Bad_Name
-            type: pagerduty
-            routing_key: short
-          - name: dup
-            type: slack
-            url: http://hooks.slack.com/services/x
-          - name: dup
-            type: teams
-            url: https://example.com
-          - name: rootly
-            type: rootly
-          - name: hook
-            type: webhook
-            url: ftp://example.com/x
-            routng_key: x
-            timeout: soon
-            max_in_flight: 0
-            rate_limit: fast
-            enabled: "yes please"
-            headers:
-              "Bad Header": v
-          - name: env
-            type: webhook
-            url: https://example.com/${MISSING_VAR}
-            secret: ${ALSO_MISSING}
-          - name: pd2
-            type: pagerduty
-            routing_key: R0123456789abcdef0123456789abcde
-            api_key: nope
-          - type: slack
-            url: https://hooks.slack.com/services/y
-        extra: 1
-        """
+            targets:
+              - name: Bad_Name
+                type: pagerduty
+                routing_key: short
+              - name: dup
+                type: slack
+                url: http://hooks.slack.com/services/x
+              - name: dup
+                type: teams
+                url: https://example.com
+              - name: rootly
+                type: rootly
+              - name: hook
+                type: webhook
+                url: ftp://example.com/x
+                routng_key: x
+                timeout: soon
+                max_in_flight: 0
+                rate_limit: fast
+                enabled: "yes please"
+                headers:
+                  "Bad Header": v
+              - name: env
+                type: webhook
+                url: https://example.com/${MISSING_VAR}
+                secret: ${ALSO_MISSING}
+              - name: pd2
+                type: pagerduty
+                routing_key: R0123456789abcdef0123456789abcde
+                api_key: nope
+              - type: slack
+                url: https://hooks.slack.com/services/y
+            extra: 1
+            """
         XCTAssertThrowsError(try TargetsConfigLoader.load(text: yaml, file: "targets.yaml", environment: env)) { e in
             let text = "\(e)"
             for fragment in [
@@ -129,16 +132,16 @@ final class TargetsConfigTests: XCTestCase {
 
     func testSecretsNeverAppearInErrors() {
         let yaml = """
-        targets:
-          - name: pd
-            type: pagerduty
-            routing_key: ${ROOTLY_KEY}
-            url: not a url
-          - name: r
-            type: rootly
-            api_key: super-secret-literal
-            url: http://example.com/${ROOTLY_KEY}
-        """
+            targets:
+              - name: pd
+                type: pagerduty
+                routing_key: ${ROOTLY_KEY}
+                url: not a url
+              - name: r
+                type: rootly
+                api_key: super-secret-literal
+                url: http://example.com/${ROOTLY_KEY}
+            """
         XCTAssertThrowsError(try TargetsConfigLoader.load(text: yaml, environment: env)) { e in
             let text = "\(e)"
             XCTAssertFalse(text.contains("rootly-secret-value"), text)
@@ -150,15 +153,15 @@ final class TargetsConfigTests: XCTestCase {
     func testYAMLScalarsFollowTheCoreSchema() throws {
         // YAML 1.1 would read `off` and `no` as booleans and an unquoted all-digit key as a number.
         let yaml = """
-        targets:
-          - name: off
-            type: webhook
-            url: https://example.com/a
-          - name: no
-            type: pagerduty
-            routing_key: 12345678901234567890123456789012
-            enabled: false
-        """
+            targets:
+              - name: off
+                type: webhook
+                url: https://example.com/a
+              - name: no
+                type: pagerduty
+                routing_key: 12345678901234567890123456789012
+                enabled: false
+            """
         let config = try TargetsConfigLoader.load(text: yaml, environment: [:])
         XCTAssertEqual(config.targets.map(\.name), ["off", "no"])
         XCTAssertEqual(config["no"]?.secret?.reveal(), "12345678901234567890123456789012")
@@ -178,6 +181,7 @@ final class TargetsConfigTests: XCTestCase {
         XCTAssertThrowsError(try TargetsConfigLoader.load(text: "targets: []", environment: [:])) { e in
             XCTAssertTrue("\(e)".contains("the list is empty"), "\(e)")
         }
-        XCTAssertNoThrow(try TargetsConfigLoader.load(text: "targets:\n  - {name: a, type: webhook, url: 'http://example.com/', insecure: true}", environment: [:]))
+        XCTAssertNoThrow(
+            try TargetsConfigLoader.load(text: "targets:\n  - {name: a, type: webhook, url: 'http://example.com/', insecure: true}", environment: [:]))
     }
 }

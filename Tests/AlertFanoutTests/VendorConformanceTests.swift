@@ -1,8 +1,9 @@
-// VendorConformanceTests: what each vendor's own specification and reference code require of our payloads (issue 13).
-@testable import AlertFanout
 import FanoutCore
 import Foundation
 import XCTest
+
+// VendorConformanceTests: what each vendor's own specification and reference code require of our payloads (issue 13).
+@testable import AlertFanout
 
 final class VendorConformanceTests: XCTestCase {
     func context(batch: AlertBatch? = nil) -> FormatContext { FormatContext(now: Samples.now, batch: batch, rootlyAlertID: "r-1") }
@@ -13,8 +14,9 @@ final class VendorConformanceTests: XCTestCase {
         // The reference libraries strip an optional whsec_ and always base64-decode, so both spellings sign alike.
         let body = Array(#"{"test": 2432232314}"#.utf8)
         for secret in ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"] {
-            XCTAssertEqual(try WebhookFormatter.signature(secret: secret, id: "msg_p5jXN8AQM9LWM0D4loKWxJek", timestamp: 1_614_265_330, body: body),
-                           "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=", secret)
+            XCTAssertEqual(
+                try WebhookFormatter.signature(secret: secret, id: "msg_p5jXN8AQM9LWM0D4loKWxJek", timestamp: 1_614_265_330, body: body),
+                "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=", secret)
         }
     }
 
@@ -25,8 +27,10 @@ final class VendorConformanceTests: XCTestCase {
         XCTAssertEqual(try WebhookSecret.key("whsec_AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGQ").get(), key25)
         XCTAssertEqual(WebhookSecret.key("whsec_AAAAAAAAAAAAAAAAAAAAAA=="), .failure(.tooShort(bytes: 16)))
         XCTAssertEqual(WebhookSecret.key("whsec_"), .failure(.tooShort(bytes: 0)))
-        for bad in ["s3cret-value", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaS_", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n", "MfKQ9r8G=KYqrTwjUPD8ILPZIo2LaLaS",
-                    "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGQ=", "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYG", "AAAA==="] {
+        for bad in [
+            "s3cret-value", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaS_", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n", "MfKQ9r8G=KYqrTwjUPD8ILPZIo2LaLaS",
+            "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGQ=", "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYG", "AAAA===",
+        ] {
             XCTAssertEqual(WebhookSecret.key(bad), .failure(.notBase64), bad)
         }
         XCTAssertThrowsError(try WebhookFormatter.signature(secret: "s3cret-value", id: "msg_x", timestamp: 1, body: [])) { e in
@@ -44,14 +48,17 @@ final class VendorConformanceTests: XCTestCase {
                 XCTAssertFalse(text.contains(bare), "the secret itself is never printed: \(text)")
             }
         }
-        XCTAssertNoThrow(try TargetsConfigLoader.load(text: "targets: [{name: h, type: webhook, url: 'https://x.example', secret: 'MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'}]",
-                                                      environment: [:]))
+        XCTAssertNoThrow(
+            try TargetsConfigLoader.load(
+                text: "targets: [{name: h, type: webhook, url: 'https://x.example', secret: 'MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'}]",
+                environment: [:]))
     }
 
     // MARK: 2. Webhook body timestamp
 
     func testWebhookBodyIsByteIdenticalAcrossAttempts() throws {
-        let f = WebhookFormatter(), t = Samples.targets[.webhook]!
+        let f = WebhookFormatter()
+        let t = Samples.targets[.webhook]!
         for (alert, eventTime) in [(Samples.resolved, "2024-05-01T12:30:00Z"), (Samples.firingFull, "2024-05-01T12:00:00.123456789Z")] {
             let a = try f.request(for: alert, target: t, context: FormatContext(now: Samples.now))
             let b = try f.request(for: alert, target: t, context: FormatContext(now: Timestamp(seconds: Samples.now.seconds + 600)))
@@ -75,7 +82,8 @@ final class VendorConformanceTests: XCTestCase {
             if bucket.reserve(now: t, maxWait: 0) != nil { sent.append(t) }
             t += 0.01
         }
-        var most = 0, lo = 0
+        var most = 0
+        var lo = 0
         for hi in sent.indices {
             while sent[hi] - sent[lo] >= window { lo += 1 }
             most = max(most, hi - lo + 1)
@@ -157,8 +165,9 @@ final class VendorConformanceTests: XCTestCase {
         var other = Samples.firingFull
         other.labels["instance"] = "db-2:9100"
         other.fingerprint = Alert.fingerprint(of: other.labels)
-        let batch = AlertBatch(alerts: [Samples.firingFull, other], groupKey: "{}:{alertname=\"DiskFull\"}",
-                               groupLabels: ["alertname": "DiskFull"], externalURL: "http://am.local:9093")
+        let batch = AlertBatch(
+            alerts: [Samples.firingFull, other], groupKey: "{}:{alertname=\"DiskFull\"}",
+            groupLabels: ["alertname": "DiskFull"], externalURL: "http://am.local:9093")
         let f = AlertmanagerFormatter(hostname: Samples.hostname)
         var t = Samples.targets[.alertmanager]!
         let j = try JSONValue.parse(f.request(for: other, target: t, context: context(batch: batch)).body)
@@ -169,8 +178,9 @@ final class VendorConformanceTests: XCTestCase {
         t.externalURL = "https://fanout.example"
         var noURL = batch
         noURL.externalURL = ""
-        XCTAssertEqual(try JSONValue.parse(f.request(for: other, target: t, context: context(batch: noURL)).body)["externalURL"]?.stringValue,
-                       "https://fanout.example")
+        XCTAssertEqual(
+            try JSONValue.parse(f.request(for: other, target: t, context: context(batch: noURL)).body)["externalURL"]?.stringValue,
+            "https://fanout.example")
         XCTAssertEqual(try JSONValue.parse(f.request(forBatch: noURL, target: t).body)["externalURL"]?.stringValue, "https://fanout.example")
     }
 
@@ -179,8 +189,9 @@ final class VendorConformanceTests: XCTestCase {
         second.labels["instance"] = "db-2:9100"
         second.annotations["summary"] = "Disk / is fine again"
         second.fingerprint = Alert.fingerprint(of: second.labels)
-        let batch = AlertBatch(alerts: [Samples.firingFull, second], groupKey: "{}/{severity=\"critical\"}:{alertname=\"DiskFull\"}",
-                               groupLabels: ["alertname": "DiskFull"], externalURL: "http://am.local:9093", truncatedAlerts: 3)
+        let batch = AlertBatch(
+            alerts: [Samples.firingFull, second], groupKey: "{}/{severity=\"critical\"}:{alertname=\"DiskFull\"}",
+            groupLabels: ["alertname": "DiskFull"], externalURL: "http://am.local:9093", truncatedAlerts: 3)
         let f = AlertmanagerFormatter(hostname: Samples.hostname)
         let req = f.request(forBatch: batch, target: Samples.targets[.alertmanager]!)
         let j = try JSONValue.parse(req.body)
@@ -190,7 +201,8 @@ final class VendorConformanceTests: XCTestCase {
         var common = Samples.firingFull.labels
         common["instance"] = nil
         XCTAssertEqual(j["commonLabels"], .strings(Alert.sorted(common)))
-        XCTAssertEqual(j["commonAnnotations"], .strings([("description", "Only 3% left & <growing> \"fast\""), ("runbook_url", "https://runbooks.example.com/disk")]))
+        XCTAssertEqual(
+            j["commonAnnotations"], .strings([("description", "Only 3% left & <growing> \"fast\""), ("runbook_url", "https://runbooks.example.com/disk")]))
         XCTAssertEqual(j["groupLabels"], .strings([("alertname", "DiskFull")]))
         XCTAssertEqual(j["groupKey"]?.stringValue, batch.groupKey)
         XCTAssertEqual(j["truncatedAlerts"]?.intValue, 3)
@@ -211,14 +223,15 @@ final class VendorConformanceTests: XCTestCase {
         XCTAssertThrowsError(try AlertInput.decode(json: Array(payload.replacingOccurrences(of: "5", with: "-1").utf8), now: Samples.now)) { e in
             XCTAssertTrue("\(e)".contains("truncatedAlerts"), "\(e)")
         }
-        let ok = try TargetsConfigLoader.load(text: "targets: [{name: am, type: alertmanager, url: 'https://r.example/hook', external_url: 'https://fanout.example'}]",
-                                              environment: [:])
+        let ok = try TargetsConfigLoader.load(
+            text: "targets: [{name: am, type: alertmanager, url: 'https://r.example/hook', external_url: 'https://fanout.example'}]",
+            environment: [:])
         XCTAssertEqual(ok["am"]?.externalURL, "https://fanout.example")
         let bad = """
-        targets:
-          - {name: am, type: alertmanager, url: 'https://r.example/hook', external_url: 'ftp://x'}
-          - {name: hook, type: webhook, url: 'https://h.example', external_url: 'https://fanout.example'}
-        """
+            targets:
+              - {name: am, type: alertmanager, url: 'https://r.example/hook', external_url: 'ftp://x'}
+              - {name: hook, type: webhook, url: 'https://h.example', external_url: 'https://fanout.example'}
+            """
         XCTAssertThrowsError(try TargetsConfigLoader.load(text: bad, environment: [:])) { e in
             let text = "\(e)"
             XCTAssertTrue(text.contains("targets[0] (am).external_url: must be an http or https URL"), text)
@@ -229,7 +242,8 @@ final class VendorConformanceTests: XCTestCase {
     // MARK: 7. Slack text
 
     func testSlackBoldNeverWrapsSpacesAndEntitiesAreNeverCut() throws {
-        let f = SlackFormatter(), t = Samples.targets[.slack]!
+        let f = SlackFormatter()
+        let t = Samples.targets[.slack]!
         let long = try JSONValue.parse(f.request(for: Samples.unicodeLong, target: t, context: context()).body)
         let blocks = try XCTUnwrap(long["blocks"]?.arrayValue)
         let section = try XCTUnwrap(blocks[1]["text"]?["text"]?.stringValue)
@@ -243,8 +257,9 @@ final class VendorConformanceTests: XCTestCase {
             let text = try XCTUnwrap(text)
             XCTAssertLessThanOrEqual(text.utf16.count, 3000)
             XCTAssertTrue(text.hasSuffix("…") || text.hasSuffix("…*"), String(text.suffix(20)))
-            XCTAssertTrue(text.split(separator: "&", omittingEmptySubsequences: false).dropFirst().allSatisfy { $0.hasPrefix("amp;") },
-                          "an entity is never cut: \(text.suffix(30))")
+            XCTAssertTrue(
+                text.split(separator: "&", omittingEmptySubsequences: false).dropFirst().allSatisfy { $0.hasPrefix("amp;") },
+                "an entity is never cut: \(text.suffix(30))")
         }
 
         // Text with a newline or an asterisk, or only spaces, is never wrapped in literal asterisks.
@@ -278,7 +293,11 @@ final class VendorConformanceTests: XCTestCase {
             default: break
             }
         }
-        for b in j["blocks"]?.arrayValue ?? [] { add(b["text"]); add(b["fields"]); add(b["elements"]) }
+        for b in j["blocks"]?.arrayValue ?? [] {
+            add(b["text"])
+            add(b["fields"])
+            add(b["elements"])
+        }
         XCTAssertLessThanOrEqual(total, 10_300, "Slack engineers quote about 12,000 characters of block text in total")
         for field in j["blocks"]?.arrayValue?[2]["fields"]?.arrayValue ?? [] {
             XCTAssertLessThanOrEqual(try XCTUnwrap(field["text"]?.stringValue).utf16.count, 500)

@@ -9,9 +9,10 @@ class ReactorBasicsTests: ReactorTestCase {
         let server = try MockTarget()
         defer { server.stop() }
         let reactor = try makeReactor()
-        let r = await reactor.execute(HTTPRequest(
-            url: server.url("/status/201?body=hello&retry_after=7"),
-            headers: [HTTPHeader("X-Trace", "abc 123"), HTTPHeader("Accept", "text/plain")]))
+        let r = await reactor.execute(
+            HTTPRequest(
+                url: server.url("/status/201?body=hello&retry_after=7"),
+                headers: [HTTPHeader("X-Trace", "abc 123"), HTTPHeader("Accept", "text/plain")]))
         let resp = try XCTUnwrap(r.response, "\(r)")
         XCTAssertEqual(resp.status, 201)
         XCTAssertEqual(resp.bodyText, "hello")
@@ -33,9 +34,10 @@ class ReactorBasicsTests: ReactorTestCase {
         defer { server.stop() }
         let reactor = try makeReactor()
         let payload = Array(#"{"summary":"disk full ✓","n":1}"#.utf8) + [UInt8](repeating: 0x20, count: 5000)
-        let post = await reactor.execute(HTTPRequest(
-            method: "POST", url: server.url("/events"),
-            headers: [HTTPHeader("Content-Type", "application/json")], body: payload))
+        let post = await reactor.execute(
+            HTTPRequest(
+                method: "POST", url: server.url("/events"),
+                headers: [HTTPHeader("Content-Type", "application/json")], body: payload))
         XCTAssertEqual(post.response?.status, 200, "\(post)")
         let put = await reactor.execute(HTTPRequest(method: "PUT", url: server.url("/thing"), body: Array("x".utf8)))
         XCTAssertEqual(put.response?.status, 200, "\(put)")

@@ -1,10 +1,11 @@
-// ReactorFailureTests: refused, reset, deadlines (with and without admission waits), cancellation and shutdown.
-@testable import CurlReactor
 import Dispatch
 import MockTarget
 import Synchronization
 import TestSupport
 import XCTest
+
+// ReactorFailureTests: refused, reset, deadlines (with and without admission waits), cancellation and shutdown.
+@testable import CurlReactor
 
 class ReactorFailureTests: ReactorTestCase {
     func testConnectionRefused() async throws {
@@ -105,8 +106,14 @@ class ReactorFailureTests: ReactorTestCase {
         let reactor = try makeReactor(.init(maxInFlightPerHost: 1))
         let tally = CompletionTally(expected: 2)
         let results = ResultBox()
-        let inflight = reactor.submit(HTTPRequest(url: server.url("/hang?a"))) { r in results.set(0, r); tally.record(0, r) }
-        let queued = reactor.submit(HTTPRequest(url: server.url("/hang?b"))) { r in results.set(1, r); tally.record(1, r) }
+        let inflight = reactor.submit(HTTPRequest(url: server.url("/hang?a"))) { r in
+            results.set(0, r)
+            tally.record(0, r)
+        }
+        let queued = reactor.submit(HTTPRequest(url: server.url("/hang?b"))) { r in
+            results.set(1, r)
+            tally.record(1, r)
+        }
         try await waitUntil { server.requestCount == 1 }
         queued.cancel()
         try await Task.sleep(for: .milliseconds(50))

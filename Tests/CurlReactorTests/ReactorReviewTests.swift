@@ -1,12 +1,14 @@
-// ReactorReviewTests: the faults issue 12's review found — lost cancels, the backstop, the timer, headers, bounds, shutdown.
-@testable import CurlReactor
 import Dispatch
 import MockTarget
 import Synchronization
 import TestSupport
 import XCTest
+
+// ReactorReviewTests: the faults issue 12's review found — lost cancels, the backstop, the timer, headers, bounds, shutdown.
+@testable import CurlReactor
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 class ReactorReviewTests: ReactorTestCase {
@@ -237,8 +239,9 @@ class ReactorReviewTests: ReactorTestCase {
         let server = try MockTarget()
         defer { server.stop() }
         let reactor = try makeReactor()
-        let r = await reactor.execute(HTTPRequest(
-            url: server.url("/e"), headers: [HTTPHeader("X-Empty", ""), HTTPHeader("X-Blank", "  "), HTTPHeader("X-Full", "v")]))
+        let r = await reactor.execute(
+            HTTPRequest(
+                url: server.url("/e"), headers: [HTTPHeader("X-Empty", ""), HTTPHeader("X-Blank", "  "), HTTPHeader("X-Full", "v")]))
         XCTAssertEqual(r.response?.status, 200, "\(r)")
         let rec = try XCTUnwrap(server.requests.first)
         XCTAssertEqual(rec.header("x-empty"), "")
@@ -274,10 +277,11 @@ class ReactorReviewTests: ReactorTestCase {
         let results = ResultBox()
         var handles: [RequestHandle] = []
         for i in 0..<4 {
-            handles.append(reactor.submit(HTTPRequest(url: server.url("/hang?i=\(i)"), timeout: .seconds(5))) { r in
-                results.set(i, r)
-                tally.record(i, r)
-            })
+            handles.append(
+                reactor.submit(HTTPRequest(url: server.url("/hang?i=\(i)"), timeout: .seconds(5))) { r in
+                    results.set(i, r)
+                    tally.record(i, r)
+                })
         }
         try await waitUntil { results.get(3) != nil }
         XCTAssertEqual(results.get(3)?.failureKind, .overloaded)
@@ -380,9 +384,9 @@ class ReactorReviewTests: ReactorTestCase {
 
     func testTheEpollSetIsTheDefaultOnLinux() {
         #if os(Linux)
-        XCTAssertEqual(ReactorConfiguration().socketWatching, .epollSet)
+            XCTAssertEqual(ReactorConfiguration().socketWatching, .epollSet)
         #else
-        XCTAssertEqual(ReactorConfiguration().socketWatching, .sourcePerSocket)
+            XCTAssertEqual(ReactorConfiguration().socketWatching, .sourcePerSocket)
         #endif
     }
 
@@ -403,7 +407,10 @@ class ReactorReviewTests: ReactorTestCase {
         close(fd)  // curl's own close
         var pair: [Int32] = [-1, -1]
         XCTAssertEqual(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &pair), 0)
-        defer { close(pair[0]); close(pair[1]) }
+        defer {
+            close(pair[0])
+            close(pair[1])
+        }
         let wake = pair.contains(fd) ? fd : pair[0]
         if wake != fd { print("note: the descriptor number was not reused (\(fd) → \(pair)); the test checks less") }
         reactor.queue.sync { core.testingInterest(wake, read: true, write: false) }
@@ -451,7 +458,10 @@ class ReactorReviewTests: ReactorTestCase {
         close(fd)
         var pair: [Int32] = [-1, -1]
         XCTAssertEqual(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &pair), 0)
-        defer { close(pair[0]); close(pair[1]) }
+        defer {
+            close(pair[0])
+            close(pair[1])
+        }
         guard pair[0] == fd else { throw XCTSkip("the descriptor number was not reused") }
         reactor.queue.sync { core.testingInterest(fd, read: true, write: false) }
         XCTAssertTrue(reactor.queue.sync { core.testingEpollWatches(fd) })

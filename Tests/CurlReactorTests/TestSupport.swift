@@ -23,4 +23,3 @@ class ReactorTestCase: XCTestCase {
         reactor.shutdown(.cancel) {}
     }
 }
-

@@ -10,7 +10,11 @@ final class FanoutCLITests: XCTestCase {
         URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("fanout")
     }
 
-    struct Run { var status: Int32; var out: String; var err: String }
+    struct Run {
+        var status: Int32
+        var out: String
+        var err: String
+    }
 
     func run(_ args: [String], stdin: String? = nil, env: [String: String] = [:]) throws -> Run {
         let p = Process()
@@ -19,7 +23,9 @@ final class FanoutCLITests: XCTestCase {
         var environment = ProcessInfo.processInfo.environment
         for (k, v) in env { environment[k] = v }
         p.environment = environment
-        let out = Pipe(), err = Pipe(), input = Pipe()
+        let out = Pipe()
+        let err = Pipe()
+        let input = Pipe()
         p.standardOutput = out
         p.standardError = err
         p.standardInput = input
@@ -45,14 +51,16 @@ final class FanoutCLITests: XCTestCase {
     func testPublishReportsEveryTargetAndExitsByOutcome() throws {
         let server = try MockTarget()
         defer { server.stop() }
-        let targets = try targetsFile("""
-        targets:
-          - {name: ok, type: webhook, url: '\(server.url("/ok"))', secret: '${HOOK_SECRET}'}
-          - {name: broken, type: webhook, url: '\(server.url("/status/400?body=nope"))'}
-          - {name: off, type: slack, url: '\(server.url("/slack-disabled"))', enabled: false}
-        """)
+        let targets = try targetsFile(
+            """
+            targets:
+              - {name: ok, type: webhook, url: '\(server.url("/ok"))', secret: '${HOOK_SECRET}'}
+              - {name: broken, type: webhook, url: '\(server.url("/status/400?body=nope"))'}
+              - {name: off, type: slack, url: '\(server.url("/slack-disabled"))', enabled: false}
+            """)
         let alerts = #"[{"labels":{"alertname":"DiskFull"}},{"labels":{"alertname":"Other"},"status":"resolved"}]"#
-        let partial = try run(["publish", "--targets", targets, "--alerts", "-"], stdin: alerts, env: ["HOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"])
+        let partial = try run(
+            ["publish", "--targets", targets, "--alerts", "-"], stdin: alerts, env: ["HOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"])
         XCTAssertEqual(partial.status, 1, partial.err)
         XCTAssertTrue(partial.out.contains("alert DiskFull"), partial.out)
         XCTAssertTrue(partial.out.contains("alert Other"), partial.out)
@@ -60,16 +68,22 @@ final class FanoutCLITests: XCTestCase {
         XCTAssertFalse(partial.out.contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"))
         XCTAssertEqual(server.requests.filter { $0.path == "/ok" }.count, 2)
 
-        let json = try run(["publish", "--targets", targets, "--alerts", "-", "--target", "ok", "--json"], stdin: alerts, env: ["HOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"])
+        let json = try run(
+            ["publish", "--targets", targets, "--alerts", "-", "--target", "ok", "--json"], stdin: alerts,
+            env: ["HOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"])
         XCTAssertEqual(json.status, 0, json.err)
         let parsed = try JSONSerialization.jsonObject(with: Data(json.out.utf8)) as? [[String: Any]]
         XCTAssertEqual(parsed?.count, 2)
         XCTAssertEqual((parsed?.first?["results"] as? [[String: Any]])?.first?["outcome"] as? String, "succeeded")
 
-        let none = try run(["publish", "--targets", targets, "--alerts", "-", "--target", "broken"], stdin: alerts, env: ["HOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"])
+        let none = try run(
+            ["publish", "--targets", targets, "--alerts", "-", "--target", "broken"], stdin: alerts,
+            env: ["HOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"])
         XCTAssertEqual(none.status, 2, "an alert reached no target")
 
-        let withDisabled = try run(["publish", "--targets", targets, "--alerts", "-", "--target", "ok", "--target", "off"], stdin: alerts, env: ["HOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"])
+        let withDisabled = try run(
+            ["publish", "--targets", targets, "--alerts", "-", "--target", "ok", "--target", "off"], stdin: alerts,
+            env: ["HOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"])
         XCTAssertEqual(withDisabled.status, 0, "a disabled target is the operator's choice, not a partial delivery: \(withDisabled.out)")
         XCTAssertTrue(withDisabled.out.contains("disabled"), withDisabled.out)
         XCTAssertFalse(withDisabled.out.contains("partial"), withDisabled.out)
@@ -81,13 +95,14 @@ final class FanoutCLITests: XCTestCase {
     func testPublishReportsFollowInputOrderEachWithItsOwnResults() throws {
         let server = try MockTarget()
         defer { server.stop() }
-        let targets = try targetsFile("""
-        targets:
-          - {name: slow, type: webhook, url: '\(server.url("/slow?delay_ms=60"))'}
-          - {name: fast, type: webhook, url: '\(server.url("/fast"))'}
-          - {name: mid, type: webhook, url: '\(server.url("/mid?delay_ms=25"))'}
-          - {name: rootly, type: rootly, url: '\(server.url(""))', api_key: k}
-        """)
+        let targets = try targetsFile(
+            """
+            targets:
+              - {name: slow, type: webhook, url: '\(server.url("/slow?delay_ms=60"))'}
+              - {name: fast, type: webhook, url: '\(server.url("/fast"))'}
+              - {name: mid, type: webhook, url: '\(server.url("/mid?delay_ms=25"))'}
+              - {name: rootly, type: rootly, url: '\(server.url(""))', api_key: k}
+            """)
         let names = ["HighErrorRate", "DiskFull", "ManyLabels", "Latency", "Saturation", "Quorum"]
         let alerts = names.enumerated().map { i, n in
             #"{"status":"resolved","labels":{"alertname":"\#(n)","i":"\#(i)"},"startsAt":"2024-05-01T12:00:00Z","endsAt":"2024-05-01T12:05:00Z"}"#
@@ -155,8 +170,10 @@ final class FanoutCLITests: XCTestCase {
     func testDemoRunsWithoutConfiguration() throws {
         let r = try run(["demo", "-d", "1s", "--rate", "20", "--resolve-after", "200ms"])
         XCTAssertEqual(r.status, 0, r.out + r.err)
-        for fragment in ["pagerduty", "slack", "rootly", "am-receiver", "flaky-hook", "fan-out", "overhead",
-                         "every target of every alert reported exactly once: yes", "servers saw every request: yes"] {
+        for fragment in [
+            "pagerduty", "slack", "rootly", "am-receiver", "flaky-hook", "fan-out", "overhead",
+            "every target of every alert reported exactly once: yes", "servers saw every request: yes",
+        ] {
             XCTAssertTrue(r.out.contains(fragment), "missing '\(fragment)' in:\n\(r.out)")
         }
     }
@@ -176,14 +193,17 @@ final class MetricsExpositionTests: XCTestCase {
         demo.waitUntilExit()
         XCTAssertEqual(demo.terminationStatus, 0)
         let text = try String(contentsOfFile: file, encoding: .utf8)
-        for name in ["alertfanout_publishes_total", "alertfanout_target_requests_total", "alertfanout_breaker_state",
-                     "alertfanout_reactor_requests_completed_total", "alertfanout_publish_duration_seconds_bucket"] {
+        for name in [
+            "alertfanout_publishes_total", "alertfanout_target_requests_total", "alertfanout_breaker_state",
+            "alertfanout_reactor_requests_completed_total", "alertfanout_publish_duration_seconds_bucket",
+        ] {
             XCTAssertTrue(text.contains(name), "\(name) missing")
         }
         let check = Process()
         check.executableURL = URL(fileURLWithPath: promtool!)
         check.arguments = ["check", "metrics"]
-        let input = Pipe(), out = Pipe()
+        let input = Pipe()
+        let out = Pipe()
         check.standardInput = input
         check.standardOutput = out
         check.standardError = out

@@ -2,17 +2,19 @@
 // coordinated-omission check, exact merging and the HdrHistogram interval log.
 import AlertFanout
 import ArgumentParser
-import CurlReactor
 import CZlib
+import CurlReactor
 import Foundation
 import MockTarget
 import XCTest
+
 @testable import FanoutCLI
 
 final class LoadToolTests: XCTestCase {
     func plan(_ urls: [String], concurrency: Int = 8, requests: Int = .max, duration: Duration = .seconds(10), rate: Double? = nil) -> LoadPlan {
-        LoadPlan(urls: urls.map { WeightedURL(url: $0, weight: 1) }, method: "GET", headers: [], body: nil, timeout: .seconds(10),
-                 http2: false, keepAlive: true, concurrency: concurrency, maxRequests: requests, duration: duration, rate: rate, seed: 7)
+        LoadPlan(
+            urls: urls.map { WeightedURL(url: $0, weight: 1) }, method: "GET", headers: [], body: nil, timeout: .seconds(10),
+            http2: false, keepAlive: true, concurrency: concurrency, maxRequests: requests, duration: duration, rate: rate, seed: 7)
     }
 
     func run(_ plan: LoadPlan) async throws -> LoadResult {
@@ -52,7 +54,8 @@ final class LoadToolTests: XCTestCase {
         XCTAssertEqual(p.headers, [HTTPHeader("X-A", "b")])
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("urls-\(UUID().uuidString).txt").path
         try "# comment\nhttp://127.0.0.1/a 3\n\nhttp://127.0.0.1/b   # weight 1\n".write(toFile: file, atomically: true, encoding: .utf8)
-        XCTAssertEqual(try LoadRunCommand.readURLsFile(file), [WeightedURL(url: "http://127.0.0.1/a", weight: 3), WeightedURL(url: "http://127.0.0.1/b", weight: 1)])
+        XCTAssertEqual(
+            try LoadRunCommand.readURLsFile(file), [WeightedURL(url: "http://127.0.0.1/a", weight: 3), WeightedURL(url: "http://127.0.0.1/b", weight: 1)])
         try "http://127.0.0.1/a zero\n".write(toFile: file, atomically: true, encoding: .utf8)
         XCTAssertThrowsError(try LoadRunCommand.readURLsFile(file))
     }
@@ -87,10 +90,13 @@ final class LoadToolTests: XCTestCase {
     func testAStallShowsUpInTheOpenLoopPercentiles() async throws {
         // Requests arriving between 1.0 s and 2.0 s after the first one are held until 2.0 s.
         let first = LockedInstant()
-        let server = try MockTarget(routes: ["/s": .custom { _ in
-            let t = first.elapsedSinceFirst()
-            return .text("ok", delay: t >= 1.0 && t < 2.0 ? .milliseconds(Int64((2.0 - t) * 1000)) : .zero)
-        }], recordRequests: false)
+        let server = try MockTarget(
+            routes: [
+                "/s": .custom { _ in
+                    let t = first.elapsedSinceFirst()
+                    return .text("ok", delay: t >= 1.0 && t < 2.0 ? .milliseconds(Int64((2.0 - t) * 1000)) : .zero)
+                }
+            ], recordRequests: false)
         defer { server.stop() }
         let r = try await run(plan([server.url("/s")], concurrency: 500, duration: .seconds(3), rate: 200))
         let h = r.total.latency
@@ -161,12 +167,18 @@ final class LoadToolTests: XCTestCase {
         XCTAssertEqual(int32(raw, 0), 0x1c84_9313)
         let payloadLength = Int(int32(raw, 4))
         XCTAssertEqual(raw.count, 40 + payloadLength)
-        var i = 40, sum: UInt64 = 0
+        var i = 40
+        var sum: UInt64 = 0
         while i < raw.count {
-            var u: UInt64 = 0, shift: UInt64 = 0
+            var u: UInt64 = 0
+            var shift: UInt64 = 0
             while true {
-                let b = raw[i]; i += 1
-                if shift == 56 { u |= UInt64(b) << shift; break }
+                let b = raw[i]
+                i += 1
+                if shift == 56 {
+                    u |= UInt64(b) << shift
+                    break
+                }
                 u |= UInt64(b & 0x7F) << shift
                 if b & 0x80 == 0 { break }
                 shift += 7
@@ -183,7 +195,8 @@ final class LockedInstant: @unchecked Sendable {
     private let lock = NSLock()
     private var first: ContinuousClock.Instant?
     func elapsedSinceFirst() -> Double {
-        lock.lock(); defer { lock.unlock() }
+        lock.lock()
+        defer { lock.unlock() }
         let now = ContinuousClock.now
         if first == nil { first = now }
         let d = now - first!

@@ -40,8 +40,10 @@ final class OutboxProcessTests: XCTestCase {
                 group.addTask {
                     for i in 0..<400 {
                         let name = "K\(sender)x\(i)"
-                        let r = await client.execute(HTTPRequest(method: "POST", url: "http://127.0.0.1:\(port)/webhook",
-                                                                 body: Array(payload(name).utf8), timeout: .seconds(5)))
+                        let r = await client.execute(
+                            HTTPRequest(
+                                method: "POST", url: "http://127.0.0.1:\(port)/webhook",
+                                body: Array(payload(name).utf8), timeout: .seconds(5)))
                         guard let status = try? r.get().status else { return }  // the server is gone
                         if status == 202 { accepted.names.withLock { $0.append(name) } }
                     }
@@ -142,13 +144,22 @@ func runFanout(_ args: [String], stdin: String? = nil, seconds: Double = 60) thr
     let p = Process()
     p.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("fanout")
     p.arguments = args
-    let out = Pipe(), err = Pipe(), input = Pipe()
+    let out = Pipe()
+    let err = Pipe()
+    let input = Pipe()
     p.standardOutput = out
     p.standardError = err
     p.standardInput = input
-    let outData = Mutex(Data()), errData = Mutex(Data())
-    out.fileHandleForReading.readabilityHandler = { h in let d = h.availableData; outData.withLock { $0.append(d) } }
-    err.fileHandleForReading.readabilityHandler = { h in let d = h.availableData; errData.withLock { $0.append(d) } }
+    let outData = Mutex(Data())
+    let errData = Mutex(Data())
+    out.fileHandleForReading.readabilityHandler = { h in
+        let d = h.availableData
+        outData.withLock { $0.append(d) }
+    }
+    err.fileHandleForReading.readabilityHandler = { h in
+        let d = h.availableData
+        errData.withLock { $0.append(d) }
+    }
     try p.run()
     if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
     try input.fileHandleForWriting.close()
@@ -196,8 +207,10 @@ final class ReplicaProcessTests: XCTestCase {
                     for i in 0..<150 {
                         let name = "R\(sender)x\(i)"
                         let port = ports[(sender + i) % 2]
-                        let r = await client.execute(HTTPRequest(method: "POST", url: "http://127.0.0.1:\(port)/webhook",
-                                                                 body: Array(payload(name).utf8), timeout: .seconds(10)))
+                        let r = await client.execute(
+                            HTTPRequest(
+                                method: "POST", url: "http://127.0.0.1:\(port)/webhook",
+                                body: Array(payload(name).utf8), timeout: .seconds(10)))
                         if (try? r.get().status) == 202 { accepted.names.withLock { $0.append(name) } }
                     }
                 }

@@ -46,8 +46,10 @@ final class ServeProcess: @unchecked Sendable {
     }
 
     func call(_ method: String, _ path: String, body: String? = nil) async -> Int {
-        let r = await client.execute(HTTPRequest(method: method, url: "http://127.0.0.1:\(port)\(path)", body: body.map { Array($0.utf8) },
-                                                 timeout: .seconds(20)))
+        let r = await client.execute(
+            HTTPRequest(
+                method: method, url: "http://127.0.0.1:\(port)\(path)", body: body.map { Array($0.utf8) },
+                timeout: .seconds(20)))
         return (try? r.get().status) ?? -1
     }
 
@@ -67,7 +69,10 @@ final class ServeProcess: @unchecked Sendable {
 
     func close() async {
         (process.standardError as? Pipe)?.fileHandleForReading.readabilityHandler = nil
-        if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
         await client.shutdown(.drain)
     }
 }
@@ -85,7 +90,6 @@ final class ServeProcessTests: XCTestCase {
         let fanout = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("fanout")
         try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: fanout.path), "fanout is not built next to the tests")
     }
-
 
     func testSIGTERMDrainsAcceptedDeliveriesAndExitsZero() async throws {
         let slow = try MockTarget()
@@ -113,8 +117,9 @@ final class ServeProcessTests: XCTestCase {
     func testASecondSignalExitsAtOnce() async throws {
         let hang = try MockTarget()
         defer { hang.stop() }
-        let serve = try ServeProcess(config: try config("targets:\n  - {name: hang, type: webhook, url: '\(hang.url("/hang"))'}\n"),
-                                     extra: ["--store", "none", "--grace", "60s"])
+        let serve = try ServeProcess(
+            config: try config("targets:\n  - {name: hang, type: webhook, url: '\(hang.url("/hang"))'}\n"),
+            extra: ["--store", "none", "--grace", "60s"])
         try await serve.waitUntilListening()
         async let stuck = serve.call("POST", "/webhook", body: payload)
         try await waitUntil { hang.requestCount == 1 }
@@ -153,4 +158,3 @@ final class ServeProcessTests: XCTestCase {
         await bad.close()
     }
 }
-

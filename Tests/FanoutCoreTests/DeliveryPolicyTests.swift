@@ -17,21 +17,36 @@ final class DeliveryPolicyTests: XCTestCase {
     }
 
     func testEachOutcomeMapsToItsState() {
-        let now = 1000.0, expires = 1000.0 + 3600
-        XCTAssertEqual(policy.decide(TargetResult(target: "t", type: "w", outcome: .succeeded), attempts: 0, now: now, expiresAt: expires, ratePerSecond: nil, rng: &rng), .delivered)
-        guard case .retry(let due, true, _) = policy.decide(failed("http_status", status: 503, retryable: true), attempts: 3, now: now, expiresAt: expires, ratePerSecond: nil, rng: &rng) else {
+        let now = 1000.0
+        let expires = 1000.0 + 3600
+        XCTAssertEqual(
+            policy.decide(TargetResult(target: "t", type: "w", outcome: .succeeded), attempts: 0, now: now, expiresAt: expires, ratePerSecond: nil, rng: &rng),
+            .delivered)
+        guard
+            case .retry(let due, true, _) = policy.decide(
+                failed("http_status", status: 503, retryable: true), attempts: 3, now: now, expiresAt: expires, ratePerSecond: nil, rng: &rng)
+        else {
             return XCTFail("a 503 is retried")
         }
         XCTAssertGreaterThanOrEqual(due, now + policy.minimumDelaySeconds)
         XCTAssertLessThanOrEqual(due, now + 8, "the fourth attempt waits at most 8 s")
-        guard case .dead(let why) = policy.decide(failed("http_status", status: 400, retryable: false), attempts: 0, now: now, expiresAt: expires, ratePerSecond: nil, rng: &rng) else {
+        guard
+            case .dead(let why) = policy.decide(
+                failed("http_status", status: 400, retryable: false), attempts: 0, now: now, expiresAt: expires, ratePerSecond: nil, rng: &rng)
+        else {
             return XCTFail("a permanent failure is a dead letter")
         }
         XCTAssertTrue(why.contains("HTTP 400"), why)
-        guard case .superseded = policy.decide(failed("missing_state", retryable: false), attempts: 0, now: now, expiresAt: expires, ratePerSecond: nil, rng: &rng) else {
+        guard
+            case .superseded = policy.decide(
+                failed("missing_state", retryable: false), attempts: 0, now: now, expiresAt: expires, ratePerSecond: nil, rng: &rng)
+        else {
             return XCTFail("a Rootly resolve without a create is not sent")
         }
-        guard case .dead = policy.decide(failed("endpoint_gone", status: 410, retryable: false), attempts: 0, now: now, expiresAt: expires, ratePerSecond: nil, rng: &rng) else {
+        guard
+            case .dead = policy.decide(
+                failed("endpoint_gone", status: 410, retryable: false), attempts: 0, now: now, expiresAt: expires, ratePerSecond: nil, rng: &rng)
+        else {
             return XCTFail("410 Gone is a dead letter")
         }
     }
@@ -48,7 +63,8 @@ final class DeliveryPolicyTests: XCTestCase {
     }
 
     func testTheTTLTurnsARetryIntoADeadLetter() {
-        guard case .dead(let why) = policy.decide(failed("refused", retryable: true), attempts: 9, now: 3599.99, expiresAt: 3600, ratePerSecond: nil, rng: &rng) else {
+        guard case .dead(let why) = policy.decide(failed("refused", retryable: true), attempts: 9, now: 3599.99, expiresAt: 3600, ratePerSecond: nil, rng: &rng)
+        else {
             return XCTFail("past the TTL a delivery is dead")
         }
         XCTAssertTrue(why.contains("delivery_ttl"), why)

@@ -7,13 +7,16 @@ final class FanoutMachineTests: XCTestCase {
     var book = GuardBook()
     var rng = SplitMix64(seed: 7)
 
-    func failure(_ kind: String = "http_status", status: Int? = 503, retryable: Bool = true, safe: Bool = true, retryAfter: Double? = nil) -> FanoutMachine.AttemptOutcome {
+    func failure(_ kind: String = "http_status", status: Int? = 503, retryable: Bool = true, safe: Bool = true, retryAfter: Double? = nil)
+        -> FanoutMachine.AttemptOutcome
+    {
         .failed(kind: kind, status: status, message: "boom", retryable: retryable, safeToRepeat: safe, retryAfterSeconds: retryAfter, action: "post")
     }
 
     func machine(_ candidates: [C], deadline: Double = 10, strategy: HealthStrategy = .skipUnhealthy, now: Double = 100) -> FanoutMachine {
-        FanoutMachine(alertName: "A", fingerprint: "0123456789abcdef", status: "firing", candidates: candidates,
-                      options: .init(deadlineSeconds: deadline, strategy: strategy, defaultTimeoutSeconds: 4), now: now)
+        FanoutMachine(
+            alertName: "A", fingerprint: "0123456789abcdef", status: "firing", candidates: candidates,
+            options: .init(deadlineSeconds: deadline, strategy: strategy, defaultTimeoutSeconds: 4), now: now)
     }
 
     func sends(_ actions: [FanoutMachine.Action]) -> [Int: Double] {
@@ -40,8 +43,12 @@ final class FanoutMachineTests: XCTestCase {
         let start = m.start(now: 100, book: &book, rng: &rng)
         XCTAssertEqual(sends(start), [0: 2, 3: 10], "own timeout, or the deadline when it is shorter")
         XCTAssertNil(report(start))
-        XCTAssertEqual(m.attemptFinished(index: 3, outcome: .delivered(status: 202, action: "create", detail: "id1"), now: 100.5, book: &book, rng: &rng).count, 0)
-        let end = m.attemptFinished(index: 0, outcome: .failed(kind: "timeout", status: nil, message: "slow", retryable: false, safeToRepeat: true, retryAfterSeconds: nil, action: "post"), now: 102, book: &book, rng: &rng)
+        XCTAssertEqual(
+            m.attemptFinished(index: 3, outcome: .delivered(status: 202, action: "create", detail: "id1"), now: 100.5, book: &book, rng: &rng).count, 0)
+        let end = m.attemptFinished(
+            index: 0,
+            outcome: .failed(kind: "timeout", status: nil, message: "slow", retryable: false, safeToRepeat: true, retryAfterSeconds: nil, action: "post"),
+            now: 102, book: &book, rng: &rng)
         let r = try! XCTUnwrap(report(end))
         XCTAssertEqual(r.results.map(\.target), ["a", "b", "c", "d"])
         XCTAssertEqual(r.results.map(\.outcome), [.failed, .skipped, .skipped, .succeeded])
@@ -54,7 +61,8 @@ final class FanoutMachineTests: XCTestCase {
         XCTAssertTrue(r.isPartialSuccess)
         XCTAssertEqual(r.durationSeconds, 2, accuracy: 1e-9)
         XCTAssertTrue(m.isComplete)
-        XCTAssertEqual(m.attemptFinished(index: 0, outcome: .delivered(status: 200, action: nil, detail: nil), now: 103, book: &book, rng: &rng).count, 0, "done is final")
+        XCTAssertEqual(
+            m.attemptFinished(index: 0, outcome: .delivered(status: 200, action: nil, detail: nil), now: 103, book: &book, rng: &rng).count, 0, "done is final")
         XCTAssertEqual(m.cancel(now: 104, book: &book).count, 0, "completion happens exactly once")
     }
 
@@ -112,9 +120,10 @@ final class FanoutMachineTests: XCTestCase {
 
     func testDisabledTargetsDoNotMakeAPublishPartial() {
         func rep(_ outcomes: [(TargetOutcome, SkipReason?)]) -> PublishReport {
-            PublishReport(alertName: "A", fingerprint: "0000000000000001", status: "firing",
-                          results: outcomes.enumerated().map { TargetResult(target: "t\($0.offset)", type: "w", outcome: $0.element.0, skipReason: $0.element.1) },
-                          durationSeconds: 0, deadlineSeconds: 1)
+            PublishReport(
+                alertName: "A", fingerprint: "0000000000000001", status: "firing",
+                results: outcomes.enumerated().map { TargetResult(target: "t\($0.offset)", type: "w", outcome: $0.element.0, skipReason: $0.element.1) },
+                durationSeconds: 0, deadlineSeconds: 1)
         }
         let withDisabled = rep([(.succeeded, nil), (.skipped, .disabled), (.succeeded, nil)])
         XCTAssertTrue(withDisabled.allSucceeded, "enabled: false is the operator's choice, not a failure")
@@ -132,9 +141,12 @@ final class FanoutMachineTests: XCTestCase {
         for i in 0..<12 {
             var m = machine([C(name: "r", type: "rootly")], now: 100 + Double(i))
             _ = m.start(now: 100 + Double(i), book: &book, rng: &rng)
-            let done = m.attemptFinished(index: 0, outcome: .failed(kind: "missing_state", status: nil, message: "no id", retryable: false,
-                                                                  safeToRepeat: false, retryAfterSeconds: nil, action: "resolve"),
-                                         now: 100 + Double(i), book: &book, rng: &rng)
+            let done = m.attemptFinished(
+                index: 0,
+                outcome: .failed(
+                    kind: "missing_state", status: nil, message: "no id", retryable: false,
+                    safeToRepeat: false, retryAfterSeconds: nil, action: "resolve"),
+                now: 100 + Double(i), book: &book, rng: &rng)
             XCTAssertEqual(report(done)?.results.first?.errorKind, "missing_state", "attempt \(i) was tried, not skipped")
         }
         XCTAssertEqual(book["r"].breaker.state.name, "closed")

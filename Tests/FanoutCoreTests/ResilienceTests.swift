@@ -148,8 +148,9 @@ final class ResilienceTests: XCTestCase {
         FanoutMachine(alertName: "A", fingerprint: "f", status: "firing", candidates: cs, options: .init(deadlineSeconds: deadline), now: now)
     }
     func failed(_ status: Int = 503, safe: Bool = true, retryAfter: Double? = nil) -> FanoutMachine.AttemptOutcome {
-        .failed(kind: "http_status", status: status, message: "HTTP \(status)", retryable: RetryPolicy.isRetryableStatus(status),
-                safeToRepeat: safe, retryAfterSeconds: retryAfter, action: "post")
+        .failed(
+            kind: "http_status", status: status, message: "HTTP \(status)", retryable: RetryPolicy.isRetryableStatus(status),
+            safeToRepeat: safe, retryAfterSeconds: retryAfter, action: "post")
     }
 
     func testRetryHonoursRetryAfterThenSucceeds() {
@@ -182,8 +183,9 @@ final class ResilienceTests: XCTestCase {
         var retries = 0
         for p in 0..<50 {
             // publish_to_all: health would otherwise skip the failing target after five failures.
-            var m = FanoutMachine(alertName: "A", fingerprint: "f", status: "firing", candidates: [.init(name: "down", type: "w")],
-                                  options: .init(deadlineSeconds: 10, strategy: .publishToAll), now: Double(p) * 0.001)
+            var m = FanoutMachine(
+                alertName: "A", fingerprint: "f", status: "firing", candidates: [.init(name: "down", type: "w")],
+                options: .init(deadlineSeconds: 10, strategy: .publishToAll), now: Double(p) * 0.001)
             _ = start(&m, Double(p) * 0.001)
             if case .wait? = finish(&m, 0, failed(503), Double(p) * 0.001).first { retries += 1 }
         }

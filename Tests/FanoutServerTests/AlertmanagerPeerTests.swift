@@ -19,7 +19,8 @@ final class AlertmanagerPeerTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: dir) }
         let tokenFile = dir.appendingPathComponent("token").path
         try "am-to-fanout-token\n".write(toFile: tokenFile, atomically: true, encoding: .utf8)
-        let h = try await ServerHarness.start("""
+        let h = try await ServerHarness.start(
+            """
             server:
               auth: {bearer_token_file: \(tokenFile)}
             targets:
@@ -29,41 +30,51 @@ final class AlertmanagerPeerTests: XCTestCase {
         let amPort = try freeLoopbackPort()
         let amConfig = dir.appendingPathComponent("alertmanager.yml").path
         try """
-            route:
-              receiver: fanout
-              group_by: ['alertname']
-              group_wait: 0s
-              group_interval: 1s
-              repeat_interval: 1h
-            receivers:
-              - name: fanout
-                webhook_configs:
-                  - url: http://127.0.0.1:\(h.port)/webhook
-                    send_resolved: true
-                    http_config:
-                      authorization:
-                        type: Bearer
-                        credentials_file: \(tokenFile)
-            """.write(toFile: amConfig, atomically: true, encoding: .utf8)
+        route:
+          receiver: fanout
+          group_by: ['alertname']
+          group_wait: 0s
+          group_interval: 1s
+          repeat_interval: 1h
+        receivers:
+          - name: fanout
+            webhook_configs:
+              - url: http://127.0.0.1:\(h.port)/webhook
+                send_resolved: true
+                http_config:
+                  authorization:
+                    type: Bearer
+                    credentials_file: \(tokenFile)
+        """.write(toFile: amConfig, atomically: true, encoding: .utf8)
         let am = Process()
         am.executableURL = URL(fileURLWithPath: binary)
-        am.arguments = ["--config.file=\(amConfig)", "--storage.path=\(dir.appendingPathComponent("data").path)",
-                        "--web.listen-address=127.0.0.1:\(amPort)", "--cluster.listen-address=", "--log.level=warn"]
+        am.arguments = [
+            "--config.file=\(amConfig)", "--storage.path=\(dir.appendingPathComponent("data").path)",
+            "--web.listen-address=127.0.0.1:\(amPort)", "--cluster.listen-address=", "--log.level=warn",
+        ]
         let amLog = Pipe()
         am.standardOutput = amLog
         am.standardError = amLog
         try am.run()
-        defer { if am.isRunning { am.terminate(); am.waitUntilExit() } }
+        defer {
+            if am.isRunning {
+                am.terminate()
+                am.waitUntilExit()
+            }
+        }
         let client = try CurlReactor()
         @Sendable func amCall(_ method: String, _ path: String, _ body: String? = nil) async -> Int {
-            let r = await client.execute(HTTPRequest(method: method, url: "http://127.0.0.1:\(amPort)\(path)",
-                                                     headers: body == nil ? [] : [HTTPHeader("Content-Type", "application/json")],
-                                                     body: body.map { Array($0.utf8) }, timeout: .seconds(5)))
+            let r = await client.execute(
+                HTTPRequest(
+                    method: method, url: "http://127.0.0.1:\(amPort)\(path)",
+                    headers: body == nil ? [] : [HTTPHeader("Content-Type", "application/json")],
+                    body: body.map { Array($0.utf8) }, timeout: .seconds(5)))
             return (try? r.get().status) ?? 0
         }
         try await waitFor(seconds: 20) { await amCall("GET", "/-/ready") == 200 }
 
-        let firing = #"[{"labels":{"alertname":"DiskFull","instance":"db-1"},"annotations":{"summary":"disk full"}},{"labels":{"alertname":"DiskFull","instance":"db-2"},"annotations":{"summary":"disk full"}}]"#
+        let firing =
+            #"[{"labels":{"alertname":"DiskFull","instance":"db-1"},"annotations":{"summary":"disk full"}},{"labels":{"alertname":"DiskFull","instance":"db-2"},"annotations":{"summary":"disk full"}}]"#
         let posted = await amCall("POST", "/api/v2/alerts", firing)
         XCTAssertEqual(posted, 200)
         try await waitFor(seconds: 20) { sink.requestCount >= 2 }
@@ -71,7 +82,8 @@ final class AlertmanagerPeerTests: XCTestCase {
         XCTAssertEqual(Set(first.compactMap { $0["data"]?["labels"]?["instance"]?.stringValue }), ["db-1", "db-2"])
 
         let past = "2020-01-01T00:00:00Z"
-        let resolved = #"[{"labels":{"alertname":"DiskFull","instance":"db-1"},"annotations":{"summary":"disk full"},"startsAt":"2019-12-31T00:00:00Z","endsAt":"\#(past)"},{"labels":{"alertname":"DiskFull","instance":"db-2"},"annotations":{"summary":"disk full"},"startsAt":"2019-12-31T00:00:00Z","endsAt":"\#(past)"}]"#
+        let resolved =
+            #"[{"labels":{"alertname":"DiskFull","instance":"db-1"},"annotations":{"summary":"disk full"},"startsAt":"2019-12-31T00:00:00Z","endsAt":"\#(past)"},{"labels":{"alertname":"DiskFull","instance":"db-2"},"annotations":{"summary":"disk full"},"startsAt":"2019-12-31T00:00:00Z","endsAt":"\#(past)"}]"#
         _ = await amCall("POST", "/api/v2/alerts", resolved)
         try await waitFor(seconds: 20) {
             sink.requests.compactMap { try? JSONValue.parse($0.body) }.filter { $0["data"]?["status"]?.stringValue == "resolved" }.count >= 2

@@ -15,9 +15,16 @@ final class OutboxServiceTests: XCTestCase {
     }
 
     func testWebhookAnswers202OnceStoredAndEveryDeliveryArrives() async throws {
-        let a = try MockTarget(), slack = try MockTarget(routes: ["/services": VendorSimulators.slack()]), am = try MockTarget()
-        defer { a.stop(); slack.stop(); am.stop() }
-        let h = try await ServerHarness.start("""
+        let a = try MockTarget()
+        let slack = try MockTarget(routes: ["/services": VendorSimulators.slack()])
+        let am = try MockTarget()
+        defer {
+            a.stop()
+            slack.stop()
+            am.stop()
+        }
+        let h = try await ServerHarness.start(
+            """
             targets:
               - {name: hook, type: webhook, url: '\(a.url("/hook"))'}
               - {name: slack, type: slack, url: '\(slack.url("/services/T0/B0/x"))', rate_limit: 100/s}
@@ -43,7 +50,8 @@ final class OutboxServiceTests: XCTestCase {
     func testATargetDownLongerThanTheDeadlineGetsEverythingWhenItReturns() async throws {
         let t = try MockTarget(routes: ["/flaky": .text("down", status: 503)])
         defer { t.stop() }
-        let h = try await ServerHarness.start("""
+        let h = try await ServerHarness.start(
+            """
             server: {publish_deadline: 300ms}
             targets:
               - {name: flaky, type: webhook, url: '\(t.url("/flaky"))'}
@@ -69,7 +77,8 @@ final class OutboxServiceTests: XCTestCase {
     func testTTLExpiryEndsInTheDeadLetterListAndReplayDelivers() async throws {
         let t = try MockTarget(routes: ["/t": .text("nope", status: 503)])
         defer { t.stop() }
-        let h = try await ServerHarness.start("""
+        let h = try await ServerHarness.start(
+            """
             server: {publish_deadline: 200ms}
             targets:
               - {name: t, type: webhook, url: '\(t.url("/t"))'}
@@ -99,7 +108,8 @@ final class OutboxServiceTests: XCTestCase {
     func testRateLimitedDeliveriesWaitForTheirTokenInsteadOfBeingDropped() async throws {
         let t = try MockTarget()
         defer { t.stop() }
-        let h = try await ServerHarness.start("""
+        let h = try await ServerHarness.start(
+            """
             server: {publish_deadline: 200ms}
             targets:
               - {name: slow-vendor, type: webhook, url: '\(t.url("/v"))', rate_limit: {requests: 20, per: 1s, burst: 2}}

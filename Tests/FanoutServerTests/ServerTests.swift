@@ -6,15 +6,21 @@ import Foundation
 import MockTarget
 import TestSupport
 import XCTest
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 final class ServerTests: XCTestCase {
     func testWebhookFansOutEveryAlertAndAnswers200ThenMetricsCountIt() async throws {
-        let a = try MockTarget(), b = try MockTarget()
-        defer { a.stop(); b.stop() }
-        let h = try await ServerHarness.start("""
+        let a = try MockTarget()
+        let b = try MockTarget()
+        defer {
+            a.stop()
+            b.stop()
+        }
+        let h = try await ServerHarness.start(
+            """
             targets:
               - {name: hook-a, type: webhook, url: '\(a.url("/a?delay_ms=30"))'}
               - {name: hook-b, type: webhook, url: '\(b.url("/b"))'}
@@ -51,7 +57,8 @@ final class ServerTests: XCTestCase {
     func testAnAlertThatReachedNoTargetAnswers502SoAlertmanagerRetries() async throws {
         let down = try MockTarget()
         defer { down.stop() }
-        let h = try await ServerHarness.start("""
+        let h = try await ServerHarness.start(
+            """
             targets:
               - {name: broken, type: webhook, url: '\(down.url("/status/503"))'}
             """)
@@ -68,7 +75,8 @@ final class ServerTests: XCTestCase {
     func testBadInputGetsAClearStatusAndMessage() async throws {
         let t = try MockTarget()
         defer { t.stop() }
-        let h = try await ServerHarness.start("""
+        let h = try await ServerHarness.start(
+            """
             server: {max_body_bytes: 4096}
             targets:
               - {name: hook, type: webhook, url: '\(t.url("/x"))'}
@@ -109,7 +117,8 @@ final class ServerTests: XCTestCase {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         try "s3cret-token\n".write(to: dir.appendingPathComponent("token"), atomically: true, encoding: .utf8)
         try "pa55".write(to: dir.appendingPathComponent("pw"), atomically: true, encoding: .utf8)
-        let h = try await ServerHarness.start("""
+        let h = try await ServerHarness.start(
+            """
             server:
               auth:
                 bearer_token_file: \(dir.appendingPathComponent("token").path)
@@ -124,14 +133,17 @@ final class ServerTests: XCTestCase {
         let wrong = await h.call("POST", "/webhook", body: body, headers: [HTTPHeader("Authorization", "Bearer s3cret-tokeN")])
         XCTAssertEqual(wrong.status, 401)
         XCTAssertFalse(wrong.text.contains("s3cret"), "the token never appears in answers")
-        let wrongBasic = await h.call("GET", "/api/v2/publishing/targets", headers: [HTTPHeader("Authorization", "Basic " + Data("am:nope".utf8).base64EncodedString())])
+        let wrongBasic = await h.call(
+            "GET", "/api/v2/publishing/targets", headers: [HTTPHeader("Authorization", "Basic " + Data("am:nope".utf8).base64EncodedString())])
         XCTAssertEqual(wrongBasic.status, 401)
         XCTAssertEqual(t.requestCount, 0)
         let bearer = await h.call("POST", "/webhook", body: body, headers: [HTTPHeader("Authorization", "Bearer s3cret-token")])
         XCTAssertEqual(bearer.status, 200, bearer.text)
-        let basic = await h.call("GET", "/api/v2/publishing/targets", headers: [HTTPHeader("Authorization", "Basic " + Data("am:pa55".utf8).base64EncodedString())])
+        let basic = await h.call(
+            "GET", "/api/v2/publishing/targets", headers: [HTTPHeader("Authorization", "Basic " + Data("am:pa55".utf8).base64EncodedString())])
         XCTAssertEqual(basic.status, 200, basic.text)
-        let healthy = await h.call("GET", "/-/healthy"), ready = await h.call("GET", "/-/ready")
+        let healthy = await h.call("GET", "/-/healthy")
+        let ready = await h.call("GET", "/-/ready")
         XCTAssertEqual(healthy.status, 200, "liveness stays open")
         XCTAssertEqual(ready.status, 200, "readiness stays open")
         let metrics = await h.call("GET", "/metrics")
@@ -144,13 +156,15 @@ final class ServerTests: XCTestCase {
     func testParallelPublishingAPIWithTargetsAndStrategies() async throws {
         let t = try MockTarget()
         defer { t.stop() }
-        let h = try await ServerHarness.start("""
+        let h = try await ServerHarness.start(
+            """
             targets:
               - {name: one, type: webhook, url: '\(t.url("/one"))'}
               - {name: two, type: webhook, url: '\(t.url("/two?delay_ms=20"))'}
               - {name: bad, type: webhook, url: '\(t.url("/status/500"))'}
             """)
-        let named = await h.call("POST", "/api/v2/publishing/parallel", body: #"{"alerts":[{"labels":{"alertname":"A"}},{"labels":{"alertname":"B"}}],"targets":["two","one"]}"#)
+        let named = await h.call(
+            "POST", "/api/v2/publishing/parallel", body: #"{"alerts":[{"labels":{"alertname":"A"}},{"labels":{"alertname":"B"}}],"targets":["two","one"]}"#)
         XCTAssertEqual(named.status, 200, named.text)
         let reports = try XCTUnwrap(named.json?["reports"]?.arrayValue)
         XCTAssertEqual(reports.map { $0["alert"]?.stringValue }, ["A", "B"])
@@ -160,7 +174,8 @@ final class ServerTests: XCTestCase {
         let single = await h.call("POST", "/api/v2/publishing/parallel/all", body: #"{"alert":{"labels":{"alertname":"C"}}}"#)
         XCTAssertEqual(single.status, 200, single.text)
         XCTAssertEqual(single.json?["status"]?.stringValue, "partial", "bad answers 500")
-        XCTAssertEqual(single.json?["reports"]?.arrayValue?.first?["results"]?.arrayValue?.map { $0["outcome"]?.stringValue }, ["succeeded", "succeeded", "failed"])
+        XCTAssertEqual(
+            single.json?["reports"]?.arrayValue?.first?["results"]?.arrayValue?.map { $0["outcome"]?.stringValue }, ["succeeded", "succeeded", "failed"])
 
         let onlyBad = await h.call("POST", "/api/v2/publishing/parallel/healthy", body: #"{"alerts":[{"labels":{"alertname":"D"}}],"targets":["bad"]}"#)
         XCTAssertEqual(onlyBad.status, 502, onlyBad.text)
@@ -170,7 +185,8 @@ final class ServerTests: XCTestCase {
     func testTargetsAreRedactedAndHealthAndProbesReport() async throws {
         let t = try MockTarget()
         defer { t.stop() }
-        let h = try await ServerHarness.start("""
+        let h = try await ServerHarness.start(
+            """
             targets:
               - {name: slack-ops, type: slack, url: '\(t.url("/services/T000/B000/SLACKSECRET"))'}
               - {name: hook, type: webhook, url: 'http://user:pw-in-url@127.0.0.1:\(t.port)/h?token=qs-secret', secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', timeout: 2s}
@@ -200,7 +216,8 @@ final class ServerTests: XCTestCase {
         let refused = await h.call("POST", "/api/v2/publishing/targets/health/gone/check")
         XCTAssertEqual(refused.json?["reachable"], .bool(false), refused.text)
         XCTAssertEqual(refused.json?["error_kind"]?.stringValue, "refused")
-        let unknown = await h.call("GET", "/api/v2/publishing/targets/health/nope"), unknownCheck = await h.call("POST", "/api/v2/publishing/targets/health/nope/check")
+        let unknown = await h.call("GET", "/api/v2/publishing/targets/health/nope")
+        let unknownCheck = await h.call("POST", "/api/v2/publishing/targets/health/nope/check")
         XCTAssertEqual(unknown.status, 404)
         XCTAssertEqual(unknownCheck.status, 404)
         let one = await h.call("GET", "/api/v2/publishing/targets/health/hook")
@@ -255,7 +272,8 @@ final class ServerTests: XCTestCase {
     func testRootlyFiringThenResolvedThroughOneRunningServer() async throws {
         let rootly = try MockTarget(routes: ["/v1/alerts": VendorSimulators.rootly()])
         defer { rootly.stop() }
-        let h = try await ServerHarness.start("""
+        let h = try await ServerHarness.start(
+            """
             targets:
               - {name: rootly, type: rootly, url: '\(rootly.baseURL)', api_key: rootly-key}
             """)
@@ -273,7 +291,8 @@ final class ServerTests: XCTestCase {
     func testDrainAnswers503WhileAcceptedPublishesFinish() async throws {
         let slow = try MockTarget()
         defer { slow.stop() }
-        let h = try await ServerHarness.start("""
+        let h = try await ServerHarness.start(
+            """
             targets:
               - {name: slow, type: webhook, url: '\(slow.url("/s?delay_ms=600"))'}
             """)
@@ -310,8 +329,10 @@ final class ServerConnectionTests: XCTestCase {
         defer { slow.stop() }
         let h = try await ServerHarness.start("targets:\n  - {name: slow, type: webhook, url: '\(slow.url("/s?delay_ms=400"))'}\n")
         // The client gives up after 100 ms, long before the delivery finishes.
-        let r = await h.client.execute(HTTPRequest(method: "POST", url: h.url("/webhook"), body: Array(alertmanagerPayload(["Gone"]).utf8),
-                                                   timeout: .milliseconds(100)))
+        let r = await h.client.execute(
+            HTTPRequest(
+                method: "POST", url: h.url("/webhook"), body: Array(alertmanagerPayload(["Gone"]).utf8),
+                timeout: .milliseconds(100)))
         XCTAssertEqual(r.failureKind, .deadline)
         try await waitFor(seconds: 10) { h.service.publisher.activePublishes == 0 && slow.requestCount == 1 }
         let stats = await h.call("GET", "/api/v2/publishing/stats")
@@ -332,7 +353,9 @@ final class ServerConnectionTests: XCTestCase {
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = in_port_t(UInt16(h.port).bigEndian)
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        let connected = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
         XCTAssertEqual(connected, 0)
         let head = "POST /webhook HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{"
         _ = head.withCString { send(fd, $0, strlen($0), 0) }
@@ -357,23 +380,29 @@ final class ServerConnectionTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let make = Process()
         make.executableURL = URL(fileURLWithPath: "/bin/sh")
-        make.arguments = ["-c", """
+        make.arguments = [
+            "-c",
+            """
             set -e; cd '\(dir)'
             openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:prime256v1 -out key.pem 2>/dev/null
             openssl req -x509 -new -key key.pem -out cert.pem -days 2 -subj '/CN=127.0.0.1' -addext 'subjectAltName=IP:127.0.0.1' 2>/dev/null
-            """]
+            """,
+        ]
         try make.run()
         make.waitUntilExit()
         try XCTSkipIf(make.terminationStatus != 0, "openssl could not make a certificate")
-        let h = try await ServerHarness.start("""
+        let h = try await ServerHarness.start(
+            """
             server: {tls: {cert_file: \(dir)/cert.pem, key_file: \(dir)/key.pem}}
             targets:
               - {name: t, type: webhook, url: '\(t.url("/t"))'}
             """)
-        let https = await h.client.execute(HTTPRequest(method: "POST", url: "https://127.0.0.1:\(h.port)/webhook",
-                                                       headers: [HTTPHeader("Content-Type", "application/json")],
-                                                       body: Array(alertmanagerPayload(["Tls"]).utf8), timeout: .seconds(10),
-                                                       connection: ConnectionOptions(caFile: "\(dir)/cert.pem")))
+        let https = await h.client.execute(
+            HTTPRequest(
+                method: "POST", url: "https://127.0.0.1:\(h.port)/webhook",
+                headers: [HTTPHeader("Content-Type", "application/json")],
+                body: Array(alertmanagerPayload(["Tls"]).utf8), timeout: .seconds(10),
+                connection: ConnectionOptions(caFile: "\(dir)/cert.pem")))
         XCTAssertEqual(try https.get().status, 200)
         XCTAssertEqual(t.requestCount, 1)
         let plain = await h.client.execute(HTTPRequest(url: h.url("/-/healthy"), timeout: .seconds(5)))

@@ -1,10 +1,11 @@
 // OutboxContractTests: the outbox's rules — commit, lease, order per key, supersede, dead letters, prune — run
 // against a real SQLite file and a real PostgreSQL server (the same tests, two stores).
 import FanoutCore
-@testable import FanoutStore
 import Foundation
 import TestSupport
 import XCTest
+
+@testable import FanoutStore
 
 /// The contract every `DeliveryStore` keeps. Subclasses say how to open (and reopen) their store.
 class OutboxContractTests: XCTestCase {
@@ -27,8 +28,13 @@ class OutboxContractTests: XCTestCase {
     }
 
     func testEnqueueCommitsAndClaimLeasesDueDeliveriesOnce() async throws {
-        let ids = try await store.enqueue([note([NewDelivery(target: "a", alertIndex: 0, orderingKey: "f1", status: "firing"),
-                                                NewDelivery(target: "b", alertIndex: 0, orderingKey: "f1", status: "firing")])], now: 1000, ttl: 3600)
+        let ids = try await store.enqueue(
+            [
+                note([
+                    NewDelivery(target: "a", alertIndex: 0, orderingKey: "f1", status: "firing"),
+                    NewDelivery(target: "b", alertIndex: 0, orderingKey: "f1", status: "firing"),
+                ])
+            ], now: 1000, ttl: 3600)
         XCTAssertEqual(ids.count, 1)
         let first = try await store.claim(owner: "p1", limit: 10, now: 1000, leaseSeconds: 60)
         XCTAssertEqual(first.map(\.target).sorted(), ["a", "b"])
@@ -61,7 +67,8 @@ class OutboxContractTests: XCTestCase {
         _ = try await store.enqueue([note([NewDelivery(target: "a", alertIndex: 0, orderingKey: "fp", status: "resolved")])], now: 1001, ttl: 3600)
         let blocked = try await store.claim(owner: "p", limit: 10, now: 1002, leaseSeconds: 60)
         XCTAssertTrue(blocked.isEmpty, "an older state of the same key is still unfinished")
-        try await store.complete([DeliveryCompletion(id: leased[0].id, decision: .retry(dueAt: 1005, countsAsAttempt: true, reason: "503"))], owner: "p", now: 1003)
+        try await store.complete(
+            [DeliveryCompletion(id: leased[0].id, decision: .retry(dueAt: 1005, countsAsAttempt: true, reason: "503"))], owner: "p", now: 1003)
         // Still pending (retrying): a third state supersedes the pending ones.
         _ = try await store.enqueue([note([NewDelivery(target: "a", alertIndex: 0, orderingKey: "fp", status: "firing")])], now: 1004, ttl: 3600)
         let counts = try await store.counts()
@@ -73,7 +80,8 @@ class OutboxContractTests: XCTestCase {
 
     func testARootlyResolveWhoseCreateNeverHappenedIsNotSent() async throws {
         _ = try await store.enqueue([note([NewDelivery(target: "r", alertIndex: 0, orderingKey: "fp", status: "firing")])], now: 1000, ttl: 3600)
-        _ = try await store.enqueue([note([NewDelivery(target: "r", alertIndex: 0, orderingKey: "fp", status: "resolved", isRootlyResolve: true)])], now: 1001, ttl: 3600)
+        _ = try await store.enqueue(
+            [note([NewDelivery(target: "r", alertIndex: 0, orderingKey: "fp", status: "resolved", isRootlyResolve: true)])], now: 1001, ttl: 3600)
         let counts = try await store.counts()
         XCTAssertEqual(counts.byTarget["r"]?["superseded"], 2, "the unsent create and the resolve that needed it")
         XCTAssertEqual(counts.unfinished, 0)
@@ -83,10 +91,15 @@ class OutboxContractTests: XCTestCase {
 
     func testSupersedeInsideOneBatchIsTheSameAsOneByOne() async throws {
         // Two states of one key in the same write: the later one wins, as if stored one after the other.
-        _ = try await store.enqueue([note([NewDelivery(target: "r", alertIndex: 0, orderingKey: "fp", status: "firing"),
-                                           NewDelivery(target: "r", alertIndex: 1, orderingKey: "fp", status: "resolved", isRootlyResolve: true),
-                                           NewDelivery(target: "a", alertIndex: 0, orderingKey: "x", status: "firing"),
-                                           NewDelivery(target: "a", alertIndex: 1, orderingKey: "x", status: "resolved")])], now: 1000, ttl: 3600)
+        _ = try await store.enqueue(
+            [
+                note([
+                    NewDelivery(target: "r", alertIndex: 0, orderingKey: "fp", status: "firing"),
+                    NewDelivery(target: "r", alertIndex: 1, orderingKey: "fp", status: "resolved", isRootlyResolve: true),
+                    NewDelivery(target: "a", alertIndex: 0, orderingKey: "x", status: "firing"),
+                    NewDelivery(target: "a", alertIndex: 1, orderingKey: "x", status: "resolved"),
+                ])
+            ], now: 1000, ttl: 3600)
         var counts = try await store.counts()
         XCTAssertEqual(counts.byTarget["r"]?["superseded"], 2, "the unsent create and the resolve that needed it")
         XCTAssertEqual(counts.byTarget["a"]?["superseded"], 1)
@@ -107,11 +120,17 @@ class OutboxContractTests: XCTestCase {
     }
 
     func testDeadLettersReplayAndPurge() async throws {
-        _ = try await store.enqueue([note([NewDelivery(target: "a", alertIndex: 0, orderingKey: "k1", status: "firing"),
-                                           NewDelivery(target: "b", alertIndex: 0, orderingKey: "k1", status: "firing")])], now: 1000, ttl: 3600)
+        _ = try await store.enqueue(
+            [
+                note([
+                    NewDelivery(target: "a", alertIndex: 0, orderingKey: "k1", status: "firing"),
+                    NewDelivery(target: "b", alertIndex: 0, orderingKey: "k1", status: "firing"),
+                ])
+            ], now: 1000, ttl: 3600)
         let claimed = try await store.claim(owner: "p", limit: 10, now: 1000, leaseSeconds: 60)
-        try await store.complete(claimed.map { DeliveryCompletion(id: $0.id, decision: .dead(reason: "http_status: HTTP 400: bad"), httpStatus: 400) },
-                                 owner: "p", now: 1001)
+        try await store.complete(
+            claimed.map { DeliveryCompletion(id: $0.id, decision: .dead(reason: "http_status: HTTP 400: bad"), httpStatus: 400) },
+            owner: "p", now: 1001)
         let dead = try await store.deadLetters(target: nil, limit: 10)
         XCTAssertEqual(dead.count, 2)
         XCTAssertEqual(dead.first?.lastError, "http_status: HTTP 400: bad")

@@ -1,8 +1,9 @@
 // PostgresCluster: a throw-away PostgreSQL server on 127.0.0.1 for tests — Debian's initdb/pg_ctl run as `postgres`.
 import Foundation
 import XCTest
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Starts a private cluster in a temporary folder on a free port (trust auth, loopback only) and stops it.
@@ -51,8 +52,12 @@ public final class PostgresCluster: @unchecked Sendable {
     public var url: String { "postgres://postgres@127.0.0.1:\(port)/fanout?sslmode=disable" }
 
     public func start() throws {
-        try asPostgres("pg_ctl", ["-D", "\(dir)/data", "-l", "\(dir)/log", "-w", "-t", "30",
-                                  "-o", "-p \(port) -k \(dir) -c listen_addresses=127.0.0.1 -c max_connections=100", "start"])
+        try asPostgres(
+            "pg_ctl",
+            [
+                "-D", "\(dir)/data", "-l", "\(dir)/log", "-w", "-t", "30",
+                "-o", "-p \(port) -k \(dir) -c listen_addresses=127.0.0.1 -c max_connections=100", "start",
+            ])
     }
 
     /// Stops at once (`-m immediate`: what a crash or a restart looks like to clients).
@@ -107,8 +112,9 @@ public final class PostgresCluster: @unchecked Sendable {
         let text = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
         let exited = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
         guard exited == 0 else {
-            throw NSError(domain: "PostgresCluster", code: Int(exited),
-                          userInfo: [NSLocalizedDescriptionKey: "\(path) \(args.joined(separator: " ")) failed: \(text)"])
+            throw NSError(
+                domain: "PostgresCluster", code: Int(exited),
+                userInfo: [NSLocalizedDescriptionKey: "\(path) \(args.joined(separator: " ")) failed: \(text)"])
         }
     }
 }

@@ -4,8 +4,9 @@ import Dispatch
 import MockTarget
 import Synchronization
 import XCTest
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Counts completions per request index and resumes a waiter when all have arrived.

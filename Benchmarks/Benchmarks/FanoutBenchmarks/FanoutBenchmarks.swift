@@ -43,21 +43,23 @@ let benchmarks: @Sendable () -> Void = {
     for concurrency in [1, 64, 256] {
         let reactor = try! CurlReactor(configuration: .init(maxInFlightPerHost: concurrency, maxInFlightTotal: concurrency))
         Benchmark("reactor_GET_c\(concurrency)") { b in
-            for _ in b.scaledIterations { }
+            for _ in b.scaledIterations {}
             blast(reactor, HTTPRequest(url: server.url("/get"), captureHeaders: []), count: b.scaledIterations.count, concurrency: concurrency)
         }
         Benchmark("reactor_POST_1KB_c\(concurrency)") { b in
-            for _ in b.scaledIterations { }
-            blast(reactor, HTTPRequest(method: "POST", url: server.url("/post"), body: body, captureHeaders: []),
-                  count: b.scaledIterations.count, concurrency: concurrency)
+            for _ in b.scaledIterations {}
+            blast(
+                reactor, HTTPRequest(method: "POST", url: server.url("/post"), body: body, captureHeaders: []),
+                count: b.scaledIterations.count, concurrency: concurrency)
         }
     }
 
     for n in [1, 5, 10, 50] {
         let targets = (0..<n).map { Target(name: "t\($0)", type: .webhook, url: server.url("/hook\($0)")) }
         let publisher = try! FanoutPublisher(targets: TargetsConfig(targets: targets))
-        let alert = Alert(labels: ["alertname": "Bench", "severity": "critical"], annotations: ["summary": "benchmark"],
-                          startsAt: Timestamp(seconds: 1_700_000_000))
+        let alert = Alert(
+            labels: ["alertname": "Bench", "severity": "critical"], annotations: ["summary": "benchmark"],
+            startsAt: Timestamp(seconds: 1_700_000_000))
         Benchmark("publish_\(n)_targets", configuration: .init(scalingFactor: .one)) { b in
             for _ in b.scaledIterations {
                 let done = DispatchSemaphore(value: 0)
@@ -67,9 +69,10 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
-    let alert = Alert(labels: ["alertname": "DiskFull", "severity": "critical", "instance": "db-1:9100", "job": "node"],
-                      annotations: ["summary": "Disk / is 97% full", "description": "Only 3% left"],
-                      startsAt: Timestamp(seconds: 1_700_000_000), generatorURL: "http://prometheus:9090/graph")
+    let alert = Alert(
+        labels: ["alertname": "DiskFull", "severity": "critical", "instance": "db-1:9100", "job": "node"],
+        annotations: ["summary": "Disk / is 97% full", "description": "Only 3% left"],
+        startsAt: Timestamp(seconds: 1_700_000_000), generatorURL: "http://prometheus:9090/graph")
     let context = FormatContext(now: Timestamp(seconds: 1_700_000_100), rootlyAlertID: "r-1")
     for type in TargetType.allCases {
         let target = Target(name: "t", type: type, url: "https://example.invalid/hook", secret: Secret("R0123456789abcdef0123456789abcde"))

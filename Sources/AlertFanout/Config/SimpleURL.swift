@@ -13,7 +13,8 @@ struct SimpleURL: Sendable, Hashable {
         if text.utf8.contains(where: { $0 <= 0x20 || $0 == 0x7F }) { return .failure(.init("contains a space or control character")) }
         guard let sep = text.firstRange(of: "://") else { return .failure(.init("has no scheme (expected https://…)")) }
         let scheme = text[..<sep.lowerBound].lowercased()
-        guard !scheme.isEmpty, scheme.utf8.allSatisfy({ (0x61...0x7A).contains($0) || (0x30...0x39).contains($0) || $0 == 0x2B || $0 == 0x2D || $0 == 0x2E }) else {
+        guard !scheme.isEmpty, scheme.utf8.allSatisfy({ (0x61...0x7A).contains($0) || (0x30...0x39).contains($0) || $0 == 0x2B || $0 == 0x2D || $0 == 0x2E })
+        else {
             return .failure(.init("has an invalid scheme"))
         }
         var remainder = text[sep.upperBound...]

@@ -73,10 +73,12 @@ public struct Target: Sendable, Hashable {
     /// The proxy URL and the key password may hold credentials: never logged, put in metrics or in results.
     public var connection: ConnectionOptions?
 
-    public init(name: String, type: TargetType, url: String, enabled: Bool = true, headers: [(String, String)] = [],
-                secret: Secret? = nil, timeoutSeconds: Double? = nil, maxInFlight: Int? = nil,
-                rateLimit: RateLimit? = nil, insecure: Bool = false, receiver: String? = nil, connection: ConnectionOptions? = nil,
-                externalURL: String? = nil) {
+    public init(
+        name: String, type: TargetType, url: String, enabled: Bool = true, headers: [(String, String)] = [],
+        secret: Secret? = nil, timeoutSeconds: Double? = nil, maxInFlight: Int? = nil,
+        rateLimit: RateLimit? = nil, insecure: Bool = false, receiver: String? = nil, connection: ConnectionOptions? = nil,
+        externalURL: String? = nil
+    ) {
         self.connection = connection
         self.externalURL = externalURL
         self.name = name

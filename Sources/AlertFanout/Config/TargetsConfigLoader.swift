@@ -1,8 +1,9 @@
 // TargetsConfigLoader: reads the targets file (YAML or JSON), expands ${ENV} references and reports every problem at once.
 import CurlReactor
 import Yams
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Every problem in a targets file, each with the target and field it concerns. Never contains secret values.
@@ -92,13 +93,16 @@ public enum TargetsConfigLoader {
             return TargetsConfig(targets: [])
         }
         for (k, _) in tree.objectValue ?? [] where k != "targets" && k != "defaults" && !extraTopLevelKeys.contains(k) {
-            problems.append(InputProblem(k, "unknown top-level key (understood: \((["targets", "defaults"] + extraTopLevelKeys.sorted()).joined(separator: ", ")))"))
+            problems.append(
+                InputProblem(k, "unknown top-level key (understood: \((["targets", "defaults"] + extraTopLevelKeys.sorted()).joined(separator: ", ")))"))
         }
         var defaults: [(String, JSONValue)] = []
         if let d = tree["defaults"] {
             if let members = d.objectValue {
                 for (k, v) in members {
-                    if connectionKeys.contains(k) { defaults.append((k, v)) } else {
+                    if connectionKeys.contains(k) {
+                        defaults.append((k, v))
+                    } else {
                         problems.append(InputProblem("defaults.\(k)", "unknown key (defaults take \(connectionKeys.sorted().joined(separator: ", ")))"))
                     }
                 }
@@ -133,8 +137,10 @@ public enum TargetsConfigLoader {
         return "targets[\(i)]"
     }
 
-    static func target(_ v: JSONValue, index i: Int, defaults: [(String, JSONValue)] = [], environment: [String: String],
-                       problems: inout [InputProblem]) -> Target? {
+    static func target(
+        _ v: JSONValue, index i: Int, defaults: [(String, JSONValue)] = [], environment: [String: String],
+        problems: inout [InputProblem]
+    ) -> Target? {
         guard let members = v.objectValue else {
             problems.append(InputProblem("targets[\(i)]", "must be a mapping, not \(v.typeName)"))
             return nil
@@ -149,7 +155,11 @@ public enum TargetsConfigLoader {
         }
         var name = ""
         if let n = rawName {
-            if isDNSLabel(n) { name = n } else { add("name", "'\(n)' must be a DNS label: 1–63 lowercase letters, digits or '-', starting and ending with a letter or digit") }
+            if isDNSLabel(n) {
+                name = n
+            } else {
+                add("name", "'\(n)' must be a DNS label: 1–63 lowercase letters, digits or '-', starting and ending with a letter or digit")
+            }
         } else {
             add("name", v["name"] == nil ? "is required" : "must be a string")
         }
@@ -251,7 +261,9 @@ public enum TargetsConfigLoader {
         }
         var rateLimit: RateLimit?
         if let r = v["rate_limit"] {
-            if let parsed = parseRateLimit(r) { rateLimit = parsed } else {
+            if let parsed = parseRateLimit(r) {
+                rateLimit = parsed
+            } else {
                 add("rate_limit", "must look like '1/s', '120/min' or {requests: 120, per: 60s, burst: 10}, not \(r.jsonText)")
             }
         }
@@ -277,15 +289,18 @@ public enum TargetsConfigLoader {
         }
         let connection = connectionOptions(members, defaults: defaults, at: at, environment: environment, problems: &problems)
         guard let type, !name.isEmpty else { return nil }
-        return Target(name: name, type: type, url: url, enabled: enabled, headers: headers, secret: secret,
-                      timeoutSeconds: timeout, maxInFlight: maxInFlight, rateLimit: rateLimit, insecure: insecure, receiver: receiver,
-                      connection: connection, externalURL: externalURL)
+        return Target(
+            name: name, type: type, url: url, enabled: enabled, headers: headers, secret: secret,
+            timeoutSeconds: timeout, maxInFlight: maxInFlight, rateLimit: rateLimit, insecure: insecure, receiver: receiver,
+            connection: connection, externalURL: externalURL)
     }
 
     /// Proxy and TLS keys of one target, over the file's `defaults:`. Values may use `${ENV}`; files must be
     /// readable now; messages never show the proxy URL or the key password (they may hold credentials).
-    static func connectionOptions(_ members: [(String, JSONValue)], defaults: [(String, JSONValue)], at: String,
-                                  environment: [String: String], problems: inout [InputProblem]) -> ConnectionOptions? {
+    static func connectionOptions(
+        _ members: [(String, JSONValue)], defaults: [(String, JSONValue)], at: String,
+        environment: [String: String], problems: inout [InputProblem]
+    ) -> ConnectionOptions? {
         var o = ConnectionOptions()
         var merged: [String: (JSONValue, String)] = [:]
         for (k, v) in defaults { merged[k] = (v, "defaults.\(k)") }
@@ -333,8 +348,11 @@ public enum TargetsConfigLoader {
             problems.append(InputProblem(path, "applies only with client_cert/client_key"))
         }
         if let (v, path) = text("tls_min_version") {
-            if let version = ConnectionOptions.TLSVersion(rawValue: v) { o.tlsMinimumVersion = version } else {
-                problems.append(InputProblem(path, "must be \(ConnectionOptions.TLSVersion.allCases.map { "'\($0.rawValue)'" }.joined(separator: " or ")), not '\(v)'"))
+            if let version = ConnectionOptions.TLSVersion(rawValue: v) {
+                o.tlsMinimumVersion = version
+            } else {
+                problems.append(
+                    InputProblem(path, "must be \(ConnectionOptions.TLSVersion.allCases.map { "'\($0.rawValue)'" }.joined(separator: " or ")), not '\(v)'"))
             }
         }
         return o.isDefault ? nil : o
@@ -416,7 +434,8 @@ public enum TargetsConfigLoader {
     }
 
     static func editDistance(_ a: String, _ b: String) -> Int {
-        let x = Array(a), y = Array(b)
+        let x = Array(a)
+        let y = Array(b)
         var prev = Array(0...y.count)
         for i in 1...max(1, x.count) where !x.isEmpty {
             var cur = [i] + [Int](repeating: 0, count: y.count)

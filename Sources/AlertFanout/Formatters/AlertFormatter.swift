@@ -68,7 +68,10 @@ final class FormatMemo: @unchecked Sendable {
 
 /// Why no request could be built.
 public struct FormatError: Error, Sendable, Hashable, CustomStringConvertible {
-    public enum Kind: String, Sendable { case missingSecret = "missing_secret", missingState = "missing_state" }
+    public enum Kind: String, Sendable {
+        case missingSecret = "missing_secret"
+        case missingState = "missing_state"
+    }
     public var kind: Kind
     public var message: String
     public init(_ kind: Kind, _ message: String) {

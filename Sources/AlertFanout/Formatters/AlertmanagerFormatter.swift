@@ -2,7 +2,7 @@
 import CurlReactor
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The payload Alertmanager's webhook notifier sends: its `Message` (prometheus/alertmanager
@@ -51,8 +51,9 @@ public struct AlertmanagerFormatter: AlertFormatter {
     /// lends its `externalURL`.
     public func request(for alert: Alert, target: Target, context: FormatContext) throws(FormatError) -> OutboundRequest {
         let labels = alert.sortedLabels
-        return envelope([alert], groupLabels: labels, groupKey: "{}:" + AlertmanagerFormatter.labelSetString(labels),
-                        truncatedAlerts: 0, externalURL: context.batch?.externalURL, target: target)
+        return envelope(
+            [alert], groupLabels: labels, groupKey: "{}:" + AlertmanagerFormatter.labelSetString(labels),
+            truncatedAlerts: 0, externalURL: context.batch?.externalURL, target: target)
     }
 
     /// A received Alertmanager notification forwarded whole, as one envelope (see the type's documentation).
@@ -61,16 +62,19 @@ public struct AlertmanagerFormatter: AlertFormatter {
     public func request(forBatch batch: AlertBatch, target: Target) -> OutboundRequest {
         let groupLabels = Alert.sorted(batch.groupLabels)
         let groupKey = batch.groupKey.flatMap { $0.isEmpty ? nil : $0 } ?? "{}:" + AlertmanagerFormatter.labelSetString(groupLabels)
-        return envelope(batch.alerts, groupLabels: groupLabels, groupKey: groupKey, truncatedAlerts: batch.truncatedAlerts,
-                        externalURL: batch.externalURL, target: target)
+        return envelope(
+            batch.alerts, groupLabels: groupLabels, groupKey: groupKey, truncatedAlerts: batch.truncatedAlerts,
+            externalURL: batch.externalURL, target: target)
     }
 
     public func request(forGroup batch: AlertBatch, target: Target, context: FormatContext) throws(FormatError) -> OutboundRequest? {
         request(forBatch: batch, target: target)
     }
 
-    func envelope(_ alerts: [Alert], groupLabels: [(String, String)], groupKey: String, truncatedAlerts: Int,
-                  externalURL received: String?, target: Target) -> OutboundRequest {
+    func envelope(
+        _ alerts: [Alert], groupLabels: [(String, String)], groupKey: String, truncatedAlerts: Int,
+        externalURL received: String?, target: Target
+    ) -> OutboundRequest {
         let externalURL = received.flatMap { $0.isEmpty ? nil : $0 } ?? target.externalURL ?? "http://\(hostname)"
         let body: JSONValue = .object([
             ("receiver", .string(target.receiver ?? target.name)),

@@ -90,8 +90,9 @@ public struct PagerDutyFormatter: AlertFormatter {
         var body = event(detailsJSON(nil), extras: true)
         if body.count > PagerDutyFormatter.maxEventBytes {
             // Cut the largest values, keep the small ones, and say so.
-            let cap = PagerDutyFormatter.waterLevel(sizes: details.sizes,
-                                                    excess: body.count - PagerDutyFormatter.maxEventBytes + PagerDutyFormatter.noteReserveBytes)
+            let cap = PagerDutyFormatter.waterLevel(
+                sizes: details.sizes,
+                excess: body.count - PagerDutyFormatter.maxEventBytes + PagerDutyFormatter.noteReserveBytes)
             let cut = details.cut(to: cap)
             body = event(detailsJSON(PagerDutyFormatter.truncationNote(cap: cap, cut: cut)), extras: true)
         }

@@ -35,13 +35,20 @@ public struct RootlyFormatter: AlertFormatter {
         headers += target.headers.map { HTTPHeader($0.0, $0.1) }
         if alert.status == .resolved {
             guard let id = context.rootlyAlertID, !id.isEmpty else {
-                throw FormatError(.missingState, "no Rootly alert id is known for fingerprint \(alert.fingerprint): the alert was not created through this publisher, or its state was lost")
+                throw FormatError(
+                    .missingState,
+                    "no Rootly alert id is known for fingerprint \(alert.fingerprint): the alert was not created through this publisher, or its state was lost")
             }
             let ended = alert.endsAt ?? context.now
-            let body: JSONValue = .object([("data", .object([
-                ("type", .string("alerts")),
-                ("attributes", .object([("resolution_message", .string("Resolved at \(ended.rfc3339) (AlertFanout)"))])),
-            ]))])
+            let body: JSONValue = .object([
+                (
+                    "data",
+                    .object([
+                        ("type", .string("alerts")),
+                        ("attributes", .object([("resolution_message", .string("Resolved at \(ended.rfc3339) (AlertFanout)"))])),
+                    ])
+                )
+            ])
             let url = joinURL(target.url, "/v1/alerts/\(percentEncodePathSegment(id))/resolve")
             return OutboundRequest(url: url, headers: headers, body: body.serialized(), idempotent: true, action: "resolve")
         }
@@ -71,11 +78,12 @@ public struct RootlyFormatter: AlertFormatter {
         var message = bodyExcerpt(body)
         if let errors = parsed?["errors"]?.arrayValue {
             let parts = errors.compactMap { e -> String? in
-                let title = e["title"]?.stringValue, detail = e["detail"]?.stringValue
+                let title = e["title"]?.stringValue
+                let detail = e["detail"]?.stringValue
                 switch (title, detail) {
-                case let (t?, d?) where t != d: return "\(t): \(d)"
-                case let (t?, _): return t
-                case let (nil, d?): return d
+                case (let t?, let d?) where t != d: return "\(t): \(d)"
+                case (let t?, _): return t
+                case (nil, let d?): return d
                 default: return nil
                 }
             }

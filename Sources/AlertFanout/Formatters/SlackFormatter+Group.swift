@@ -22,10 +22,12 @@ extension SlackFormatter {
         if resolved > 0 { counts.append("\(resolved) resolved") }
         let countText = counts.isEmpty ? "no alerts" : counts.joined(separator: ", ")
         let headerText = SlackFormatter.fit("\(firing > 0 ? "🔥" : "✅") \(countText): \(groupName)", limit: SlackFormatter.headerLimit, escaping: false)
-        var blocks: [JSONValue] = [.object([
-            ("type", .string("header")),
-            ("text", .object([("type", .string("plain_text")), ("text", .string(headerText)), ("emoji", .bool(true))])),
-        ])]
+        var blocks: [JSONValue] = [
+            .object([
+                ("type", .string("header")),
+                ("text", .object([("type", .string("plain_text")), ("text", .string(headerText)), ("emoji", .bool(true))])),
+            ])
+        ]
         let common = Set(AlertmanagerFormatter.common(alerts.map(\.labels)).map(\.0))
         for alert in alerts.prefix(SlackFormatter.groupListed) {
             let state = alert.status == .firing ? "FIRING" : "RESOLVED"

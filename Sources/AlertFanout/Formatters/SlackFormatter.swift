@@ -48,10 +48,11 @@ public struct SlackFormatter: AlertFormatter {
 
         var blocks: [JSONValue] = []
         let headerText = SlackFormatter.fit("\(firing ? "🔥" : "✅") \(state): \(alert.name)", limit: SlackFormatter.headerLimit, escaping: false)
-        blocks.append(.object([
-            ("type", .string("header")),
-            ("text", .object([("type", .string("plain_text")), ("text", .string(headerText)), ("emoji", .bool(true))])),
-        ]))
+        blocks.append(
+            .object([
+                ("type", .string("header")),
+                ("text", .object([("type", .string("plain_text")), ("text", .string(headerText)), ("emoji", .bool(true))])),
+            ]))
         // The summary's first line in bold; the rest of it and the description below.
         let lines = summary.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false)
         var body = SlackFormatter.bold(String(lines.first ?? ""), limit: SlackFormatter.sectionLimit)
@@ -73,14 +74,19 @@ public struct SlackFormatter: AlertFormatter {
             guard fields.count < SlackFormatter.maxFields else { break }
             fields.append((k, v))
         }
-        blocks.append(.object([
-            ("type", .string("section")),
-            ("fields", .array(fields.prefix(SlackFormatter.maxFields).map { name, value in
-                let n = SlackFormatter.bold(name, limit: 100)
-                let v = SlackFormatter.fit(value, limit: SlackFormatter.fieldTextLimit - SlackFormatter.units(n) - 1)
-                return .object([("type", .string("mrkdwn")), ("text", .string(n + "\n" + v))])
-            })),
-        ]))
+        blocks.append(
+            .object([
+                ("type", .string("section")),
+                (
+                    "fields",
+                    .array(
+                        fields.prefix(SlackFormatter.maxFields).map { name, value in
+                            let n = SlackFormatter.bold(name, limit: 100)
+                            let v = SlackFormatter.fit(value, limit: SlackFormatter.fieldTextLimit - SlackFormatter.units(n) - 1)
+                            return .object([("type", .string("mrkdwn")), ("text", .string(n + "\n" + v))])
+                        })
+                ),
+            ]))
         if let c = alert.classification {
             var t = "*Classification:* \(c.severity.rawValue) (confidence \(Int((c.confidence * 100).rounded()))%)"
             var more = c.reasoning ?? ""
@@ -88,7 +94,9 @@ public struct SlackFormatter: AlertFormatter {
             if !more.isEmpty { t += "\n" + SlackFormatter.fit(more, limit: SlackFormatter.classificationLimit - SlackFormatter.units(t) - 1) }
             blocks.append(SlackFormatter.section(t))
         }
-        var context: [JSONValue] = [.object([("type", .string("mrkdwn")), ("text", .string("Fingerprint `\(SlackFormatter.fit(alert.fingerprint, limit: 64))`"))])]
+        var context: [JSONValue] = [
+            .object([("type", .string("mrkdwn")), ("text", .string("Fingerprint `\(SlackFormatter.fit(alert.fingerprint, limit: 64))`"))])
+        ]
         if isHTTPURL(alert.generatorURL), let link = SlackFormatter.link(alert.generatorURL, "Source") {
             context.append(.object([("type", .string("mrkdwn")), ("text", .string(link))]))
         }

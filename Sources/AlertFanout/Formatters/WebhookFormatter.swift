@@ -34,8 +34,11 @@ public struct WebhookFormatter: AlertFormatter {
             HTTPHeader("webhook-timestamp", String(context.now.seconds)),
         ]
         if let secret = target.secret {
-            headers.append(HTTPHeader("webhook-signature", try WebhookFormatter.signature(
-                secret: secret.reveal(), id: id, timestamp: context.now.seconds, body: body)))
+            headers.append(
+                HTTPHeader(
+                    "webhook-signature",
+                    try WebhookFormatter.signature(
+                        secret: secret.reveal(), id: id, timestamp: context.now.seconds, body: body)))
         }
         headers += target.headers.map { HTTPHeader($0.0, $0.1) }
         return OutboundRequest(url: target.url, headers: headers, body: body, idempotent: true, action: "post")
@@ -49,7 +52,10 @@ public struct WebhookFormatter: AlertFormatter {
         let message = text.isEmpty ? "HTTP \(status)" : text
         switch status {
         case 200...299: return .delivered(detail: nil)
-        case 410: return .gone(message: (text.isEmpty ? "HTTP 410 Gone" : text) + " (the receiver asked to stop deliveries: the target is skipped until its configuration changes or the publisher restarts)")
+        case 410:
+            return .gone(
+                message: (text.isEmpty ? "HTTP 410 Gone" : text)
+                    + " (the receiver asked to stop deliveries: the target is skipped until its configuration changes or the publisher restarts)")
         case 300...399: return .retryable(message: "\(message) (redirect not followed: update the target URL)", retryAfter: retryAfter)
         default: return .retryable(message: message, retryAfter: retryAfter)
         }

@@ -26,9 +26,11 @@ public enum WebhookSecret {
         public var description: String {
             switch self {
             case .notBase64:
-                return "must be a Standard Webhooks secret: base64 (A–Z a–z 0–9 + /, '=' only at the end), optionally prefixed with whsec_; receivers using the official verifiers base64-decode it"
+                return
+                    "must be a Standard Webhooks secret: base64 (A–Z a–z 0–9 + /, '=' only at the end), optionally prefixed with whsec_; receivers using the official verifiers base64-decode it"
             case .tooShort(let n):
-                return "decodes to \(n) byte\(n == 1 ? "" : "s"); Standard Webhooks secrets must be at least \(WebhookSecret.minimumBytes) random bytes (for example whsec_ followed by the output of: head -c 32 /dev/urandom | base64)"
+                return
+                    "decodes to \(n) byte\(n == 1 ? "" : "s"); Standard Webhooks secrets must be at least \(WebhookSecret.minimumBytes) random bytes (for example whsec_ followed by the output of: head -c 32 /dev/urandom | base64)"
             }
         }
     }
@@ -40,7 +42,6 @@ public enum WebhookSecret {
         return key.count >= minimumBytes ? .success(key) : .failure(.tooShort(bytes: key.count))
     }
 }
-
 
 /// Standard base64: alphabet `A–Z a–z 0–9 + /`, optional `=` padding (at most two, only at the end, and then
 /// the whole length is a multiple of 4). Nil for anything else, url-safe `-`/`_` and whitespace included.

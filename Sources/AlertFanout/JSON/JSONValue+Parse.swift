@@ -31,9 +31,15 @@ private struct JSONParser {
     init(bytes: [UInt8]) { self.bytes = bytes }
 
     func error(_ message: String) -> JSONParseError {
-        var line = 1, col = 1
+        var line = 1
+        var col = 1
         for b in bytes[..<min(i, bytes.count)] {
-            if b == 0x0A { line += 1; col = 1 } else if b & 0xC0 != 0x80 { col += 1 }
+            if b == 0x0A {
+                line += 1
+                col = 1
+            } else if b & 0xC0 != 0x80 {
+                col += 1
+            }
         }
         return JSONParseError(message: message, line: line, column: col)
     }
@@ -49,9 +55,15 @@ private struct JSONParser {
         case 0x7B: return try object(depth: depth)
         case 0x5B: return try array(depth: depth)
         case 0x22: return .string(try string())
-        case 0x74: try literal("true"); return .bool(true)
-        case 0x66: try literal("false"); return .bool(false)
-        case 0x6E: try literal("null"); return .null
+        case 0x74:
+            try literal("true")
+            return .bool(true)
+        case 0x66:
+            try literal("false")
+            return .bool(false)
+        case 0x6E:
+            try literal("null")
+            return .null
         case 0x2D, 0x30...0x39: return try number()
         default: throw error("unexpected character '\(Character(Unicode.Scalar(bytes[i])))'")
         }
@@ -67,7 +79,10 @@ private struct JSONParser {
         i += 1
         var members: [(String, JSONValue)] = []
         skipWhitespace()
-        if i < bytes.count, bytes[i] == 0x7D { i += 1; return .object(members) }
+        if i < bytes.count, bytes[i] == 0x7D {
+            i += 1
+            return .object(members)
+        }
         while true {
             skipWhitespace()
             guard i < bytes.count, bytes[i] == 0x22 else { throw error("expected a member name in double quotes") }
@@ -79,8 +94,14 @@ private struct JSONParser {
             members.append((key, try value(depth: depth + 1)))
             skipWhitespace()
             guard i < bytes.count else { throw error("unexpected end of input inside an object") }
-            if bytes[i] == 0x2C { i += 1; continue }
-            if bytes[i] == 0x7D { i += 1; return .object(members) }
+            if bytes[i] == 0x2C {
+                i += 1
+                continue
+            }
+            if bytes[i] == 0x7D {
+                i += 1
+                return .object(members)
+            }
             throw error("expected ',' or '}' in an object")
         }
     }
@@ -89,14 +110,23 @@ private struct JSONParser {
         i += 1
         var items: [JSONValue] = []
         skipWhitespace()
-        if i < bytes.count, bytes[i] == 0x5D { i += 1; return .array(items) }
+        if i < bytes.count, bytes[i] == 0x5D {
+            i += 1
+            return .array(items)
+        }
         while true {
             skipWhitespace()
             items.append(try value(depth: depth + 1))
             skipWhitespace()
             guard i < bytes.count else { throw error("unexpected end of input inside an array") }
-            if bytes[i] == 0x2C { i += 1; continue }
-            if bytes[i] == 0x5D { i += 1; return .array(items) }
+            if bytes[i] == 0x2C {
+                i += 1
+                continue
+            }
+            if bytes[i] == 0x5D {
+                i += 1
+                return .array(items)
+            }
             throw error("expected ',' or ']' in an array")
         }
     }
@@ -144,9 +174,16 @@ private struct JSONParser {
         while true {
             guard i < bytes.count else { throw error("unterminated string") }
             let c = bytes[i]
-            if c == 0x22 { i += 1; break }
+            if c == 0x22 {
+                i += 1
+                break
+            }
             if c < 0x20 { throw error("control character in a string (escape it)") }
-            if c != 0x5C { out.append(c); i += 1; continue }
+            if c != 0x5C {
+                out.append(c)
+                i += 1
+                continue
+            }
             i += 1
             guard i < bytes.count else { throw error("unterminated escape") }
             let e = bytes[i]

@@ -33,7 +33,10 @@ public enum JSONValue: Sendable, Hashable {
         case .array(let a): h.combine(a)
         case .object(let o):
             h.combine(o.count)
-            for (k, v) in o { h.combine(k); h.combine(v) }
+            for (k, v) in o {
+                h.combine(k)
+                h.combine(v)
+            }
         }
     }
 

@@ -29,8 +29,10 @@ public struct AlertBatch: Sendable {
     /// Alerts the sender left out of this notification (Alertmanager's `max_alerts`); 0 when none were.
     public var truncatedAlerts: Int
 
-    public init(alerts: [Alert], receiver: String? = nil, groupKey: String? = nil, groupLabels: [String: String] = [:], externalURL: String? = nil,
-                truncatedAlerts: Int = 0) {
+    public init(
+        alerts: [Alert], receiver: String? = nil, groupKey: String? = nil, groupLabels: [String: String] = [:], externalURL: String? = nil,
+        truncatedAlerts: Int = 0
+    ) {
         self.alerts = alerts
         self.receiver = receiver
         self.groupKey = groupKey
@@ -71,7 +73,9 @@ public enum AlertInput {
             batch.externalURL = optionalString(value["externalURL"], "externalURL", &problems)
             batch.groupLabels = stringMap(value["groupLabels"], "groupLabels", &problems) ?? [:]
             if let t = value["truncatedAlerts"], !t.isNull {
-                if let n = t.intValue, n >= 0 { batch.truncatedAlerts = n } else {
+                if let n = t.intValue, n >= 0 {
+                    batch.truncatedAlerts = n
+                } else {
                     problems.append(InputProblem("truncatedAlerts", "must be a whole number of at least 0, not \(t.jsonText)"))
                 }
             }
@@ -139,8 +143,9 @@ public enum AlertInput {
         }
         let classification = v["classification"].flatMap { $0.isNull ? nil : decodeClassification($0, p("classification"), &problems) }
         guard problems.count == before else { return nil }
-        return Alert(labels: labels, annotations: annotations, status: status, startsAt: startsAt, endsAt: endsAt,
-                     generatorURL: generatorURL, fingerprint: fingerprint, classification: classification)
+        return Alert(
+            labels: labels, annotations: annotations, status: status, startsAt: startsAt, endsAt: endsAt,
+            generatorURL: generatorURL, fingerprint: fingerprint, classification: classification)
     }
 
     static func decodeClassification(_ v: JSONValue, _ path: String, _ problems: inout [InputProblem]) -> Classification? {
@@ -157,7 +162,9 @@ public enum AlertInput {
         }
         var confidence = 1.0
         if let c = v["confidence"] {
-            if let d = c.doubleValue, d >= 0, d <= 1 { confidence = d } else {
+            if let d = c.doubleValue, d >= 0, d <= 1 {
+                confidence = d
+            } else {
                 problems.append(InputProblem(path + ".confidence", "must be a number from 0 to 1, not \(c.jsonText)"))
             }
         }
@@ -182,7 +189,10 @@ public enum AlertInput {
         }
         var out: [String: String] = [:]
         for (k, value) in members {
-            if k.isEmpty { problems.append(InputProblem(path, "has an empty name")); continue }
+            if k.isEmpty {
+                problems.append(InputProblem(path, "has an empty name"))
+                continue
+            }
             guard let s = value.stringValue else {
                 problems.append(InputProblem("\(path).\(k)", "must be a string, not \(value.typeName)"))
                 continue

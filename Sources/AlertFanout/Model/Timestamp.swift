@@ -102,10 +102,14 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
         var nanos = 0
         if i < b.count, b[i] == 0x2E {
             i += 1
-            var n = 0, scale = 100_000_000
+            var n = 0
+            var scale = 100_000_000
             let start = i
             while i < b.count, b[i] >= 0x30 && b[i] <= 0x39 {
-                if scale > 0 { n += Int(b[i] - 0x30) * scale; scale /= 10 }
+                if scale > 0 {
+                    n += Int(b[i] - 0x30) * scale
+                    scale /= 10
+                }
                 i += 1
             }
             guard i > start else { return nil }
@@ -134,7 +138,10 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
     private var civil: (year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int) {
         var days = seconds / 86400
         var rem = seconds % 86400
-        if rem < 0 { rem += 86400; days -= 1 }
+        if rem < 0 {
+            rem += 86400
+            days -= 1
+        }
         let (y, m, d) = Timestamp.civilFromDays(Int(days))
         return (y, m, d, Int(rem / 3600), Int(rem % 3600 / 60), Int(rem % 60))
     }

@@ -106,11 +106,13 @@ public enum FanoutMetricNames {
         dispatcherLag: "How long after its due time the dispatcher claimed a delivery, in seconds.",
     ]
 
-    public static let all = [publishes, publishDuration, targetRequests, targetDuration, retries, skips, breakerState,
-                             breakerTransitions, health, rateLimitWaits, targetDeadline, reactorInFlight, reactorQueued,
-                             reactorCompleted, reactorConnections, reactorSocketEvents, reactorBackstop, reactorLoopLag,
-                             httpRequests, httpDuration, configReloadSuccessful, alertsAccepted, outboxPending, outboxOldestPending,
-                             outboxDead, outboxFinished, dispatcherLag]
+    public static let all = [
+        publishes, publishDuration, targetRequests, targetDuration, retries, skips, breakerState,
+        breakerTransitions, health, rateLimitWaits, targetDeadline, reactorInFlight, reactorQueued,
+        reactorCompleted, reactorConnections, reactorSocketEvents, reactorBackstop, reactorLoopLag,
+        httpRequests, httpDuration, configReloadSuccessful, alertsAccepted, outboxPending, outboxOldestPending,
+        outboxDead, outboxFinished, dispatcherLag,
+    ]
 }
 
 /// Records publish reports and guard state through a `MetricsFactory`. Used on the reactor queue only:
@@ -142,8 +144,9 @@ final class FanoutMetrics: @unchecked Sendable {
         init(name: String, type: String, factory: MetricsFactory) {
             self.type = type
             let dims = [("target", name)]
-            duration = CoreMetrics.Timer(label: FanoutMetricNames.targetDuration, dimensions: [("target", name), ("type", type)],
-                                         preferredDisplayUnit: .seconds, factory: factory)
+            duration = CoreMetrics.Timer(
+                label: FanoutMetricNames.targetDuration, dimensions: [("target", name), ("type", type)],
+                preferredDisplayUnit: .seconds, factory: factory)
             breakerState = Gauge(label: FanoutMetricNames.breakerState, dimensions: dims, factory: factory)
             health = Gauge(label: FanoutMetricNames.health, dimensions: dims, factory: factory)
             deadline = Gauge(label: FanoutMetricNames.targetDeadline, dimensions: dims, factory: factory)
@@ -180,8 +183,9 @@ final class FanoutMetrics: @unchecked Sendable {
             if let c = h.requests[key] {
                 c.increment()
             } else {
-                let c = Counter(label: FanoutMetricNames.targetRequests,
-                                dimensions: [("target", t.target), ("type", t.type), ("outcome", t.outcome.rawValue), ("error_kind", kind)], factory: factory)
+                let c = Counter(
+                    label: FanoutMetricNames.targetRequests,
+                    dimensions: [("target", t.target), ("type", t.type), ("outcome", t.outcome.rawValue), ("error_kind", kind)], factory: factory)
                 h.requests[key] = c
                 c.increment()
             }
@@ -223,8 +227,10 @@ final class FanoutMetrics: @unchecked Sendable {
             case .degraded: health = 2
             case .unhealthy: health = 3
             }
-            let values = (breaker: state == "closed" ? 0.0 : state == "half_open" ? 1 : 2, health: health,
-                          deadline: book.attemptTimeout(t.name, configured: t.timeoutSeconds ?? 10))
+            let values = (
+                breaker: state == "closed" ? 0.0 : state == "half_open" ? 1 : 2, health: health,
+                deadline: book.attemptTimeout(t.name, configured: t.timeoutSeconds ?? 10)
+            )
             if h.written?.breaker != values.breaker { h.breakerState.record(values.breaker) }
             if h.written?.health != values.health { h.health.record(values.health) }
             if h.written?.deadline != values.deadline { h.deadline.record(values.deadline) }

@@ -60,8 +60,9 @@ extension FanoutPublisher {
     /// One reachability probe of `target` now (a `HEAD` whose status is ignored: any HTTP answer proves the
     /// endpoint reachable). The result also feeds the target's health. `completion` runs on the reactor queue.
     func probe(_ target: Target, completion: @escaping @Sendable (ProbeResult) -> Void) {
-        let request = HTTPRequest(method: "HEAD", url: target.url, timeout: .seconds(5), connectTimeout: .seconds(5),
-                                  captureHeaders: [], maxResponseBodyBytes: 0, connection: target.connection)
+        let request = HTTPRequest(
+            method: "HEAD", url: target.url, timeout: .seconds(5), connectTimeout: .seconds(5),
+            captureHeaders: [], maxResponseBodyBytes: 0, connection: target.connection)
         let started = WallClock.monotonic()
         reactor.submit(request) { [self] result in
             var probe = ProbeResult(target: target.name, reachable: true, durationSeconds: WallClock.monotonic() - started)
@@ -111,8 +112,10 @@ extension FanoutPublisher {
     /// target types are reported failed (`format`): select them per alert with `publish(_:)`. The report names
     /// the group (`AlertBatch.groupAlert`). `completion` is called exactly once, as for `publish(_:)`.
     @discardableResult
-    public func publish(group batch: AlertBatch, options: PublishOptions = .init(), callbackQueue: DispatchQueue? = nil,
-                        completion: @escaping @Sendable (Result<PublishReport, PublishError>) -> Void) -> PublishHandle {
+    public func publish(
+        group batch: AlertBatch, options: PublishOptions = .init(), callbackQueue: DispatchQueue? = nil,
+        completion: @escaping @Sendable (Result<PublishReport, PublishError>) -> Void
+    ) -> PublishHandle {
         start(batch.groupAlert, options: options, batch: batch, group: true, callbackQueue: callbackQueue, completion: completion)
     }
 
@@ -137,9 +140,10 @@ extension AlertBatch {
         keyed["__group_key__"] = groupKey ?? ""
         let firing = alerts.contains { $0.status == .firing }
         let start = alerts.map(\.startsAt).min() ?? Timestamp(seconds: 0)
-        return Alert(labels: labels, status: firing ? .firing : .resolved, startsAt: start,
-                     endsAt: firing ? nil : alerts.compactMap(\.endsAt).max(),
-                     fingerprint: Alert.fingerprint(of: keyed))
+        return Alert(
+            labels: labels, status: firing ? .firing : .resolved, startsAt: start,
+            endsAt: firing ? nil : alerts.compactMap(\.endsAt).max(),
+            fingerprint: Alert.fingerprint(of: keyed))
     }
 }
 

@@ -2,9 +2,9 @@
 import CoreMetrics
 import CurlReactor
 import DequeModule
+import Dispatch
 import FanoutCore
 import Logging
-import Dispatch
 import Synchronization
 
 /// Publishes each alert to its targets in parallel, on the reactor shared by every publish. Completions are
@@ -34,9 +34,11 @@ public final class FanoutPublisher: @unchecked Sendable {
     /// Uses `reactor` when given (shared with other users), else creates and owns one. `logger` gets one line
     /// per publish (info, warning on partial success, error when no target succeeded) and debug lines per
     /// target; `metrics` receives the metrics named in `FanoutMetricNames` (nil: none recorded).
-    public init(targets: TargetsConfig, reactor: CurlReactor? = nil, resilience: ResilienceConfig = .init(),
-                logger: Logger = Logger(label: "alertfanout", factory: { _ in SwiftLogNoOpLogHandler() }),
-                metrics: MetricsFactory? = nil) throws {
+    public init(
+        targets: TargetsConfig, reactor: CurlReactor? = nil, resilience: ResilienceConfig = .init(),
+        logger: Logger = Logger(label: "alertfanout", factory: { _ in SwiftLogNoOpLogHandler() }),
+        metrics: MetricsFactory? = nil
+    ) throws {
         book = GuardBook(config: resilience)
         self.logger = logger
         self.metrics = metrics.map(FanoutMetrics.init)
@@ -198,8 +200,10 @@ public final class FanoutPublisher: @unchecked Sendable {
         }
         if logger.logLevel <= .debug {
             for t in report.results {
-                var meta: Logger.Metadata = ["target": "\(t.target)", "type": "\(t.type)", "outcome": "\(t.outcome.rawValue)",
-                                             "attempts": "\(t.attempts)", "duration_ms": "\(Int(t.durationSeconds * 1000))"]
+                var meta: Logger.Metadata = [
+                    "target": "\(t.target)", "type": "\(t.type)", "outcome": "\(t.outcome.rawValue)",
+                    "attempts": "\(t.attempts)", "duration_ms": "\(Int(t.durationSeconds * 1000))",
+                ]
                 if let s = t.httpStatus { meta["http_status"] = "\(s)" }
                 if let k = t.errorKind { meta["error_kind"] = "\(k)" }
                 if let r = t.skipReason { meta["skip_reason"] = "\(r.rawValue)" }
@@ -207,9 +211,14 @@ public final class FanoutPublisher: @unchecked Sendable {
                 logger.debug("target result", metadata: meta)
             }
         }
-        let message: Logger.Message = report.allSucceeded ? "alert delivered to every target" : report.succeeded > 0 ? "alert partially delivered" : "alert reached no target"
-        logger.log(level: level, message, metadata: ["succeeded": "\(report.succeeded)", "failed": "\(report.failed)", "skipped": "\(report.skipped)",
-                                                       "duration_ms": "\(Int(report.durationSeconds * 1000))"])
+        let message: Logger.Message =
+            report.allSucceeded ? "alert delivered to every target" : report.succeeded > 0 ? "alert partially delivered" : "alert reached no target"
+        logger.log(
+            level: level, message,
+            metadata: [
+                "succeeded": "\(report.succeeded)", "failed": "\(report.failed)", "skipped": "\(report.skipped)",
+                "duration_ms": "\(Int(report.durationSeconds * 1000))",
+            ])
     }
 
     func lane(for target: Target, options: PublishOptions) -> TargetLane {
@@ -233,7 +242,10 @@ public final class FanoutPublisher: @unchecked Sendable {
                 if let t = config[n] { out.append(t) } else { unknown.append(n) }
             }
             guard unknown.isEmpty else {
-                return .failure(.invalidInput("unknown target\(unknown.count == 1 ? "" : "s"): \(unknown.joined(separator: ", ")) (configured: \(config.targets.map(\.name).joined(separator: ", ")))"))
+                return .failure(
+                    .invalidInput(
+                        "unknown target\(unknown.count == 1 ? "" : "s"): \(unknown.joined(separator: ", ")) (configured: \(config.targets.map(\.name).joined(separator: ", ")))"
+                    ))
             }
             return .success(out)
         }

@@ -23,8 +23,10 @@ public struct PublishOptions: Sendable, Hashable {
     /// attempt will be retried): the publisher then logs the publish at debug level only.
     public var logsOutcome: Bool
 
-    public init(deadline: Duration = .seconds(10), strategy: HealthStrategy = .skipUnhealthy, selection: TargetSelection = .all,
-                maxInFlightPerTarget: Int? = nil, defaultTargetTimeout: Duration = .seconds(10), logsOutcome: Bool = true) {
+    public init(
+        deadline: Duration = .seconds(10), strategy: HealthStrategy = .skipUnhealthy, selection: TargetSelection = .all,
+        maxInFlightPerTarget: Int? = nil, defaultTargetTimeout: Duration = .seconds(10), logsOutcome: Bool = true
+    ) {
         self.logsOutcome = logsOutcome
         self.deadline = deadline
         self.strategy = strategy

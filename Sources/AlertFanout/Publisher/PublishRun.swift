@@ -19,8 +19,10 @@ final class PublishRun: @unchecked Sendable {
     /// What the targets' requests share (one webhook body for every webhook target).
     let memo = FormatMemo()
 
-    init(publisher: FanoutPublisher, alert: Alert, targets: [Target], options: PublishOptions, batch: AlertBatch?, group: Bool = false,
-         completion: @escaping @Sendable (Result<PublishReport, PublishError>) -> Void) {
+    init(
+        publisher: FanoutPublisher, alert: Alert, targets: [Target], options: PublishOptions, batch: AlertBatch?, group: Bool = false,
+        completion: @escaping @Sendable (Result<PublishReport, PublishError>) -> Void
+    ) {
         self.group = group
         self.publisher = publisher
         self.alert = alert
@@ -81,15 +83,19 @@ final class PublishRun: @unchecked Sendable {
     private func send(index: Int, attempt: Int, timeoutSeconds: Double) {
         let target = targets[index]
         let formatter = Formatters.formatter(for: target.type)
-        var context = FormatContext(now: WallClock.now(), batch: batch,
-                                    rootlyAlertID: target.type == .rootly ? publisher.rootlyIndex.id(target: target.name, fingerprint: alert.fingerprint) : nil)
+        var context = FormatContext(
+            now: WallClock.now(), batch: batch,
+            rootlyAlertID: target.type == .rootly ? publisher.rootlyIndex.id(target: target.name, fingerprint: alert.fingerprint) : nil)
         if !group { context.memo = memo }
         let request: OutboundRequest
         do {
             if group, let batch {
                 guard let r = try formatter.request(forGroup: batch, target: target, context: context) else {
-                    finished(index, .failed(kind: "format", status: nil, message: "\(target.type.rawValue) targets take one alert per request, not a group",
-                                            retryable: false, safeToRepeat: false, retryAfterSeconds: nil, action: nil))
+                    finished(
+                        index,
+                        .failed(
+                            kind: "format", status: nil, message: "\(target.type.rawValue) targets take one alert per request, not a group",
+                            retryable: false, safeToRepeat: false, retryAfterSeconds: nil, action: nil))
                     return
                 }
                 request = r
@@ -98,7 +104,8 @@ final class PublishRun: @unchecked Sendable {
             }
         } catch {
             let kind = error.kind == .missingState ? "missing_state" : "format"
-            finished(index, .failed(kind: kind, status: nil, message: error.message, retryable: false, safeToRepeat: false, retryAfterSeconds: nil, action: nil))
+            finished(
+                index, .failed(kind: kind, status: nil, message: error.message, retryable: false, safeToRepeat: false, retryAfterSeconds: nil, action: nil))
             return
         }
         let lane = publisher.lane(for: target, options: options)
@@ -112,8 +119,11 @@ final class PublishRun: @unchecked Sendable {
             let timeout = min(timeoutSeconds, machine.deadline - now)
             guard timeout > 0.001 else {
                 lane.release()
-                finished(index, .failed(kind: "timeout", status: nil, message: "the publish deadline passed while waiting for a slot to \(target.name)",
-                                        retryable: true, safeToRepeat: true, retryAfterSeconds: nil, action: request.action))
+                finished(
+                    index,
+                    .failed(
+                        kind: "timeout", status: nil, message: "the publish deadline passed while waiting for a slot to \(target.name)",
+                        retryable: true, safeToRepeat: true, retryAfterSeconds: nil, action: request.action))
                 return
             }
             let http = HTTPRequest(
@@ -129,8 +139,10 @@ final class PublishRun: @unchecked Sendable {
         }
     }
 
-    private func received(index: Int, target: Target, request: OutboundRequest, formatter: any AlertFormatter,
-                          result: Result<HTTPResponse, TransferError>) {
+    private func received(
+        index: Int, target: Target, request: OutboundRequest, formatter: any AlertFormatter,
+        result: Result<HTTPResponse, TransferError>
+    ) {
         guard !finished else { return }
         let outcome: FanoutMachine.AttemptOutcome
         switch result {
@@ -147,17 +159,20 @@ final class PublishRun: @unchecked Sendable {
                 }
                 outcome = .delivered(status: response.status, action: request.action, detail: detail)
             case .permanent(let message):
-                outcome = .failed(kind: "http_status", status: response.status, message: message, retryable: false,
-                                  safeToRepeat: false, retryAfterSeconds: nil, action: request.action)
+                outcome = .failed(
+                    kind: "http_status", status: response.status, message: message, retryable: false,
+                    safeToRepeat: false, retryAfterSeconds: nil, action: request.action)
             case .retryable(let message, let retryAfter):
                 let seconds = retryAfter.flatMap { RetryAfter.seconds($0, nowEpochSeconds: WallClock.epochSeconds()) }
-                outcome = .failed(kind: "http_status", status: response.status, message: message, retryable: true,
-                                  safeToRepeat: request.idempotent || RetryPolicy.provesNotProcessed(kind: "http_status", status: response.status),
-                                  retryAfterSeconds: seconds, action: request.action)
+                outcome = .failed(
+                    kind: "http_status", status: response.status, message: message, retryable: true,
+                    safeToRepeat: request.idempotent || RetryPolicy.provesNotProcessed(kind: "http_status", status: response.status),
+                    retryAfterSeconds: seconds, action: request.action)
             case .gone(let message):
                 // FanoutMachine remembers the target as gone (GuardBook) and skips it from now on.
-                outcome = .failed(kind: FanoutMachine.endpointGoneKind, status: response.status, message: message, retryable: false,
-                                  safeToRepeat: false, retryAfterSeconds: nil, action: request.action)
+                outcome = .failed(
+                    kind: FanoutMachine.endpointGoneKind, status: response.status, message: message, retryable: false,
+                    safeToRepeat: false, retryAfterSeconds: nil, action: request.action)
             }
         case .failure(let error):
             let kind: String
@@ -166,9 +181,10 @@ final class PublishRun: @unchecked Sendable {
             case .cancelled, .shutdown: kind = "cancelled"
             default: kind = error.kind.rawValue
             }
-            outcome = .failed(kind: kind, status: nil, message: error.message, retryable: RetryPolicy.isRetryableTransport(kind),
-                              safeToRepeat: request.idempotent || RetryPolicy.provesNotProcessed(kind: kind, status: nil),
-                              retryAfterSeconds: nil, action: request.action)
+            outcome = .failed(
+                kind: kind, status: nil, message: error.message, retryable: RetryPolicy.isRetryableTransport(kind),
+                safeToRepeat: request.idempotent || RetryPolicy.provesNotProcessed(kind: kind, status: nil),
+                retryAfterSeconds: nil, action: request.action)
         }
         finished(index, PublishRun.scrubbed(outcome, target: target))
     }
@@ -177,8 +193,9 @@ final class PublishRun: @unchecked Sendable {
     /// webhook URL is itself a secret) are replaced before anything reaches a report.
     static func scrubbed(_ outcome: FanoutMachine.AttemptOutcome, target: Target) -> FanoutMachine.AttemptOutcome {
         guard case .failed(let kind, let status, let message, let retryable, let safe, let retryAfter, let action) = outcome else { return outcome }
-        return .failed(kind: kind, status: status, message: scrubbedMessage(message, target: target), retryable: retryable,
-                       safeToRepeat: safe, retryAfterSeconds: retryAfter, action: action)
+        return .failed(
+            kind: kind, status: status, message: scrubbedMessage(message, target: target), retryable: retryable,
+            safeToRepeat: safe, retryAfterSeconds: retryAfter, action: action)
     }
 
     /// `message` without the target's secret, proxy URL, key password or URL.

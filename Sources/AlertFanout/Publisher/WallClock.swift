@@ -1,7 +1,8 @@
 // WallClock: the current UTC time and a monotonic reading, for the publisher (FanoutCore never reads clocks itself).
 import Dispatch
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 enum WallClock {

@@ -14,17 +14,18 @@ final class HdrLogWriter: @unchecked Sendable {
         }
         handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
         let header = """
-        #[Histogram log format version 1.3]
-        #[StartTime: \(String(format: "%.3f", startEpochSeconds)) (seconds since epoch)]
-        #[Values are microseconds; Interval_Max is in seconds]
-        "StartTimestamp","Interval_Length","Interval_Max","Interval_Compressed_Histogram"
+            #[Histogram log format version 1.3]
+            #[StartTime: \(String(format: "%.3f", startEpochSeconds)) (seconds since epoch)]
+            #[Values are microseconds; Interval_Max is in seconds]
+            "StartTimestamp","Interval_Length","Interval_Max","Interval_Compressed_Histogram"
 
-        """
+            """
         handle.write(Data(header.utf8))
     }
 
     func write(startOffset: Double, length: Double, histogram h: MicrosHistogram) {
-        let line = String(format: "%.3f,%.3f,%.6f,", startOffset, length, Double(h.max) / 1e6)
+        let line =
+            String(format: "%.3f,%.3f,%.6f,", startOffset, length, Double(h.max) / 1e6)
             + HdrLogWriter.compressedBase64(h) + "\n"
         handle.write(Data(line.utf8))
     }

@@ -114,7 +114,10 @@ final class LoadEngine: @unchecked Sendable {
 
     private func issueClosed() {
         let t = now()
-        guard mayIssue(t) else { stopIssuing(); return }
+        guard mayIssue(t) else {
+            stopIssuing()
+            return
+        }
         send(urlIndex: schedule.nextURL(), intended: t, sentAt: t)
     }
 
@@ -174,15 +177,18 @@ final class LoadEngine: @unchecked Sendable {
             intervalStart = t
         }
         if let cb = onProgress, !final {
-            var requests = 0, errors = 0
+            var requests = 0
+            var errors = 0
             var lat = makeMicrosHistogram()
             for s in perURL {
                 requests += s.requests
                 errors += s.errors
                 lat.add(s.latency)
             }
-            cb(LoadProgress(elapsedSeconds: Double(t - start) / 1e9, requests: requests, errors: errors,
-                            p99Micros: lat.totalCount > 0 ? lat.valueAtPercentile(99) : 0))
+            cb(
+                LoadProgress(
+                    elapsedSeconds: Double(t - start) / 1e9, requests: requests, errors: errors,
+                    p99Micros: lat.totalCount > 0 ? lat.valueAtPercentile(99) : 0))
         }
     }
 
@@ -194,8 +200,10 @@ final class LoadEngine: @unchecked Sendable {
         reporter = nil
         if interval != nil { report(final: true) }
         let elapsed = Double(now() - start) / 1e9
-        c.resume(returning: LoadResult(plan: plan, perURL: perURL, elapsedSeconds: elapsed,
-                                       cpuSeconds: processCPUSeconds() - cpuStart, interrupted: interrupted,
-                                       connectionsOpened: reactor.stats().connectionsOpened))
+        c.resume(
+            returning: LoadResult(
+                plan: plan, perURL: perURL, elapsedSeconds: elapsed,
+                cpuSeconds: processCPUSeconds() - cpuStart, interrupted: interrupted,
+                connectionsOpened: reactor.stats().connectionsOpened))
     }
 }

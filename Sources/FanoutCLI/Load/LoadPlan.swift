@@ -25,8 +25,9 @@ struct LoadPlan: Sendable {
     var seed: UInt64
 
     func request(_ urlIndex: Int) -> HTTPRequest {
-        HTTPRequest(method: method, url: urls[urlIndex].url, headers: headers, body: body, timeout: timeout,
-                    captureHeaders: [], forbidReuse: !keepAlive, httpVersion: http2 ? .http2 : .http1_1)
+        HTTPRequest(
+            method: method, url: urls[urlIndex].url, headers: headers, body: body, timeout: timeout,
+            captureHeaders: [], forbidReuse: !keepAlive, httpVersion: http2 ? .http2 : .http1_1)
     }
 }
 
@@ -40,7 +41,10 @@ struct LoadSchedule: Sendable {
 
     init(urls: [WeightedURL], rate: Double?, seed: UInt64) {
         var sum = 0.0
-        cumulative = urls.map { sum += $0.weight; return sum }
+        cumulative = urls.map {
+            sum += $0.weight
+            return sum
+        }
         self.rate = rate
         rng = SplitMix64(seed: seed)
     }

@@ -47,14 +47,18 @@ struct LoadReport: Sendable {
             .object(d.map { ("\($0.key)", JSONValue.int($0.value)) }.sorted { $0.0 < $1.0 })
         }
         func statsJSON(_ s: LoadStats) -> [(String, JSONValue)] {
-            [("requests", .int(s.requests)), ("errors", .int(s.errors)), ("bytes", .int(s.bytes)),
-             ("statuses", counts(s.statuses)), ("error_kinds", counts(s.errorKinds)),
-             ("latency_us", s.latency.summaryJSON), ("connect_us", s.connect.summaryJSON), ("ttfb_us", s.firstByte.summaryJSON)]
+            [
+                ("requests", .int(s.requests)), ("errors", .int(s.errors)), ("bytes", .int(s.bytes)),
+                ("statuses", counts(s.statuses)), ("error_kinds", counts(s.errorKinds)),
+                ("latency_us", s.latency.summaryJSON), ("connect_us", s.connect.summaryJSON), ("ttfb_us", s.firstByte.summaryJSON),
+            ]
                 + (mode == "open" ? [("schedule_lag_us", s.lag.summaryJSON)] : [])
         }
         func histograms(_ s: LoadStats) -> JSONValue {
-            .object([("latency", s.latency.bucketsJSON), ("connect", s.connect.bucketsJSON), ("ttfb", s.firstByte.bucketsJSON),
-                     ("schedule_lag", s.lag.bucketsJSON)])
+            .object([
+                ("latency", s.latency.bucketsJSON), ("connect", s.connect.bucketsJSON), ("ttfb", s.firstByte.bucketsJSON),
+                ("schedule_lag", s.lag.bucketsJSON),
+            ])
         }
         let requests = t.requests
         var m: [(String, JSONValue)] = [
@@ -66,9 +70,14 @@ struct LoadReport: Sendable {
             ("connections_opened", .int(connectionsOpened)),
         ]
         m += statsJSON(t)
-        m.append(("urls", .array(urls.map { u in
-            .object([("url", .string(u.url)), ("weight", .double(u.weight))] + statsJSON(u.stats) + [("histograms", histograms(u.stats))])
-        })))
+        m.append(
+            (
+                "urls",
+                .array(
+                    urls.map { u in
+                        .object([("url", .string(u.url)), ("weight", .double(u.weight))] + statsJSON(u.stats) + [("histograms", histograms(u.stats))])
+                    })
+            ))
         m.append(("histograms", histograms(t)))
         return .object(m)
     }
@@ -100,7 +109,8 @@ struct LoadReport: Sendable {
             for (k, c) in u["statuses"]?.objectValue ?? [] { if let code = Int(k), let n = c.intValue { s.statuses[code] = n } }
             for (k, c) in u["error_kinds"]?.objectValue ?? [] { if let n = c.intValue { s.errorKinds[k] = n } }
             guard let lat = MicrosHistogram.fromBuckets(h["latency"]), let con = MicrosHistogram.fromBuckets(h["connect"]),
-                  let ttfb = MicrosHistogram.fromBuckets(h["ttfb"]), let lag = MicrosHistogram.fromBuckets(h["schedule_lag"]) else {
+                let ttfb = MicrosHistogram.fromBuckets(h["ttfb"]), let lag = MicrosHistogram.fromBuckets(h["schedule_lag"])
+            else {
                 return .failure(InputError(message: "histograms of \(url) are malformed"))
             }
             s.latency = lat
@@ -113,12 +123,15 @@ struct LoadReport: Sendable {
     }
 
     static var empty: LoadReport {
-        LoadReport(mode: "closed", concurrency: 0, rate: nil, durationSeconds: 0, elapsedSeconds: 0, interrupted: false, runs: 0,
-                   cpuSeconds: 0, connectionsOpened: 0, achievedRPS: 0, urls: [])
+        LoadReport(
+            mode: "closed", concurrency: 0, rate: nil, durationSeconds: 0, elapsedSeconds: 0, interrupted: false, runs: 0,
+            cpuSeconds: 0, connectionsOpened: 0, achievedRPS: 0, urls: [])
     }
 
-    private init(mode: String, concurrency: Int, rate: Double?, durationSeconds: Double?, elapsedSeconds: Double, interrupted: Bool,
-                 runs: Int, cpuSeconds: Double, connectionsOpened: Int, achievedRPS: Double, urls: [(url: String, weight: Double, stats: LoadStats)]) {
+    private init(
+        mode: String, concurrency: Int, rate: Double?, durationSeconds: Double?, elapsedSeconds: Double, interrupted: Bool,
+        runs: Int, cpuSeconds: Double, connectionsOpened: Int, achievedRPS: Double, urls: [(url: String, weight: Double, stats: LoadStats)]
+    ) {
         self.mode = mode
         self.concurrency = concurrency
         self.rate = rate
@@ -135,7 +148,10 @@ struct LoadReport: Sendable {
     /// Runs made side by side (several machines, one share each): counts and histograms add up exactly;
     /// rates and concurrency add up (they ran at the same time); elapsed is the longest run.
     mutating func merge(_ o: LoadReport) {
-        if runs == 0 { self = o; return }
+        if runs == 0 {
+            self = o
+            return
+        }
         runs += o.runs
         concurrency += o.concurrency
         if let a = rate, let b = o.rate { rate = a + b } else { rate = rate ?? o.rate }
@@ -159,11 +175,15 @@ struct LoadReport: Sendable {
     func render(title: String) -> String {
         let t = total
         var out = [title]
-        out.append("  requests     \(t.requests) in \(fmt(elapsedSeconds, 2)) s = \(fmt(achievedRPS, 0)) req/s\(rate.map { " (target \(fmt($0, 0))/s)" } ?? "")\(interrupted ? "  [interrupted]" : "")")
+        out.append(
+            "  requests     \(t.requests) in \(fmt(elapsedSeconds, 2)) s = \(fmt(achievedRPS, 0)) req/s\(rate.map { " (target \(fmt($0, 0))/s)" } ?? "")\(interrupted ? "  [interrupted]" : "")"
+        )
         // Failures first: a run in which most requests failed must not read as a fast run.
         let responses = t.requests - t.errors
         let share = t.requests > 0 ? Double(t.errors) / Double(t.requests) * 100 : 0
-        out.append("  responses    \(responses) = \(fmt(elapsedSeconds > 0 ? Double(responses) / elapsedSeconds : 0, 0)) responses/s; failed without a response: \(t.errors) (\(fmt(share, share > 0 && share < 0.1 ? 3 : 1)) %)\(share >= 50 ? "  ← MOST REQUESTS FAILED" : "")")
+        out.append(
+            "  responses    \(responses) = \(fmt(elapsedSeconds > 0 ? Double(responses) / elapsedSeconds : 0, 0)) responses/s; failed without a response: \(t.errors) (\(fmt(share, share > 0 && share < 0.1 ? 3 : 1)) %)\(share >= 50 ? "  ← MOST REQUESTS FAILED" : "")"
+        )
         out += latencyLines(t, indent: "  ")
         let statuses = t.statuses.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ")
         out.append("  statuses     \(statuses.isEmpty ? "none" : statuses)")

@@ -81,7 +81,8 @@ extension Histogram where Count == UInt64 {
         var h = makeMicrosHistogram()
         for item in items {
             guard let pair = item.arrayValue, pair.count == 2, let value = pair[0].intValue, let count = pair[1].intValue,
-                  value >= 0, count >= 0 else { return nil }
+                value >= 0, count >= 0
+            else { return nil }
             _ = h.record(UInt64(value), count: UInt64(count))
         }
         return h

@@ -7,7 +7,7 @@ let package = Package(
     name: "ahc-load",
     dependencies: [.package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0")],
     targets: [
-        .executableTarget(name: "ahc-load", dependencies: [.product(name: "AsyncHTTPClient", package: "async-http-client")]),
+        .executableTarget(name: "ahc-load", dependencies: [.product(name: "AsyncHTTPClient", package: "async-http-client")])
     ],
     swiftLanguageModes: [.v6]
 )

@@ -214,8 +214,10 @@ public struct MockTLS: Sendable {
         var nio: TLSVersion { self == .tls12 ? .tlsv12 : .tlsv13 }
     }
 
-    public init(certificateFile: String, keyFile: String, clientCAFile: String? = nil,
-                minimumVersion: Version = .tls12, maximumVersion: Version? = nil) {
+    public init(
+        certificateFile: String, keyFile: String, clientCAFile: String? = nil,
+        minimumVersion: Version = .tls12, maximumVersion: Version? = nil
+    ) {
         self.certificateFile = certificateFile
         self.keyFile = keyFile
         self.clientCAFile = clientCAFile

@@ -30,8 +30,9 @@ public enum VendorSimulators {
             }
             if dedup.count > 255 { errors.append("'dedup_key' is longer than 255 characters") }
             if !errors.isEmpty { return pdError(errors, delay) }
-            return .respond(status: 202, body: body(["status": "success", "message": "Event processed", "dedup_key": dedup]),
-                            headers: [("Content-Type", "application/json")], delay: delay)
+            return .respond(
+                status: 202, body: body(["status": "success", "message": "Event processed", "dedup_key": dedup]),
+                headers: [("Content-Type", "application/json")], delay: delay)
         }
     }
 
@@ -71,11 +72,13 @@ public enum VendorSimulators {
             if parts.count == 4, parts[0] == "v1", parts[1] == "alerts", parts[3] == "resolve" {
                 let id = String(parts[2])
                 let known = ids.withLockedValue { $0.open.remove(id) != nil }
-                return known ? .respond(status: 200, body: body(["data": ["id": id, "type": "alerts"]]), delay: delay)
+                return known
+                    ? .respond(status: 200, body: body(["data": ["id": id, "type": "alerts"]]), delay: delay)
                     : rootlyError(404, "Not found", delay)
             }
             guard req.path == "/v1/alerts", let obj = json(req.body), let data = obj["data"] as? [String: Any],
-                  data["type"] as? String == "alerts", let attrs = data["attributes"] as? [String: Any] else {
+                data["type"] as? String == "alerts", let attrs = data["attributes"] as? [String: Any]
+            else {
                 return rootlyError(422, "data.type must be alerts", delay)
             }
             guard !(attrs["summary"] as? String ?? "").isEmpty, !(attrs["source"] as? String ?? "").isEmpty else {
@@ -95,7 +98,8 @@ public enum VendorSimulators {
     public static func alertmanagerReceiver(delay: Duration = .zero) -> MockBehavior {
         .custom { req in
             guard let obj = json(req.body), obj["version"] as? String == "4", let alerts = obj["alerts"] as? [[String: Any]], !alerts.isEmpty,
-                  alerts.allSatisfy({ ($0["fingerprint"] as? String)?.count == 16 && $0["labels"] is [String: Any] }) else {
+                alerts.allSatisfy({ ($0["fingerprint"] as? String)?.count == 16 && $0["labels"] is [String: Any] })
+            else {
                 return .text("bad alertmanager payload", status: 400, delay: delay)
             }
             return .text("", delay: delay)

@@ -1,10 +1,11 @@
 // mock-target: runs a MockTarget by hand on a loopback address until interrupted.
 import ArgumentParser
 import Dispatch
-#if canImport(Glibc)
-import Glibc
-#endif
 import MockTarget
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 @main
 struct MockTargetCommand: ParsableCommand {

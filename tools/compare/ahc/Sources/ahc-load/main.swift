@@ -18,7 +18,8 @@ let end = start.addingTimeInterval(seconds)
 let (requests, errors) = await withTaskGroup(of: (Int, Int).self) { group in
     for _ in 0..<concurrency {
         group.addTask {
-            var ok = 0, failed = 0
+            var ok = 0
+            var failed = 0
             while Date() < end {
                 do {
                     let response = try await client.execute(HTTPClientRequest(url: url), timeout: .seconds(30))
@@ -32,7 +33,10 @@ let (requests, errors) = await withTaskGroup(of: (Int, Int).self) { group in
         }
     }
     var total = (0, 0)
-    for await r in group { total.0 += r.0; total.1 += r.1 }
+    for await r in group {
+        total.0 += r.0
+        total.1 += r.1
+    }
     return total
 }
 print("requests \(requests) errors \(errors) seconds \(String(format: "%.3f", Date().timeIntervalSince(start)))")

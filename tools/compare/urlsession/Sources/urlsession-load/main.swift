@@ -1,8 +1,9 @@
 // urlsession-load: N concurrent workers, each fetching the URL with URLSession until the time is up.
 //   usage: urlsession-load URL CONCURRENCY SECONDS  →  prints "requests N errors E seconds S"
 import Foundation
+
 #if canImport(FoundationNetworking)
-import FoundationNetworking
+    import FoundationNetworking
 #endif
 
 let args = CommandLine.arguments
@@ -19,7 +20,8 @@ let end = start.addingTimeInterval(seconds)
 let (requests, errors) = await withTaskGroup(of: (Int, Int).self) { group in
     for _ in 0..<concurrency {
         group.addTask {
-            var ok = 0, failed = 0
+            var ok = 0
+            var failed = 0
             repeat {
                 do {
                     _ = try await session.data(from: url)
@@ -32,7 +34,10 @@ let (requests, errors) = await withTaskGroup(of: (Int, Int).self) { group in
         }
     }
     var total = (0, 0)
-    for await r in group { total.0 += r.0; total.1 += r.1 }
+    for await r in group {
+        total.0 += r.0
+        total.1 += r.1
+    }
     return total
 }
 print("requests \(requests) errors \(errors) seconds \(String(format: "%.3f", Date().timeIntervalSince(start)))")
