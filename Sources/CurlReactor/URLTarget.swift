@@ -42,3 +42,12 @@ struct URLTarget: Sendable, Hashable {
         return .success(URLTarget(scheme: scheme, host: host.lowercased(), port: port))
     }
 }
+
+/// Whether `host` names this machine's loopback: `localhost` and `*.localhost` (RFC 6761), 127.0.0.0/8, or ::1
+/// (with or without brackets). The one loopback rule of the package (targets, the service's listen address, tools).
+package func isLoopbackHost(_ host: String) -> Bool {
+    let h = host.lowercased()
+    if h == "localhost" || h.hasSuffix(".localhost") || h == "::1" || h == "[::1]" { return true }
+    let parts = h.split(separator: ".", omittingEmptySubsequences: false)
+    return parts.count == 4 && parts[0] == "127" && parts.allSatisfy { p in p.count <= 3 && (Int(p).map { (0...255).contains($0) } ?? false) }
+}

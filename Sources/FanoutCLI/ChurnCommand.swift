@@ -27,7 +27,7 @@ struct ChurnCommand: AsyncParsableCommand {
     func validate() throws {
         guard requests >= 1, window >= 1 else { throw ValidationError("--requests and --window must be at least 1") }
         if let nginx {
-            guard let u = URLComponents(string: nginx), u.scheme == "http", let host = u.host, ["127.0.0.1", "localhost", "::1", "[::1]"].contains(host) else {
+            guard let u = URLComponents(string: nginx), u.scheme == "http", let host = u.host, isLoopbackHost(host) else {
                 throw ValidationError("--nginx must be an http URL on loopback (127.0.0.1, localhost or ::1), not '\(nginx)'")
             }
         }

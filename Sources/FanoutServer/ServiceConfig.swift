@@ -1,5 +1,6 @@
 // ServiceConfig: `fanout serve`'s config file — the targets plus an optional `server:` section — read and checked.
 import AlertFanout
+import CurlReactor
 import FanoutCore
 import FanoutStore
 
@@ -63,9 +64,7 @@ public struct ServerSettings: Sendable, Equatable {
     public var requiresAuth: Bool { bearerToken != nil || basicAuth != nil }
 
     /// The listen address is 127.0.0.0/8, ::1 or localhost.
-    public var isLoopback: Bool {
-        host == "localhost" || host == "::1" || host.hasPrefix("127.")
-    }
+    public var isLoopback: Bool { isLoopbackHost(host) }
 }
 
 /// The whole service configuration.

@@ -224,6 +224,15 @@ class ReactorReviewTests: ReactorTestCase {
         XCTAssertEqual(openSockets().subtracting(socketsBefore), [], "sockets left open")
     }
 
+    func testTheOneLoopbackRule() {
+        for host in ["localhost", "LocalHost", "api.localhost", "127.0.0.1", "127.255.255.254", "::1", "[::1]"] {
+            XCTAssertTrue(isLoopbackHost(host), host)
+        }
+        for host in ["", "127.0.0.256", "128.0.0.1", "localhost.example.com", "127.0.0", "0127.0.0.1", "::2", "10.0.0.1", "hooks.slack.com"] {
+            XCTAssertFalse(isLoopbackHost(host), host)
+        }
+    }
+
     func testNegativeDurationsClampToZero() {
         XCTAssertEqual(Duration.milliseconds(-500).nanosecondsClamped, 0)
         XCTAssertEqual(Duration.nanoseconds(-1).nanosecondsClamped, 0)

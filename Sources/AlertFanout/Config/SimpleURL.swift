@@ -1,4 +1,5 @@
 // SimpleURL: just enough URL parsing to validate target URLs (scheme, host, port) without Foundation or curl.
+import CurlReactor
 
 /// `scheme://[userinfo@]host[:port][/path][?query][#fragment]`, split and checked.
 struct SimpleURL: Sendable, Hashable {
@@ -45,11 +46,7 @@ struct SimpleURL: Sendable, Hashable {
     }
 
     /// Loopback hosts: `localhost`, `*.localhost`, 127.0.0.0/8 and ::1.
-    var isLoopback: Bool {
-        if host == "localhost" || host.hasSuffix(".localhost") || host == "::1" { return true }
-        let parts = host.split(separator: ".", omittingEmptySubsequences: false)
-        return parts.count == 4 && parts[0] == "127" && parts.allSatisfy { Int($0).map { (0...255).contains($0) } ?? false }
-    }
+    var isLoopback: Bool { isLoopbackHost(host) }
 }
 
 struct URLProblem: Error, Sendable, Hashable {
