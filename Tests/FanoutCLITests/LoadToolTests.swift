@@ -72,6 +72,10 @@ final class LoadToolTests: XCTestCase {
         let bs = (0..<20_000).reduce(0) { n, _ in n + big.nextURL() }
         XCTAssertEqual(Double(bs) / 20_000, 0.75, accuracy: 0.02, "weights 1:3")
         XCTAssertEqual([0, 1, 200, 1000].map { s1.intendedOffset($0) }, [0, 0.005, 1, 5], "request i is due i/rate s after the start")
+        // What the engine sends by: request i at i/rate s, so at t the first ⌊t·rate⌋ + 1 are due.
+        XCTAssertEqual([0, 1, 200, 1000].map { s1.intendedNanoseconds($0) }, [0, 5_000_000, 1_000_000_000, 5_000_000_000])
+        XCTAssertEqual([0, 4_999_999, 5_000_000, 1_000_000_000].map { s1.dueCount(elapsedNanoseconds: $0) }, [1, 1, 2, 201])
+        XCTAssertEqual(LoadSchedule(urls: urls, rate: nil, seed: 1).dueCount(elapsedNanoseconds: 9_000_000_000), 0, "the closed loop has no schedule")
     }
 
     func testReportedRequestsEqualWhatTheServerSaw() async throws {

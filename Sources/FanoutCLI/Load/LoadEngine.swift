@@ -123,16 +123,16 @@ final class LoadEngine: @unchecked Sendable {
 
     /// Sends every request that is due, up to the in-flight cap.
     private func pumpOpenLoop() {
-        guard let rate = plan.rate else { return }
+        guard plan.rate != nil else { return }
         let t = now()
         if t >= stopAt || issued >= plan.maxRequests {
             stopIssuing()
             finishIfDone()
             return
         }
-        let due = min(plan.maxRequests, Int(Double(t - start) / 1e9 * rate) + 1)
+        let due = min(plan.maxRequests, schedule.dueCount(elapsedNanoseconds: t - start))
         while issued < due && inFlight < plan.concurrency && !stopped {
-            let intended = start &+ UInt64(Double(issued) / rate * 1e9)
+            let intended = start &+ schedule.intendedNanoseconds(issued)
             send(urlIndex: schedule.nextURL(), intended: intended, sentAt: t)
         }
     }

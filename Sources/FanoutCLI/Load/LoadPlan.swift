@@ -61,4 +61,17 @@ struct LoadSchedule: Sendable {
         guard let rate else { return 0 }
         return Double(i) / rate
     }
+
+    /// The same in nanoseconds, as the engine schedules it.
+    func intendedNanoseconds(_ i: Int) -> UInt64 {
+        guard let rate else { return 0 }
+        return UInt64(Double(i) / rate * 1e9)
+    }
+
+    /// How many requests are due `elapsed` nanoseconds after the start (request i is due once i / rate s have
+    /// passed, so request 0 at once); 0 in the closed loop, which has no schedule.
+    func dueCount(elapsedNanoseconds elapsed: UInt64) -> Int {
+        guard let rate else { return 0 }
+        return Int(Double(elapsed) / 1e9 * rate) + 1
+    }
 }
