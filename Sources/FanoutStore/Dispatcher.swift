@@ -199,6 +199,8 @@ public final class Dispatcher: Sendable {
         state.withLock { s in for d in claimed { s.inFlight.insert(d.id) } }
         // The deliveries of one alert (or one group) to several targets go out as one publish: the request
         // bodies are made once and the targets are sent to in parallel, each with its own result and decision.
+        // The outcomes are recorded together when the publish ends, so a slow target holds its siblings' records
+        // (not their sending) until its attempt deadline; a crash in between sends those again (at least once).
         var groups: [[ClaimedDelivery]] = []
         var groupOf: [AlertKey: Int] = [:]
         for d in claimed {
