@@ -179,8 +179,13 @@ public final class Dispatcher: Sendable {
     }
 
     private func dispatch(_ claimed: [ClaimedDelivery]) async throws {
-        // The notifications, decoded once and cached.
-        let missing = Set(claimed.map(\.notificationID)).filter { id in batches.withLock { $0.entries[id] == nil } }
+        // The notifications, decoded once and cached. Taken out of the cache here, so that the cache making room
+        // for newer ones (the service adds every notification it stores) cannot take them from this dispatch.
+        var notes: [Int64: AlertBatch] = [:]
+        for id in Set(claimed.map(\.notificationID)) {
+            if let b = batches.withLock({ $0.entries[id] }) { notes[id] = b }
+        }
+        let missing = Set(claimed.map(\.notificationID)).subtracting(notes.keys)
         if !missing.isEmpty {
             let payloads = try await store.payloads(Array(missing))
             // Decoded with the time it was received (as the service did), so missing times are filled the same way.
@@ -188,7 +193,10 @@ public final class Dispatcher: Sendable {
             for d in claimed { received[d.notificationID] = d.createdAt }
             for (id, bytes) in payloads {
                 let now = WallTime.timestamp(milliseconds: Int64(((received[id] ?? 0) * 1000).rounded())).timestamp
-                if let b = try? AlertInput.decode(json: bytes, now: now) { batches.withLock { $0.put(id, b) } }
+                if let b = try? AlertInput.decode(json: bytes, now: now) {
+                    notes[id] = b
+                    batches.withLock { $0.put(id, b) }
+                }
             }
         }
         let config = publisher.config
@@ -212,7 +220,7 @@ public final class Dispatcher: Sendable {
                 groups.append([d])
             }
         }
-        for g in groups { send(g, config: config) }
+        for g in groups { send(g, config: config, notifications: notes) }
     }
 
     private struct AlertKey: Hashable {
@@ -221,7 +229,7 @@ public final class Dispatcher: Sendable {
     }
 
     /// Sends deliveries of one stored alert (or group) to their targets in one publish.
-    private func send(_ deliveries: [ClaimedDelivery], config: TargetsConfig) {
+    private func send(_ deliveries: [ClaimedDelivery], config: TargetsConfig, notifications: [Int64: AlertBatch]) {
         var live: [(ClaimedDelivery, Target)] = []
         var done: [DeliveryCompletion] = []
         for d in deliveries {
@@ -233,7 +241,7 @@ public final class Dispatcher: Sendable {
         }
         defer { if !done.isEmpty { record(done) } }
         guard let first = live.first?.0 else { return }
-        guard let batch = batches.withLock({ $0.entries[first.notificationID] }) else {
+        guard let batch = notifications[first.notificationID] else {
             for (d, _) in live { done.append(outcome(d, .dead(reason: "the stored notification cannot be read"), result: nil)) }
             return
         }
