@@ -4,7 +4,7 @@ import CoreMetrics
 import Dispatch
 import FanoutCore
 import Logging
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Works the outbox: claims due deliveries (leases), hands each to the `FanoutPublisher` (one target per
 /// delivery, or one group request for Slack and Alertmanager targets), decides what follows with
@@ -22,9 +22,9 @@ public final class Dispatcher: Sendable {
     let attemptDeadline: Duration
     let maxInFlight: Int
     let batchSize: Int
-    private let state = Mutex(State())
-    private let batches = Mutex(BatchCache())
-    private let rng = Mutex(SystemRandomNumberGenerator())
+    private let state = NIOLockedValueBox(State())
+    private let batches = NIOLockedValueBox(BatchCache())
+    private let rng = NIOLockedValueBox(SystemRandomNumberGenerator())
 
     struct State {
         var running = false
@@ -69,7 +69,7 @@ public final class Dispatcher: Sendable {
 
     /// Starts working the outbox (idempotent).
     public func start() {
-        state.withLock { s in
+        state.withLockedValue { s in
             guard !s.running else { return }
             s.running = true
             s.loop = Task { await self.loop() }
@@ -78,7 +78,7 @@ public final class Dispatcher: Sendable {
 
     /// New work was stored: look now rather than at the next poll.
     public func wake() {
-        let c = state.withLock { s -> CheckedContinuation<Void, Never>? in
+        let c = state.withLockedValue { s -> CheckedContinuation<Void, Never>? in
             if let c = s.sleeper {
                 s.sleeper = nil
                 return c
@@ -92,18 +92,18 @@ public final class Dispatcher: Sendable {
     /// Keeps a notification the caller just stored (decoded from its payload with its receive time), so its
     /// deliveries need no read-back.
     public func remember(_ notificationID: Int64, _ batch: AlertBatch) {
-        batches.withLock { $0.put(notificationID, batch) }
+        batches.withLockedValue { $0.put(notificationID, batch) }
     }
 
     /// Deliveries being sent now.
-    public var inFlight: Int { state.withLock { $0.inFlight.count } }
+    public var inFlight: Int { state.withLockedValue { $0.inFlight.count } }
     /// The last store error, while the store is failing.
-    public var lastError: String? { state.withLock { $0.lastError } }
+    public var lastError: String? { state.withLockedValue { $0.lastError } }
 
     /// Stops claiming, lets deliveries in flight finish within `grace`, then gives the rest back to the store
     /// (they are sent again by the next dispatcher). Returns when the loop has ended.
     public func stop(grace: Duration) async {
-        let loop = state.withLock { s -> Task<Void, Never>? in
+        let loop = state.withLockedValue { s -> Task<Void, Never>? in
             s.stopping = true
             return s.loop
         }
@@ -113,7 +113,7 @@ public final class Dispatcher: Sendable {
         while inFlight > 0 && ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(10))
         }
-        let left = state.withLock { Array($0.inFlight) }
+        let left = state.withLockedValue { Array($0.inFlight) }
         if !left.isEmpty {
             logger.warning("giving deliveries back to the store at shutdown", metadata: ["count": "\(left.count)"])
             try? await store.release(left, owner: owner)
@@ -124,7 +124,7 @@ public final class Dispatcher: Sendable {
 
     private func loop() async {
         var failures = 0
-        while !state.withLock({ $0.stopping }) {
+        while !state.withLockedValue({ $0.stopping }) {
             let room = maxInFlight - inFlight
             guard room > 0 else {
                 await sleep(0.05)
@@ -135,7 +135,7 @@ public final class Dispatcher: Sendable {
                 let claimed = try await store.claim(owner: owner, limit: min(batchSize, room), now: now, leaseSeconds: policy.leaseSeconds)
                 if failures > 0 { logger.notice("store reachable again") }
                 failures = 0
-                state.withLock { $0.lastError = nil }
+                state.withLockedValue { $0.lastError = nil }
                 if claimed.isEmpty {
                     await sleep(0.2)
                     continue
@@ -147,7 +147,7 @@ public final class Dispatcher: Sendable {
                 try await dispatch(claimed)
             } catch {
                 failures += 1
-                state.withLock { $0.lastError = "\(error)" }
+                state.withLockedValue { $0.lastError = "\(error)" }
                 logger.error("the store failed; retrying", metadata: ["error": "\(error)", "failures": "\(failures)"])
                 await sleep(min(5, 0.1 * Double(1 << min(failures, 6))))
             }
@@ -157,7 +157,7 @@ public final class Dispatcher: Sendable {
     /// Sleeps up to `seconds`, or until `wake()`.
     private func sleep(_ seconds: Double) async {
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let token = state.withLock { s -> UInt64? in
+            let token = state.withLockedValue { s -> UInt64? in
                 if s.woken || s.stopping {
                     s.woken = false
                     return nil
@@ -168,7 +168,7 @@ public final class Dispatcher: Sendable {
             }
             guard let token else { return c.resume() }
             DispatchQueue.global().asyncAfter(deadline: .now() + seconds) { [self] in
-                let c = state.withLock { s -> CheckedContinuation<Void, Never>? in
+                let c = state.withLockedValue { s -> CheckedContinuation<Void, Never>? in
                     guard s.sleepToken == token, let c = s.sleeper else { return nil }
                     s.sleeper = nil
                     return c
@@ -183,7 +183,7 @@ public final class Dispatcher: Sendable {
         // for newer ones (the service adds every notification it stores) cannot take them from this dispatch.
         var notes: [Int64: AlertBatch] = [:]
         for id in Set(claimed.map(\.notificationID)) {
-            if let b = batches.withLock({ $0.entries[id] }) { notes[id] = b }
+            if let b = batches.withLockedValue({ $0.entries[id] }) { notes[id] = b }
         }
         let missing = Set(claimed.map(\.notificationID)).subtracting(notes.keys)
         if !missing.isEmpty {
@@ -195,7 +195,7 @@ public final class Dispatcher: Sendable {
                 let now = WallTime.timestamp(milliseconds: Int64(((received[id] ?? 0) * 1000).rounded())).timestamp
                 if let b = try? AlertInput.decode(json: bytes, now: now) {
                     notes[id] = b
-                    batches.withLock { $0.put(id, b) }
+                    batches.withLockedValue { $0.put(id, b) }
                 }
             }
         }
@@ -204,7 +204,7 @@ public final class Dispatcher: Sendable {
         var rootlyKeys: [String] = []
         for d in claimed where config[d.target]?.type == .rootly && d.alertIndex >= 0 { rootlyKeys.append("\(d.target)|\(d.orderingKey)") }
         try await store.loadRootlyIDs(rootlyKeys, into: publisher)
-        state.withLock { s in for d in claimed { s.inFlight.insert(d.id) } }
+        state.withLockedValue { s in for d in claimed { s.inFlight.insert(d.id) } }
         // The deliveries of one alert (or one group) to several targets go out as one publish: the request
         // bodies are made once and the targets are sent to in parallel, each with its own result and decision.
         // The outcomes are recorded together when the publish ends, so a slow target holds its siblings' records
@@ -280,7 +280,7 @@ public final class Dispatcher: Sendable {
                 e.report?.results.first { $0.target == d.target }
                 ?? TargetResult(target: d.target, type: target.type.rawValue, outcome: .failed, errorKind: "format", message: "\(e)")
         }
-        let decision = rng.withLock { g in
+        let decision = rng.withLockedValue { g in
             policy.decide(
                 result, attempts: d.attempts, now: WallTime.now(), expiresAt: d.expiresAt,
                 ratePerSecond: target.effectiveRateLimit?.perSecond, rng: &g)
@@ -345,7 +345,7 @@ public final class Dispatcher: Sendable {
                     try? await Task.sleep(for: .milliseconds(100 << min(attempt, 5)))
                 }
             }
-            state.withLock { s in for c in completions { s.inFlight.remove(c.id) } }
+            state.withLockedValue { s in for c in completions { s.inFlight.remove(c.id) } }
             wake()
         }
     }

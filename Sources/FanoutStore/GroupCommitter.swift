@@ -1,5 +1,5 @@
 // GroupCommitter: runs work from many callers in batches — everything that arrived while one batch ran goes into the next.
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Many callers `submit` items and wait for their results; a single drainer hands every item that is waiting
 /// to `flush` at once (about `maxBatch`; one caller's items are never split), so under load many items share
@@ -18,7 +18,7 @@ final class GroupCommitter<Item: Sendable, Output: Sendable>: Sendable {
         var draining = false
     }
 
-    private let state = Mutex(State())
+    private let state = NIOLockedValueBox(State())
     private let flush: Flush
     private let maxBatch: Int
 
@@ -35,7 +35,7 @@ final class GroupCommitter<Item: Sendable, Output: Sendable>: Sendable {
     func submit(_ items: [Item]) async throws -> [Output] {
         guard !items.isEmpty else { return [] }
         return try await withCheckedThrowingContinuation { c in
-            let startDrainer = state.withLock { s -> Bool in
+            let startDrainer = state.withLockedValue { s -> Bool in
                 s.waiting.append(Waiting(items: items, continuation: c))
                 guard !s.draining else { return false }
                 s.draining = true
@@ -47,7 +47,7 @@ final class GroupCommitter<Item: Sendable, Output: Sendable>: Sendable {
 
     private func drain() async {
         while true {
-            let batch = state.withLock { s -> [Waiting] in
+            let batch = state.withLockedValue { s -> [Waiting] in
                 guard !s.waiting.isEmpty else {
                     s.draining = false
                     return []

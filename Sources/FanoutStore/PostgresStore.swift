@@ -2,10 +2,10 @@
 import FanoutCore
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import PostgresNIO
-import Synchronization
 
 /// The outbox for several replicas. Each claim takes due rows with `FOR UPDATE SKIP LOCKED` and a lease, so a
 /// delivery is worked by one replica at a time; rows leased by a replica that died are taken over when their
@@ -519,9 +519,9 @@ func drain(_ rows: PostgresRowSequence) async throws -> Int {
 
 /// True exactly once.
 final class Once: Sendable {
-    private let done = Mutex(false)
+    private let done = NIOLockedValueBox(false)
     func take() -> Bool {
-        done.withLock { d in
+        done.withLockedValue { d in
             defer { d = true }
             return !d
         }
