@@ -143,7 +143,8 @@ let package = Package(
         ),
         .testTarget(name: "FanoutCoreTests", dependencies: ["FanoutCore", "TestSupport"]),
         .target(name: "TestSupport", dependencies: ["CurlReactor", "MockTarget"], path: "Tests/TestSupport"),
-        .testTarget(name: "FanoutStoreTests", dependencies: ["FanoutStore", "FanoutCore", "TestSupport"]),
+        .testTarget(
+            name: "FanoutStoreTests", dependencies: ["FanoutStore", "FanoutCore", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(
             name: "FanoutServerTests",
             dependencies: [

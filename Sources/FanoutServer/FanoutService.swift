@@ -109,7 +109,7 @@ public final class FanoutService: Sendable {
         var knownTargets = Set<String>()
         while !Task.isCancelled {
             let now = WallTime.now()
-            if let metrics, let counts = try? await store.counts() {
+            if let metrics, let counts = try? await store.counts(includingFinished: false) {
                 knownTargets.formUnion(counts.byTarget.keys)
                 for t in knownTargets {
                     let c = counts.byTarget[t] ?? [:]

@@ -127,7 +127,9 @@ public protocol DeliveryStore: Sendable {
     func rootlyIDs(_ keys: [String]) async throws -> [String: String]
     func rememberRootlyID(target: String, fingerprint: String, id: String, now: Double) async throws
     func forgetRootlyID(target: String, fingerprint: String) async throws
-    func counts() async throws -> DeliveryCounts
+    /// Deliveries by target and state. Without `includingFinished`, only the open (`pending`, `leased`) and `dead`
+    /// ones, which costs what is open rather than everything retained (the service's gauges ask every second).
+    func counts(includingFinished: Bool) async throws -> DeliveryCounts
     func deadLetters(target: String?, limit: Int) async throws -> [DeadLetter]
     /// Makes dead letters pending again (one by id, or all of a target, or all). Returns how many.
     func replay(id: Int64?, target: String?, now: Double, ttl: Double) async throws -> Int
@@ -142,6 +144,9 @@ public protocol DeliveryStore: Sendable {
 }
 
 extension DeliveryStore {
+    /// Every delivery still stored, by target and state.
+    public func counts() async throws -> DeliveryCounts { try await counts(includingFinished: true) }
+
     /// Seeds `publisher` with the Rootly ids stored for these `target|fingerprint` keys, so that resolves find the
     /// alerts their creates made (in another run, process or replica).
     public func loadRootlyIDs(_ keys: [String], into publisher: FanoutPublisher) async throws {

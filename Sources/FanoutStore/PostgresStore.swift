@@ -120,7 +120,17 @@ public final class PostgresStore: DeliveryStore {
                 PRIMARY KEY (target, fingerprint)
             );
             """
-        )
+        ),
+        (
+            2,
+            // As in SQLite's migration 2: (state, finished_at) for every row made each state change rewrite that index;
+            // finished and dead rows get partial indexes of their own, open rows stay in deliveries_open/deliveries_key.
+            """
+            DROP INDEX IF EXISTS deliveries_finished;
+            CREATE INDEX IF NOT EXISTS deliveries_finished ON deliveries(finished_at) WHERE state IN ('delivered', 'superseded');
+            CREATE INDEX IF NOT EXISTS deliveries_dead ON deliveries(target, id) WHERE state = 'dead'
+            """
+        ),
     ]
 
     /// Versioned migrations, one replica at a time (an advisory lock), each in its own transaction.
@@ -375,10 +385,17 @@ public final class PostgresStore: DeliveryStore {
 
     // MARK: counts, dead letters, pruning
 
-    public func counts() async throws -> DeliveryCounts {
+    public func counts(includingFinished: Bool) async throws -> DeliveryCounts {
         try await timed {
             var c = DeliveryCounts()
-            let rows = try await self.client.query("SELECT target, state, count(*) FROM deliveries GROUP BY target, state", logger: self.logger)
+            let rows = try await self.client.query(
+                includingFinished
+                    ? "SELECT target, state, count(*) FROM deliveries GROUP BY target, state"
+                    : """
+                    SELECT target, state, count(*) FROM deliveries WHERE state IN ('pending', 'leased') GROUP BY target, state
+                    UNION ALL
+                    SELECT target, state, count(*) FROM deliveries WHERE state = 'dead' GROUP BY target, state
+                    """, logger: self.logger)
             for try await (target, state, n) in rows.decode((String, String, Int64).self) { c.byTarget[target, default: [:]][state] = Int(n) }
             let oldest = try await self.client.query("SELECT min(created_at) FROM deliveries WHERE state IN ('pending', 'leased')", logger: self.logger)
             for try await v in oldest.decode(Int64?.self) { c.oldestPendingCreatedAt = v.map(seconds) }

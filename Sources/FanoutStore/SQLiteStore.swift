@@ -42,8 +42,7 @@ public final class SQLiteStore: DeliveryStore {
             // One process per file: a lease still held now belongs to a process that died, so its deliveries
             // are due again at once rather than when the lease would have run out.
             try pool.write { db in
-                try db.execute(
-                    sql: "UPDATE deliveries SET state = 'pending', lease_owner = NULL, lease_until = NULL, due_at = created_at WHERE state = 'leased'")
+                try db.execute(sql: SQL.releaseAllLeases)
             }
         } catch {
             throw StoreError("cannot open the SQLite store '\(path)': \(error)")
@@ -104,7 +103,61 @@ public final class SQLiteStore: DeliveryStore {
                     );
                     """)
         }
+        // Version 1 indexed (state, finished_at) for every row, so each state change rewrote that index and, without
+        // statistics, SQLite's planner preferred it (an equality on `state`) over the open-delivery indexes: the
+        // supersede at enqueue and the claim then scanned every pending row (quadratic under a backlog). Finished
+        // rows get their own partial indexes instead; open rows are only in `deliveries_open` and `deliveries_key`.
+        m.registerMigration("2-partial-indexes") { db in
+            try db.execute(
+                sql: """
+                    DROP INDEX deliveries_finished;
+                    CREATE INDEX deliveries_finished ON deliveries(finished_at) WHERE state IN ('delivered', 'superseded');
+                    CREATE INDEX deliveries_dead ON deliveries(target, id) WHERE state = 'dead';
+                    """)
+        }
         return m
+    }
+
+    /// The statements whose plans matter under load. Each names the index it must use (`INDEXED BY` makes SQLite
+    /// fail the statement rather than fall back to a scan); `SQLiteStoreTests` checks the plans.
+    enum SQL {
+        static let supersede = """
+            UPDATE deliveries INDEXED BY deliveries_key SET state = 'superseded', finished_at = ?, last_error = ?
+            WHERE target = ? AND ordering_key = ? AND state IN ('pending', 'leased') AND state = 'pending' RETURNING status
+            """
+        static let claim = """
+            SELECT d.id, d.notification_id, d.alert_index, d.target, d.ordering_key, d.attempts, d.created_at, d.due_at, d.expires_at
+            FROM deliveries d INDEXED BY deliveries_open
+            WHERE d.state IN ('pending', 'leased') AND d.due_at <= ?
+              AND NOT EXISTS (SELECT 1 FROM deliveries o INDEXED BY deliveries_key WHERE o.target = d.target AND o.ordering_key = d.ordering_key
+                              AND o.id < d.id AND o.state IN ('pending', 'leased'))
+            ORDER BY d.due_at, d.id LIMIT ?
+            """
+        static let releaseAllLeases = """
+            UPDATE deliveries INDEXED BY deliveries_open SET state = 'pending', lease_owner = NULL, lease_until = NULL, due_at = created_at
+            WHERE state IN ('pending', 'leased') AND state = 'leased'
+            """
+        static let oldestOpen = "SELECT min(created_at) FROM deliveries INDEXED BY deliveries_open WHERE state IN ('pending', 'leased')"
+        static let deadLetters = """
+            SELECT id, target, notification_id, alert_index, ordering_key, attempts, last_error, last_status, created_at, finished_at
+            FROM deliveries INDEXED BY deliveries_dead WHERE state = 'dead' AND (? IS NULL OR target = ?) ORDER BY id DESC LIMIT ?
+            """
+        static let replay = """
+            UPDATE deliveries INDEXED BY deliveries_dead SET state = 'pending', attempts = 0, due_at = ?, expires_at = ?, finished_at = NULL,
+                lease_owner = NULL, lease_until = NULL
+            WHERE state = 'dead' AND (? IS NULL OR id = ?) AND (? IS NULL OR target = ?)
+            """
+        static let purge = "DELETE FROM deliveries INDEXED BY deliveries_dead WHERE state = 'dead' AND (? IS NULL OR target = ?)"
+        static let prune = "DELETE FROM deliveries INDEXED BY deliveries_finished WHERE state IN ('delivered', 'superseded') AND finished_at < ?"
+        static let countOpen = """
+            SELECT target, state, count(*) FROM deliveries INDEXED BY deliveries_key WHERE state IN ('pending', 'leased') GROUP BY target, state
+            UNION ALL
+            SELECT target, 'dead', count(*) FROM deliveries INDEXED BY deliveries_dead WHERE state = 'dead' GROUP BY target
+            """
+        /// Reads every retained row: for the stats endpoint, not for a loop.
+        static let countAll = "SELECT target, state, count(*) FROM deliveries GROUP BY target, state"
+        /// Every statement above that must not scan the table, for the plan check.
+        static let planned = [supersede, claim, releaseAllLeases, oldestOpen, deadLetters, replay, purge, prune, countOpen]
     }
 
     // MARK: enqueue
@@ -125,11 +178,7 @@ public final class SQLiteStore: DeliveryStore {
 
     static func insert(_ items: [EnqueueItem], _ db: Database) throws -> [Int64] {
         let insertNotification = try db.cachedStatement(sql: "INSERT INTO notifications (received_at, payload) VALUES (?, ?)")
-        let supersede = try db.cachedStatement(
-            sql: """
-                UPDATE deliveries SET state = 'superseded', finished_at = ?, last_error = ?
-                WHERE target = ? AND ordering_key = ? AND state = 'pending' RETURNING status
-                """)
+        let supersede = try db.cachedStatement(sql: SQL.supersede)
         let insertDelivery = try db.cachedStatement(
             sql: """
                 INSERT INTO deliveries (notification_id, alert_index, target, ordering_key, status, state, created_at, due_at, expires_at, last_error, finished_at)
@@ -161,16 +210,7 @@ public final class SQLiteStore: DeliveryStore {
         return try await wrap {
             try await pool.write { db in
                 // A leased row's due_at is its lease's end, so live leases are never scanned and expired ones are due.
-                let rows = try Row.fetchAll(
-                    db,
-                    sql: """
-                        SELECT d.id, d.notification_id, d.alert_index, d.target, d.ordering_key, d.attempts, d.created_at, d.due_at, d.expires_at
-                        FROM deliveries d
-                        WHERE d.state IN ('pending', 'leased') AND d.due_at <= ?
-                          AND NOT EXISTS (SELECT 1 FROM deliveries o WHERE o.target = d.target AND o.ordering_key = d.ordering_key
-                                          AND o.id < d.id AND o.state IN ('pending', 'leased'))
-                        ORDER BY d.due_at, d.id LIMIT ?
-                        """, arguments: [t, limit])
+                let rows = try Row.fetchAll(try db.cachedStatement(sql: SQL.claim), arguments: [t, limit])
                 let claimed = rows.map(SQLiteStore.claimed)
                 let lease = try db.cachedStatement(sql: "UPDATE deliveries SET state = 'leased', lease_owner = ?, lease_until = ?, due_at = ? WHERE id = ?")
                 let until = t + ms(leaseSeconds)
@@ -295,14 +335,14 @@ public final class SQLiteStore: DeliveryStore {
 
     // MARK: counts, dead letters, pruning
 
-    public func counts() async throws -> DeliveryCounts {
+    public func counts(includingFinished: Bool) async throws -> DeliveryCounts {
         try await wrap {
             try await pool.read { db in
                 var c = DeliveryCounts()
-                for r in try Row.fetchAll(db, sql: "SELECT target, state, count(*) AS n FROM deliveries GROUP BY target, state") {
-                    c.byTarget[r["target"], default: [:]][r["state"]] = r["n"]
+                for r in try Row.fetchAll(db, sql: includingFinished ? SQL.countAll : SQL.countOpen) {
+                    c.byTarget[r[0], default: [:]][r[1]] = r[2]
                 }
-                if let oldest = try Int64.fetchOne(db, sql: "SELECT min(created_at) FROM deliveries WHERE state IN ('pending', 'leased')") {
+                if let oldest = try Int64.fetchOne(db, sql: SQL.oldestOpen) {
                     c.oldestPendingCreatedAt = seconds(oldest)
                 }
                 return c
@@ -313,12 +353,7 @@ public final class SQLiteStore: DeliveryStore {
     public func deadLetters(target: String?, limit: Int) async throws -> [DeadLetter] {
         try await wrap {
             try await pool.read { db in
-                let rows = try Row.fetchAll(
-                    db,
-                    sql: """
-                        SELECT id, target, notification_id, alert_index, ordering_key, attempts, last_error, last_status, created_at, finished_at
-                        FROM deliveries WHERE state = 'dead' AND (? IS NULL OR target = ?) ORDER BY id DESC LIMIT ?
-                        """, arguments: [target, target, limit])
+                let rows = try Row.fetchAll(db, sql: SQL.deadLetters, arguments: [target, target, limit])
                 return rows.map { r in
                     DeadLetter(
                         id: r["id"], target: r["target"], notificationID: r["notification_id"], alertIndex: r["alert_index"],
@@ -332,11 +367,7 @@ public final class SQLiteStore: DeliveryStore {
     public func replay(id: Int64?, target: String?, now: Double, ttl: Double) async throws -> Int {
         try await wrap {
             try await pool.write { db in
-                try db.execute(
-                    sql: """
-                        UPDATE deliveries SET state = 'pending', attempts = 0, due_at = ?, expires_at = ?, finished_at = NULL, lease_owner = NULL, lease_until = NULL
-                        WHERE state = 'dead' AND (? IS NULL OR id = ?) AND (? IS NULL OR target = ?)
-                        """, arguments: [ms(now), ms(now + ttl), id, id, target, target])
+                try db.execute(sql: SQL.replay, arguments: [ms(now), ms(now + ttl), id, id, target, target])
                 return db.changesCount
             }
         }
@@ -345,7 +376,7 @@ public final class SQLiteStore: DeliveryStore {
     public func purge(target: String?) async throws -> Int {
         try await wrap {
             try await pool.write { db in
-                try db.execute(sql: "DELETE FROM deliveries WHERE state = 'dead' AND (? IS NULL OR target = ?)", arguments: [target, target])
+                try db.execute(sql: SQL.purge, arguments: [target, target])
                 let n = db.changesCount
                 try db.execute(sql: "DELETE FROM notifications WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notification_id = notifications.id)")
                 return n
@@ -356,7 +387,7 @@ public final class SQLiteStore: DeliveryStore {
     public func prune(before: Double) async throws -> Int {
         try await wrap {
             try await pool.write { db in
-                try db.execute(sql: "DELETE FROM deliveries WHERE state IN ('delivered', 'superseded') AND finished_at < ?", arguments: [ms(before)])
+                try db.execute(sql: SQL.prune, arguments: [ms(before)])
                 let n = db.changesCount
                 try db.execute(
                     sql: """

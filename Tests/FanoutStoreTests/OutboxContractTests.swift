@@ -2,6 +2,7 @@
 // against a real SQLite file and a real PostgreSQL server (the same tests, two stores).
 import FanoutCore
 import Foundation
+import GRDB
 import TestSupport
 import XCTest
 
@@ -150,6 +151,32 @@ class OutboxContractTests: XCTestCase {
         XCTAssertEqual(v4.count, 0)
     }
 
+    func testOpenCountsLeaveOutFinishedRecords() async throws {
+        _ = try await store.enqueue(
+            [
+                note([
+                    NewDelivery(target: "a", alertIndex: 0, orderingKey: "k1", status: "firing"),
+                    NewDelivery(target: "a", alertIndex: 1, orderingKey: "k2", status: "firing"),
+                    NewDelivery(target: "a", alertIndex: 2, orderingKey: "k3", status: "firing"),
+                    NewDelivery(target: "b", alertIndex: 0, orderingKey: "k1", status: "firing"),
+                ])
+            ], now: 1000, ttl: 3600)
+        let claimed = try await store.claim(owner: "p", limit: 3, now: 1000, leaseSeconds: 60)
+        XCTAssertEqual(claimed.count, 3)
+        try await store.complete([DeliveryCompletion(id: claimed[0].id, decision: .delivered, httpStatus: 200)], owner: "p", now: 1001)
+        try await store.complete([DeliveryCompletion(id: claimed[1].id, decision: .dead(reason: "gone"))], owner: "p", now: 1001)
+        let all = try await store.counts(includingFinished: true)
+        let open = try await store.counts(includingFinished: false)
+        XCTAssertEqual(all.total("delivered"), 1)
+        XCTAssertEqual(open.total("delivered"), 0, "finished records are not read for the gauges")
+        for state in ["pending", "leased", "dead"] {
+            XCTAssertEqual(open.total(state), all.total(state), state)
+            for t in ["a", "b"] { XCTAssertEqual(open.byTarget[t]?[state], all.byTarget[t]?[state], "\(t) \(state)") }
+        }
+        XCTAssertEqual(open.total("pending") + open.total("leased") + open.total("dead"), 3)
+        XCTAssertEqual(open.oldestPendingCreatedAt, 1000)
+    }
+
     func testPruneRemovesOnlyOldFinishedRecords() async throws {
         _ = try await store.enqueue([note([NewDelivery(target: "a", alertIndex: 0, orderingKey: "old", status: "firing")], at: 1000)], now: 1000, ttl: 3600)
         _ = try await store.enqueue([note([NewDelivery(target: "a", alertIndex: 0, orderingKey: "new", status: "firing")], at: 1000)], now: 1000, ttl: 3600)
@@ -191,6 +218,23 @@ final class SQLiteStoreTests: OutboxContractTests {
         store = try await open(reopen: true)
         let again = try await store.claim(owner: "restarted", limit: 10, now: 1001, leaseSeconds: 60)
         XCTAssertEqual(again.map(\.id), first.map(\.id), "not after the 60 s lease: the file's only process died")
+    }
+
+    /// The statements run per delivery or per second use an index, never a scan of every retained row (schema
+    /// version 1 let the planner scan every pending row per enqueue, which turned a backlog quadratic).
+    func testHotStatementsUseTheirIndexes() async throws {
+        let sqlite = try XCTUnwrap(store as? SQLiteStore)
+        try await sqlite.pool.read { db in
+            for sql in SQLiteStore.SQL.planned {
+                let nulls = StatementArguments(Array(repeating: nil as String?, count: sql.filter { $0 == "?" }.count))
+                let plan = try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: nulls).map { $0["detail"] as String }
+                XCTAssertFalse(plan.isEmpty, sql)
+                for step in plan {
+                    XCTAssertFalse(["SCAN deliveries", "SCAN d", "SCAN o"].contains(step), "a table scan in \(sql): \(plan)")
+                    XCTAssertFalse(step.contains("deliveries_finished") && !sql.hasPrefix("DELETE"), "\(sql): \(plan)")
+                }
+            }
+        }
     }
 
     func testAnUnusableFileIsAClearError() {
