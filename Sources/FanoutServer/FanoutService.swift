@@ -94,9 +94,25 @@ public final class FanoutService: Sendable {
                 }
             }
         }
-        let ids = try await store.enqueue([NewNotification(payload: payload, receivedAt: now, deliveries: deliveries)], now: now, ttl: policy.ttlSeconds)
+        // What this process stores it sends at once, leased to its dispatcher in the same transaction (no claim
+        // round trip), when the dispatcher has room; otherwise the deliveries wait pending for its next claim.
+        let reserved = dispatcher.reserve(deliveries.count) ? deliveries.count : 0
+        let stored: Enqueued
+        do {
+            stored = try await store.enqueue(
+                [NewNotification(payload: payload, receivedAt: now, deliveries: deliveries)], now: now, ttl: policy.ttlSeconds,
+                lease: reserved > 0 ? EnqueueLease(owner: dispatcher.owner, seconds: policy.leaseSeconds) : nil)
+        } catch {
+            dispatcher.unreserve(reserved)
+            throw error
+        }
         // The dispatcher need not read back and decode what was just stored.
-        if let id = ids.first { dispatcher.remember(id, batch) }
+        if let id = stored.ids.first {
+            dispatcher.remember(id, batch)
+            await dispatcher.dispatchStored(stored.leased, reserved: reserved, notifications: [id: batch])
+        } else {
+            dispatcher.unreserve(reserved)
+        }
         stats.accepted(alerts: batch.alerts.count, deliveries: 0)
         if let metrics { Counter(label: FanoutMetricNames.alertsAccepted, factory: metrics).increment(by: batch.alerts.count) }
         dispatcher.wake()

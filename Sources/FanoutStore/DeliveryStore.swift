@@ -38,6 +38,28 @@ public struct NewNotification: Sendable {
     }
 }
 
+/// Who takes the deliveries an `enqueue` stores, and for how long.
+public struct EnqueueLease: Sendable, Hashable {
+    public var owner: String
+    public var seconds: Double
+
+    public init(owner: String, seconds: Double) {
+        self.owner = owner
+        self.seconds = seconds
+    }
+}
+
+/// What an `enqueue` stored: one id per notification, in order, and the deliveries leased to the enqueue's owner.
+public struct Enqueued: Sendable, Hashable {
+    public var ids: [Int64]
+    public var leased: [ClaimedDelivery]
+
+    public init(ids: [Int64], leased: [ClaimedDelivery]) {
+        self.ids = ids
+        self.leased = leased
+    }
+}
+
 /// A delivery a dispatcher holds the lease of.
 public struct ClaimedDelivery: Sendable, Hashable {
     public var id: Int64
@@ -112,8 +134,10 @@ public protocol DeliveryStore: Sendable {
     /// A short description for logs (`sqlite:PATH`, `postgres://host:port/db`; never a password).
     var description: String { get }
     /// Stores notifications with their deliveries (due now, expiring after `ttl`). Older unsent deliveries of
-    /// the same target and key are superseded. Returns the notifications' ids.
-    func enqueue(_ notifications: [NewNotification], now: Double, ttl: Double) async throws -> [Int64]
+    /// the same target and key are superseded. With a `lease`, every stored delivery that is the oldest
+    /// unfinished one of its target and key is leased to `lease.owner` in the same transaction and returned, so
+    /// the process that stored it sends it at once (no claim round trip); the others stay pending.
+    func enqueue(_ notifications: [NewNotification], now: Double, ttl: Double, lease: EnqueueLease?) async throws -> Enqueued
     /// Leases up to `limit` due deliveries to `owner` until `now + leaseSeconds`: pending ones whose time has
     /// come and leased ones whose lease ran out, only the oldest unfinished one of each target and key.
     func claim(owner: String, limit: Int, now: Double, leaseSeconds: Double) async throws -> [ClaimedDelivery]
@@ -144,6 +168,11 @@ public protocol DeliveryStore: Sendable {
 }
 
 extension DeliveryStore {
+    /// Stores notifications without leasing anything; returns their ids.
+    public func enqueue(_ notifications: [NewNotification], now: Double, ttl: Double) async throws -> [Int64] {
+        try await enqueue(notifications, now: now, ttl: ttl, lease: nil).ids
+    }
+
     /// Every delivery still stored, by target and state.
     public func counts() async throws -> DeliveryCounts { try await counts(includingFinished: true) }
 

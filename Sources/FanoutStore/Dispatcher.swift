@@ -30,6 +30,8 @@ public final class Dispatcher: Sendable {
         var running = false
         var stopping = false
         var inFlight: Set<Int64> = []
+        /// Places promised to deliveries a caller is storing leased to this dispatcher (`reserve`).
+        var reserved = 0
         var woken = false
         var sleeper: CheckedContinuation<Void, Never>?
         var sleepToken: UInt64 = 0
@@ -95,6 +97,47 @@ public final class Dispatcher: Sendable {
         batches.withLockedValue { $0.put(notificationID, batch) }
     }
 
+    /// Promises room for `count` deliveries that the caller is about to store leased to this dispatcher
+    /// (`DeliveryStore.enqueue(…, lease:)`), to be handed over with `dispatchStored`. False when there is no
+    /// room or the dispatcher is not running: then store them pending and `wake()` it.
+    public func reserve(_ count: Int) -> Bool {
+        state.withLockedValue { s in
+            guard s.running, !s.stopping, s.inFlight.count + s.reserved + count <= maxInFlight else { return false }
+            s.reserved += count
+            return true
+        }
+    }
+
+    /// Gives back places `reserve` promised and that will not be used (the store write failed).
+    public func unreserve(_ count: Int) {
+        state.withLockedValue { $0.reserved -= count }
+    }
+
+    /// Sends deliveries that were just stored leased to this dispatcher (fewer than reserved when some were
+    /// superseded or must wait behind an older one of their key). `notifications` holds their notifications.
+    public func dispatchStored(_ leased: [ClaimedDelivery], reserved: Int, notifications: [Int64: AlertBatch]) async {
+        let accepted = state.withLockedValue { s -> Bool in
+            s.reserved -= reserved
+            guard !s.stopping else { return false }
+            for d in leased { s.inFlight.insert(d.id) }
+            return true
+        }
+        guard accepted else {
+            // Stopping: `stop` no longer sees new work, so these go back to the store for the next dispatcher.
+            try? await store.release(leased.map(\.id), owner: owner)
+            return
+        }
+        do {
+            try await start(leased, notifications: notifications)
+        } catch {
+            // Only the Rootly id look-up can fail here; the deliveries are given back and claimed again later.
+            logger.error("the store failed; deliveries go back to the outbox", metadata: ["error": "\(error)"])
+            state.withLockedValue { s in for d in leased { s.inFlight.remove(d.id) } }
+            try? await store.release(leased.map(\.id), owner: owner)
+            wake()
+        }
+    }
+
     /// Deliveries being sent now.
     public var inFlight: Int { state.withLockedValue { $0.inFlight.count } }
     /// The last store error, while the store is failing.
@@ -125,7 +168,7 @@ public final class Dispatcher: Sendable {
     private func loop() async {
         var failures = 0
         while !state.withLockedValue({ $0.stopping }) {
-            let room = maxInFlight - inFlight
+            let room = state.withLockedValue { maxInFlight - $0.inFlight.count - $0.reserved }
             guard room > 0 else {
                 await sleep(0.05)
                 continue
@@ -144,7 +187,14 @@ public final class Dispatcher: Sendable {
                     let lag = CoreMetrics.Timer(label: FanoutMetricNames.dispatcherLag, preferredDisplayUnit: .seconds, factory: metrics)
                     for d in claimed { lag.recordNanoseconds(Int64(max(0, now - d.dueAt) * 1e9)) }
                 }
-                try await dispatch(claimed)
+                state.withLockedValue { s in for d in claimed { s.inFlight.insert(d.id) } }
+                do {
+                    try await dispatch(claimed)
+                } catch {
+                    // Not sent: their leases run out and they are claimed again.
+                    state.withLockedValue { s in for d in claimed { s.inFlight.remove(d.id) } }
+                    throw error
+                }
             } catch {
                 failures += 1
                 state.withLockedValue { $0.lastError = "\(error)" }
@@ -199,12 +249,16 @@ public final class Dispatcher: Sendable {
                 }
             }
         }
+        try await start(claimed, notifications: notes)
+    }
+
+    /// Starts publishing deliveries already counted in flight, grouped by alert.
+    private func start(_ claimed: [ClaimedDelivery], notifications notes: [Int64: AlertBatch]) async throws {
         let config = publisher.config
         // Rootly resolves need the id the create stored (maybe by another process).
         var rootlyKeys: [String] = []
         for d in claimed where config[d.target]?.type == .rootly && d.alertIndex >= 0 { rootlyKeys.append("\(d.target)|\(d.orderingKey)") }
         try await store.loadRootlyIDs(rootlyKeys, into: publisher)
-        state.withLockedValue { s in for d in claimed { s.inFlight.insert(d.id) } }
         // The deliveries of one alert (or one group) to several targets go out as one publish: the request
         // bodies are made once and the targets are sent to in parallel, each with its own result and decision.
         // The outcomes are recorded together when the publish ends, so a slow target holds its siblings' records

@@ -19,7 +19,13 @@ struct EnqueuePlan {
         var isRootlyResolve: Bool
         var createdAt: Int64
         var expiresAt: Int64
+        /// The notification's enqueue lease (nil: stored pending).
+        var lease: EnqueueLease?
         var state = "pending"
+        /// Empty unless leased at enqueue.
+        var leaseOwner = ""
+        /// The lease's end when leased at enqueue (a leased row is due when its lease runs out), else `createdAt`.
+        var dueAt: Int64 = 0
         /// Empty for none (arrays sent to PostgreSQL cannot hold NULL here).
         var lastError = ""
         /// 0 for none.
@@ -48,13 +54,16 @@ struct EnqueuePlan {
                     Row(
                         notificationID: nid, alertIndex: d.alertIndex, target: d.target, orderingKey: d.orderingKey,
                         status: d.status, isRootlyResolve: d.isRootlyResolve, createdAt: now,
-                        expiresAt: Int64(((item.now + item.ttl) * 1000).rounded())))
+                        expiresAt: Int64(((item.now + item.ttl) * 1000).rounded()), lease: item.lease, dueAt: now))
             }
         }
     }
 
-    /// The rows to insert, in order, given the statuses of the store's pending rows that the batch superseded.
-    func resolve(supersededInStore: [Key: Set<String>]) -> [Row] {
+    /// The rows to insert, in order, given the statuses of the store's pending rows that the batch superseded and
+    /// the keys that still have a leased (in-flight) row in the store. A row that is left pending, has an enqueue
+    /// lease, and has nothing older unfinished (no leased row in the store, no earlier open row in the batch) is
+    /// leased at once; anything else waits for the claim, which keeps the order per key.
+    func resolve(supersededInStore: [Key: Set<String>], leasedInStore: Set<Key> = []) -> [Row] {
         var rows = deliveries
         var pending: [Key: Int] = [:]  // the batch's newest pending row per key
         var storeConsumed = Set<Key>()
@@ -76,6 +85,21 @@ struct EnqueuePlan {
                 pending[key] = i
             }
         }
+        // At most one row per key is left pending (each newer one superseded the older); it may go out now.
+        for i in pending.values {
+            let key = Key(target: rows[i].target, orderingKey: rows[i].orderingKey)
+            guard let lease = rows[i].lease, !leasedInStore.contains(key) else { continue }
+            rows[i].state = "leased"
+            rows[i].leaseOwner = lease.owner
+            rows[i].dueAt = rows[i].createdAt + Int64((lease.seconds * 1000).rounded())
+        }
         return rows
+    }
+
+    /// The delivery a row leased at enqueue becomes, once it has its id.
+    static func claimed(_ row: Row, id: Int64) -> ClaimedDelivery {
+        ClaimedDelivery(
+            id: id, notificationID: row.notificationID, alertIndex: row.alertIndex, target: row.target, orderingKey: row.orderingKey,
+            attempts: 0, createdAt: seconds(row.createdAt), dueAt: seconds(row.createdAt), expiresAt: seconds(row.expiresAt))
     }
 }

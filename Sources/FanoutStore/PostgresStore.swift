@@ -19,7 +19,7 @@ public final class PostgresStore: DeliveryStore {
     let logger: Logger
     let group: MultiThreadedEventLoopGroup
     public let description: String
-    private let enqueuer: GroupCommitter<SQLiteStore.EnqueueItem, Int64>
+    private let enqueuer: GroupCommitter<SQLiteStore.EnqueueItem, Enqueued>
     private let completer: GroupCommitter<SQLiteStore.CompleteItem, Bool>
     /// A statement that cannot finish in this time fails (so HTTP answers 503 instead of waiting on a dead database).
     let deadline: Duration
@@ -157,15 +157,14 @@ public final class PostgresStore: DeliveryStore {
 
     // MARK: enqueue
 
-    public func enqueue(_ notifications: [NewNotification], now: Double, ttl: Double) async throws -> [Int64] {
-        var ids: [Int64] = []
-        for n in notifications {
-            ids.append(try await timed { try await self.enqueuer.submit(SQLiteStore.EnqueueItem(notification: n, now: now, ttl: ttl)) })
+    public func enqueue(_ notifications: [NewNotification], now: Double, ttl: Double, lease: EnqueueLease?) async throws -> Enqueued {
+        let out = try await timed {
+            try await self.enqueuer.submit(notifications.map { SQLiteStore.EnqueueItem(notification: $0, now: now, ttl: ttl, lease: lease) })
         }
-        return ids
+        return Enqueued(ids: out.flatMap(\.ids), leased: out.flatMap(\.leased))
     }
 
-    static func insert(_ items: [SQLiteStore.EnqueueItem], _ conn: PostgresConnection, _ logger: Logger) async throws -> [Int64] {
+    static func insert(_ items: [SQLiteStore.EnqueueItem], _ conn: PostgresConnection, _ logger: Logger) async throws -> [Enqueued] {
         // Serialise writers of the same (target, key) so that id order is commit order for every key.
         var keys = Set<Int64>()
         for item in items { for d in item.notification.deliveries { keys.insert(lockKey(d.target, d.orderingKey)) } }
@@ -182,35 +181,55 @@ public final class PostgresStore: DeliveryStore {
                                      \(items.map { ByteBuffer(bytes: $0.notification.payload) })::bytea[])
                 """, logger: logger))
         let rows = EnqueuePlan(items: items, notificationIDs: nids)
-        guard !rows.deliveries.isEmpty else { return nids }
+        guard !rows.deliveries.isEmpty else { return nids.map { Enqueued(ids: [$0], leased: []) } }
         // Older pending deliveries of the batch's keys are superseded by the batch; which statuses they had
-        // decides whether a Rootly resolve still has something to resolve.
+        // decides whether a Rootly resolve still has something to resolve. Keys with a leased (in-flight) row
+        // keep the batch's rows pending. One statement: the CTE's UPDATE touches pending rows only, and the
+        // leased rows the outer query reads are the same before and after it.
         var supersededInStore: [EnqueuePlan.Key: Set<String>] = [:]
+        var leasedInStore = Set<EnqueuePlan.Key>()
         let keyList = Array(rows.firstSeen)
         let sup = try await conn.query(
             """
-            UPDATE deliveries d SET state = 'superseded', finished_at = \(rows.supersedeTime), last_error = \(EnqueuePlan.supersededReason)
-            FROM unnest(\(keyList.map(\.target))::text[], \(keyList.map(\.orderingKey))::text[]) AS k(t, o)
-            WHERE d.target = k.t AND d.ordering_key = k.o AND d.state = 'pending'
-            RETURNING d.target, d.ordering_key, d.status
+            WITH k AS (SELECT * FROM unnest(\(keyList.map(\.target))::text[], \(keyList.map(\.orderingKey))::text[]) AS k(t, o)),
+            sup AS (
+                UPDATE deliveries d SET state = 'superseded', finished_at = \(rows.supersedeTime), last_error = \(EnqueuePlan.supersededReason)
+                FROM k WHERE d.target = k.t AND d.ordering_key = k.o AND d.state = 'pending'
+                RETURNING d.target, d.ordering_key, d.status)
+            SELECT target, ordering_key, status FROM sup
+            UNION ALL
+            SELECT DISTINCT d.target, d.ordering_key, 'leased' FROM deliveries d JOIN k ON d.target = k.t AND d.ordering_key = k.o
+            WHERE d.state = 'leased'
             """, logger: logger)
         for try await (t, o, status) in sup.decode((String, String, String).self) {
-            supersededInStore[EnqueuePlan.Key(target: t, orderingKey: o), default: []].insert(status)
+            let key = EnqueuePlan.Key(target: t, orderingKey: o)
+            if status == "leased" {
+                leasedInStore.insert(key)
+            } else {
+                supersededInStore[key, default: []].insert(status)
+            }
         }
-        let planned = rows.resolve(supersededInStore: supersededInStore)
+        let planned = rows.resolve(supersededInStore: supersededInStore, leasedInStore: leasedInStore)
         let dids = try await nextIDs("deliveries_id_seq", count: planned.count, conn, logger)
         try await drain(
             conn.query(
                 """
-                INSERT INTO deliveries (id, notification_id, alert_index, target, ordering_key, status, state, created_at, due_at, expires_at, last_error, finished_at)
-                SELECT id, nid, idx, t, o, st, state, now, now, exp, NULLIF(err, ''), NULLIF(fin, 0)
+                INSERT INTO deliveries (id, notification_id, alert_index, target, ordering_key, status, state, created_at, due_at, expires_at,
+                                        lease_owner, lease_until, last_error, finished_at)
+                SELECT id, nid, idx, t, o, st, state, now, due, exp, NULLIF(owner, ''), CASE WHEN owner = '' THEN NULL ELSE due END,
+                       NULLIF(err, ''), NULLIF(fin, 0)
                 FROM unnest(\(dids)::bigint[], \(planned.map(\.notificationID))::bigint[], \(planned.map(\.alertIndex))::bigint[],
                             \(planned.map(\.target))::text[], \(planned.map(\.orderingKey))::text[], \(planned.map(\.status))::text[],
-                            \(planned.map(\.state))::text[], \(planned.map(\.createdAt))::bigint[], \(planned.map(\.expiresAt))::bigint[],
+                            \(planned.map(\.state))::text[], \(planned.map(\.createdAt))::bigint[], \(planned.map(\.dueAt))::bigint[],
+                            \(planned.map(\.expiresAt))::bigint[], \(planned.map(\.leaseOwner))::text[],
                             \(planned.map(\.lastError))::text[], \(planned.map(\.finishedAt))::bigint[])
-                     AS r(id, nid, idx, t, o, st, state, now, exp, err, fin)
+                     AS r(id, nid, idx, t, o, st, state, now, due, exp, owner, err, fin)
                 """, logger: logger))
-        return nids
+        var leased: [Int64: [ClaimedDelivery]] = [:]
+        for (row, id) in zip(planned, dids) where row.state == "leased" {
+            leased[row.notificationID, default: []].append(EnqueuePlan.claimed(row, id: id))
+        }
+        return nids.map { Enqueued(ids: [$0], leased: leased[$0] ?? []) }
     }
 
     /// `count` fresh values of a sequence, in increasing order.

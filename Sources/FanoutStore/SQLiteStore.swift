@@ -12,13 +12,14 @@ import GRDB
 public final class SQLiteStore: DeliveryStore {
     let pool: DatabasePool
     public let path: String
-    private let enqueuer: GroupCommitter<EnqueueItem, Int64>
+    private let enqueuer: GroupCommitter<EnqueueItem, Enqueued>
     private let completer: GroupCommitter<CompleteItem, Bool>
 
     struct EnqueueItem: Sendable {
         var notification: NewNotification
         var now: Double
         var ttl: Double
+        var lease: EnqueueLease? = nil
     }
 
     struct CompleteItem: Sendable {
@@ -121,6 +122,9 @@ public final class SQLiteStore: DeliveryStore {
     /// The statements whose plans matter under load. Each names the index it must use (`INDEXED BY` makes SQLite
     /// fail the statement rather than fall back to a scan); `SQLiteStoreTests` checks the plans.
     enum SQL {
+        static let openOfKey = """
+            SELECT state FROM deliveries INDEXED BY deliveries_key WHERE target = ? AND ordering_key = ? AND state IN ('pending', 'leased')
+            """
         static let supersede = """
             UPDATE deliveries INDEXED BY deliveries_key SET state = 'superseded', finished_at = ?, last_error = ?
             WHERE target = ? AND ordering_key = ? AND state IN ('pending', 'leased') AND state = 'pending' RETURNING status
@@ -157,50 +161,62 @@ public final class SQLiteStore: DeliveryStore {
         /// Reads every retained row: for the stats endpoint, not for a loop.
         static let countAll = "SELECT target, state, count(*) FROM deliveries GROUP BY target, state"
         /// Every statement above that must not scan the table, for the plan check.
-        static let planned = [supersede, claim, releaseAllLeases, oldestOpen, deadLetters, replay, purge, prune, countOpen]
+        static let planned = [openOfKey, supersede, claim, releaseAllLeases, oldestOpen, deadLetters, replay, purge, prune, countOpen]
     }
 
     // MARK: enqueue
 
-    public func enqueue(_ notifications: [NewNotification], now: Double, ttl: Double) async throws -> [Int64] {
-        var ids: [Int64] = []
-        for n in notifications {
-            do {
-                ids.append(try await enqueuer.submit(EnqueueItem(notification: n, now: now, ttl: ttl)))
-            } catch let e as StoreError {
-                throw e
-            } catch {
-                throw StoreError("SQLite store: \(error)")
-            }
+    public func enqueue(_ notifications: [NewNotification], now: Double, ttl: Double, lease: EnqueueLease?) async throws -> Enqueued {
+        do {
+            let out = try await enqueuer.submit(notifications.map { EnqueueItem(notification: $0, now: now, ttl: ttl, lease: lease) })
+            return Enqueued(ids: out.flatMap(\.ids), leased: out.flatMap(\.leased))
+        } catch let e as StoreError {
+            throw e
+        } catch {
+            throw StoreError("SQLite store: \(error)")
         }
-        return ids
     }
 
-    static func insert(_ items: [EnqueueItem], _ db: Database) throws -> [Int64] {
+    /// Stores a group of notifications in one transaction (one output per item): the same rules as PostgreSQL's
+    /// set-based insert (`EnqueuePlan`), with the store's open rows of each key read through `deliveries_key`.
+    static func insert(_ items: [EnqueueItem], _ db: Database) throws -> [Enqueued] {
         let insertNotification = try db.cachedStatement(sql: "INSERT INTO notifications (received_at, payload) VALUES (?, ?)")
+        var nids: [Int64] = []
+        for item in items {
+            try insertNotification.execute(arguments: [ms(item.notification.receivedAt), Data(item.notification.payload)])
+            nids.append(db.lastInsertedRowID)
+        }
+        let plan = EnqueuePlan(items: items, notificationIDs: nids)
+        let open = try db.cachedStatement(sql: SQL.openOfKey)
         let supersede = try db.cachedStatement(sql: SQL.supersede)
+        var supersededInStore: [EnqueuePlan.Key: Set<String>] = [:]
+        var leasedInStore = Set<EnqueuePlan.Key>()
+        for key in plan.firstSeen {
+            // Usually nothing is open for a key; then one index probe is all it costs.
+            let states = try String.fetchAll(open, arguments: [key.target, key.orderingKey])
+            if states.contains("leased") { leasedInStore.insert(key) }
+            if states.contains("pending") {
+                let older = try String.fetchAll(supersede, arguments: [plan.supersedeTime, EnqueuePlan.supersededReason, key.target, key.orderingKey])
+                supersededInStore[key] = Set(older)
+            }
+        }
         let insertDelivery = try db.cachedStatement(
             sql: """
-                INSERT INTO deliveries (notification_id, alert_index, target, ordering_key, status, state, created_at, due_at, expires_at, last_error, finished_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO deliveries (notification_id, alert_index, target, ordering_key, status, state, created_at, due_at, expires_at,
+                                        lease_owner, lease_until, last_error, finished_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
-        var ids: [Int64] = []
-        for item in items {
-            let now = ms(item.now)
-            try insertNotification.execute(arguments: [ms(item.notification.receivedAt), Data(item.notification.payload)])
-            let nid = db.lastInsertedRowID
-            for d in item.notification.deliveries {
-                let older = try String.fetchAll(supersede, arguments: [now, EnqueuePlan.supersededReason, d.target, d.orderingKey])
-                let nothingToResolve = d.isRootlyResolve && older.contains("firing")
-                try insertDelivery.execute(arguments: [
-                    nid, d.alertIndex, d.target, d.orderingKey, d.status, nothingToResolve ? "superseded" : "pending", now, now,
-                    ms(item.now + item.ttl), nothingToResolve ? EnqueuePlan.nothingToResolve : nil,
-                    nothingToResolve ? now : nil,
-                ])
-            }
-            ids.append(nid)
+        var leased: [Int64: [ClaimedDelivery]] = [:]
+        for row in plan.resolve(supersededInStore: supersededInStore, leasedInStore: leasedInStore) {
+            let isLeased = row.state == "leased"
+            try insertDelivery.execute(arguments: [
+                row.notificationID, row.alertIndex, row.target, row.orderingKey, row.status, row.state, row.createdAt, row.dueAt,
+                row.expiresAt, isLeased ? row.leaseOwner : nil, isLeased ? row.dueAt : nil, row.lastError.isEmpty ? nil : row.lastError,
+                row.finishedAt == 0 ? nil : row.finishedAt,
+            ])
+            if isLeased { leased[row.notificationID, default: []].append(EnqueuePlan.claimed(row, id: db.lastInsertedRowID)) }
         }
-        return ids
+        return nids.map { Enqueued(ids: [$0], leased: leased[$0] ?? []) }
     }
 
     // MARK: claim and complete

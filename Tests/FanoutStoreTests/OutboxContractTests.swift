@@ -151,6 +151,63 @@ class OutboxContractTests: XCTestCase {
         XCTAssertEqual(v4.count, 0)
     }
 
+    /// The process that stores a delivery may lease it in the same write and send it at once, but only the
+    /// oldest unfinished delivery of its target and key: a newer one waits pending until the older is done.
+    func testEnqueueLeasesWhatIsFirstInLineOnly() async throws {
+        let lease = EnqueueLease(owner: "me", seconds: 60)
+        let first = try await store.enqueue(
+            [
+                note([
+                    NewDelivery(target: "a", alertIndex: 0, orderingKey: "k1", status: "firing"),
+                    NewDelivery(target: "b", alertIndex: 0, orderingKey: "k1", status: "firing"),
+                ])
+            ], now: 1000, ttl: 3600, lease: lease)
+        XCTAssertEqual(first.ids.count, 1)
+        XCTAssertEqual(first.leased.map(\.target).sorted(), ["a", "b"])
+        XCTAssertEqual(first.leased.first?.notificationID, first.ids[0])
+        XCTAssertEqual(first.leased.first?.expiresAt, 4600)
+        XCTAssertEqual(first.leased.first?.attempts, 0)
+        var counts = try await store.counts()
+        XCTAssertEqual(counts.total("leased"), 2)
+        let none = try await store.claim(owner: "other", limit: 10, now: 1001, leaseSeconds: 60)
+        XCTAssertTrue(none.isEmpty, "leased at enqueue: nobody else claims them while the lease runs")
+
+        // A newer state of a key that is in flight waits (pending), and so does everything after it; a new key goes at once.
+        let second = try await store.enqueue(
+            [
+                note([NewDelivery(target: "a", alertIndex: 0, orderingKey: "k1", status: "resolved")], at: 1002),
+                note([NewDelivery(target: "a", alertIndex: 0, orderingKey: "k2", status: "firing")], at: 1002),
+            ], now: 1002, ttl: 3600, lease: lease)
+        XCTAssertEqual(second.ids.count, 2)
+        XCTAssertEqual(second.leased.map(\.orderingKey), ["k2"])
+        XCTAssertEqual(second.leased.first?.notificationID, second.ids[1])
+        counts = try await store.counts()
+        XCTAssertEqual(counts.total("pending"), 1)
+        XCTAssertEqual(counts.total("leased"), 3)
+        let blocked = try await store.claim(owner: "me", limit: 10, now: 1003, leaseSeconds: 60)
+        XCTAssertTrue(blocked.isEmpty, "the resolve of k1 waits for the firing in flight")
+        let a1 = try XCTUnwrap(first.leased.first { $0.target == "a" })
+        try await store.complete([DeliveryCompletion(id: a1.id, decision: .delivered, httpStatus: 200)], owner: "me", now: 1004)
+        let next = try await store.claim(owner: "me", limit: 10, now: 1004, leaseSeconds: 60)
+        XCTAssertEqual(next.map(\.orderingKey), ["k1"])
+        XCTAssertEqual(next.first?.notificationID, second.ids[0])
+
+        // Two states of one key in one write: the older is superseded, the newer leased.
+        let third = try await store.enqueue(
+            [
+                note([NewDelivery(target: "c", alertIndex: 0, orderingKey: "k3", status: "firing")], at: 1005),
+                note([NewDelivery(target: "c", alertIndex: 0, orderingKey: "k3", status: "resolved")], at: 1005),
+            ], now: 1005, ttl: 3600, lease: lease)
+        XCTAssertEqual(third.leased.map(\.notificationID), [third.ids[1]])
+        // Without a lease nothing is leased.
+        let fourth = try await store.enqueue(
+            [note([NewDelivery(target: "d", alertIndex: 0, orderingKey: "k4", status: "firing")], at: 1006)], now: 1006, ttl: 3600, lease: nil)
+        XCTAssertTrue(fourth.leased.isEmpty)
+        counts = try await store.counts()
+        XCTAssertEqual(counts.byTarget["c"]?["superseded"], 1)
+        XCTAssertEqual(counts.byTarget["d"]?["pending"], 1)
+    }
+
     func testOpenCountsLeaveOutFinishedRecords() async throws {
         _ = try await store.enqueue(
             [
