@@ -2,13 +2,16 @@
 # serve-load.sh: how many alerts/s a release `fanout serve` accepts on /webhook and delivers to 5 loopback webhook
 # targets, per store. Every request carries a distinct alert (wrk + Lua), so nothing is superseded.
 #   usage: tools/compare/serve-load.sh [none|sqlite|postgres|all] [seconds] [connections]
+#   ALERTS=N alerts per notification (default 1; Alertmanager sends a group's alerts together, so 10-100 is common
+#   under load); alerts/s is notifications/s times N.
 #   TARGETS=nginx (default: one loopback nginx worker answering 200 on 5 ports, so the targets take little of the
 #   two cores) or TARGETS=mock (5 MockTarget processes, as the tests use).
 # Prints, per store: accepted alerts/s and 2xx share (wrk), p50/p99 accept latency, and the seconds from the
 # last accept until the outbox's pending count reaches 0. Loopback only; every process is stopped at the end.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-which=${1:-all}; secs=${2:-10}; conns=${3:-32}
+which=${1:-all}; secs=${2:-10}; conns=${3:-32}; per=${ALERTS:-1}
+[[ "$per" =~ ^[1-9][0-9]*$ ]] || { echo "ALERTS must be a positive count" >&2; exit 2; }
 targets=${TARGETS:-nginx}
 need=()
 command -v wrk >/dev/null || need+=(wrk)
@@ -35,15 +38,22 @@ else
 fi
 for i in 1 2 3 4 5; do echo "  - {name: hook$i, type: webhook, url: 'http://127.0.0.1:$((19100 + i))/hook'}" >> "$work/c.yaml"; done
 for _ in $(seq 50); do curl -s -o /dev/null -X POST -d x http://127.0.0.1:19105/hook && break; sleep 0.1; done
-cat > "$work/alerts.lua" <<'LUA'
+cat > "$work/alerts.lua" <<LUA
 local n = 0
-math.randomseed(os.time() + math.floor(os.clock() * 1000000))
-local tag = tostring(math.random(1, 1000000000))
+local per = $per
+local tag = nil
 request = function()
-  n = n + 1
-  local body = '{"version":"4","status":"firing","alerts":[{"labels":{"alertname":"Load' .. tag .. '-' .. n ..
-               '","instance":"i' .. n .. '"},"startsAt":"2024-05-01T12:00:00Z"}]}'
-  return wrk.format("POST", "/webhook", {["Content-Type"] = "application/json"}, body)
+  -- Seeded on first use, per wrk thread (each thread has its own Lua state and must not repeat another's alerts).
+  if tag == nil then
+    math.randomseed(os.time() + math.floor(os.clock() * 1000000) + tonumber(tostring({}):match("0x(%x+)"), 16) % 1000003)
+    tag = tostring(math.random(1, 1000000000))
+  end
+  local parts = {}
+  for i = 1, per do
+    n = n + 1
+    parts[i] = '{"labels":{"alertname":"Load' .. tag .. '-' .. n .. '","instance":"i' .. n .. '"},"startsAt":"2024-05-01T12:00:00Z"}'
+  end
+  return wrk.format("POST", "/webhook", {["Content-Type"] = "application/json"}, '{"version":"4","status":"firing","alerts":[' .. table.concat(parts, ",") .. ']}')
 end
 LUA
 run() {
@@ -62,9 +72,9 @@ run() {
   local drain; drain=$(python3 -c "import time; print(round(time.time() - $t0, 2))")
   local stats; stats=$(curl -s http://127.0.0.1:19095/api/v2/publishing/stats)
   kill -TERM $spid; wait $spid 2>/dev/null || true
-  python3 - "$name" "$drain" "$stats" <<PY
+  python3 - "$name" "$drain" "$stats" "$per" <<PY
 import re, sys, json
-name, drain, stats = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+name, drain, stats, per = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), int(sys.argv[4])
 out = """$out"""
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 total = int(re.search(r"(\d+) requests in", out).group(1))
@@ -73,7 +83,7 @@ def ms(label):
     m = re.search(r"\s%s\s+([\d.]+)(us|ms|s)" % label, out)
     v = float(m.group(1)); return v / 1000 if m.group(2) == "us" else v * 1000 if m.group(2) == "s" else v
 d = stats["deliveries"]
-print(f"{name:9} accepted {rps:8.0f} alerts/s  2xx {100 * (total - non2xx) / max(total, 1):6.2f} %  p50 {ms('50%'):7.2f} ms  p99 {ms('99%'):7.2f} ms  "
+print(f"{name:9} accepted {rps * per:8.0f} alerts/s ({per}/notification)  2xx {100 * (total - non2xx) / max(total, 1):6.2f} %  p50 {ms('50%'):7.2f} ms  p99 {ms('99%'):7.2f} ms  "
       f"delivered {d['delivered']} dead {d['dead']} pending {d['pending']}  drained {drain} s after the last accept")
 PY
 }
