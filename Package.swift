@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "FanoutCore", targets: ["FanoutCore"]),
         .library(name: "FanoutServer", targets: ["FanoutServer"]),
         .library(name: "FanoutStore", targets: ["FanoutStore"]),
+        .library(name: "FanoutLoad", targets: ["FanoutLoad"]),
         .library(name: "MockTarget", targets: ["MockTarget"]),
         .executable(name: "fanout", targets: ["FanoutCLI"]),
         .executable(name: "mock-target", targets: ["MockTargetMain"]),
@@ -111,15 +112,25 @@ let package = Package(
             ],
             path: "tools/MockTarget/Sources/mock-target"
         ),
+        .target(
+            name: "FanoutLoad",
+            dependencies: [
+                "CurlReactor",
+                "AlertFanout",
+                "FanoutCore",
+                "CZlib",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
         .executableTarget(
             name: "FanoutCLI",
             dependencies: [
                 "CurlReactor",
                 "AlertFanout",
                 "FanoutCore",
+                "FanoutLoad",
                 "FanoutServer",
                 "FanoutStore",
-                "CZlib",
                 "MockTarget",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -152,7 +163,8 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
-        .testTarget(name: "FanoutCLITests", dependencies: ["FanoutCLI", "MockTarget", "CZlib", "AlertFanout", "CurlReactor", "TestSupport"]),
+        .testTarget(
+            name: "FanoutCLITests", dependencies: ["FanoutCLI", "FanoutLoad", "MockTarget", "CZlib", "AlertFanout", "CurlReactor", "TestSupport"]),
         .testTarget(name: "MockTargetTests", dependencies: ["MockTarget", "CurlReactor", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

@@ -2,6 +2,7 @@
 import ArgumentParser
 import CurlReactor
 import Dispatch
+import FanoutLoad
 import Foundation
 import MockTarget
 import Synchronization

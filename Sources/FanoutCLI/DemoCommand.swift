@@ -3,6 +3,7 @@ import AlertFanout
 import ArgumentParser
 import CurlReactor
 import FanoutCore
+import FanoutLoad
 import Foundation
 import Histogram
 import MockTarget

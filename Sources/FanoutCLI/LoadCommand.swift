@@ -3,6 +3,7 @@ import AlertFanout
 import ArgumentParser
 import CurlReactor
 import Dispatch
+import FanoutLoad
 import Foundation
 
 struct LoadCommand: AsyncParsableCommand {
@@ -163,14 +164,15 @@ struct LoadRunCommand: AsyncParsableCommand {
                 maxInFlightPerHost: plan.concurrency, maxInFlightTotal: plan.concurrency, defaultTimeout: plan.timeout,
                 label: "alertfanout.load", socketWatching: perSocket ? .sourcePerSocket : epoll ? .epollSet : ReactorConfiguration().socketWatching))
         let reactorMetrics = obs.reactorMetrics(reactor)
-        let engine = LoadEngine(reactor: reactor, plan: plan)
+        let engine: LoadEngine
+        do { engine = try LoadEngine(reactor: reactor, plan: plan) } catch let e as LoadError { throw ValidationError(e.message) }
         var log: HdrLogWriter?
         if let path = hdrLog {
             do {
                 let w = try HdrLogWriter(path: path, startEpochSeconds: Date().timeIntervalSince1970)
                 engine.onInterval = { start, length, h in w.write(startOffset: start, length: length, histogram: h) }
                 log = w
-            } catch let e as InputError {
+            } catch let e as LoadError {
                 throw ValidationError(e.message)
             }
         }

@@ -2,6 +2,7 @@
 import AlertFanout
 import ArgumentParser
 import FanoutCore
+import FanoutLoad
 import FanoutStore
 import Foundation
 

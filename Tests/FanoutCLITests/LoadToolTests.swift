@@ -4,8 +4,10 @@ import AlertFanout
 import ArgumentParser
 import CZlib
 import CurlReactor
+import FanoutLoad
 import Foundation
 import MockTarget
+import TestSupport
 import XCTest
 
 @testable import FanoutCLI
@@ -19,10 +21,30 @@ final class LoadToolTests: XCTestCase {
 
     func run(_ plan: LoadPlan) async throws -> LoadResult {
         let reactor = try CurlReactor(configuration: .init(maxInFlightPerHost: plan.concurrency, maxInFlightTotal: plan.concurrency))
-        let result = await LoadEngine(reactor: reactor, plan: plan).run()
+        let result = try await LoadEngine(reactor: reactor, plan: plan).run()
         await reactor.shutdown(.drain)
         XCTAssertTrue(reactor.stats().isIdleAndEmpty)
         return result
+    }
+
+    /// A program linking FanoutLoad gets every problem of its plan as one clear error, and nothing is sent.
+    func testTheLibraryRefusesAPlanWithProblemsNamingEachOne() async throws {
+        let reactor = try CurlReactor()
+        let bad = LoadPlan(
+            urls: [WeightedURL(url: "ftp://127.0.0.1/x", weight: 1), WeightedURL(url: "http://127.0.0.1/y", weight: 0)], method: "GE T",
+            concurrency: 0, maxRequests: 0, duration: .zero, rate: -1)
+        XCTAssertThrowsError(try LoadEngine(reactor: reactor, plan: bad)) { error in
+            let m = "\(error)"
+            for part in [
+                "'ftp://127.0.0.1/x' is not an http:// or https:// URL", "the weight of 'http://127.0.0.1/y' must be a positive number (got 0.0)",
+                "'GE T' is not an HTTP method", "concurrency must be at least 1 (got 0)", "the request count must be at least 1 (got 0)",
+                "the duration must be positive", "the rate must be a positive number of requests per second (got -1.0)",
+            ] {
+                XCTAssertTrue(m.contains(part), "\(part) missing from: \(m)")
+            }
+        }
+        XCTAssertEqual(LoadPlan(urls: [WeightedURL(url: "http://127.0.0.1:1/", weight: 2)], concurrency: 4).problems(), [])
+        await assertReleased(reactor)
     }
 
     func testOptionsAreValidatedWithClearMessages() throws {
@@ -138,7 +160,7 @@ final class LoadToolTests: XCTestCase {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("hdr-\(UUID().uuidString).log").path
         let writer = try HdrLogWriter(path: path, startEpochSeconds: 1_700_000_000)
         let reactor = try CurlReactor(configuration: .init(maxInFlightPerHost: 8, maxInFlightTotal: 8))
-        let engine = LoadEngine(reactor: reactor, plan: plan([server.url("/x")], duration: .milliseconds(2500), rate: 300))
+        let engine = try LoadEngine(reactor: reactor, plan: plan([server.url("/x")], duration: .milliseconds(2500), rate: 300))
         engine.onInterval = { s, l, h in writer.write(startOffset: s, length: l, histogram: h) }
         let result = await engine.run()
         writer.close()

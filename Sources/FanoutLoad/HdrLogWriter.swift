@@ -5,12 +5,13 @@ import Foundation
 /// One line per interval: `start,length,max,HISTF…` where the last field is the base64 of the zlib-compressed
 /// V2 encoding (big-endian header, then counts as ZigZag LEB128 with runs of zeros as negative run lengths).
 /// Values are microseconds; `Interval_Max` is in seconds (value / 1e6), as HdrHistogram's own log writer does.
-final class HdrLogWriter: @unchecked Sendable {
+public final class HdrLogWriter: @unchecked Sendable {
     private let handle: FileHandle
 
-    init(path: String, startEpochSeconds: Double) throws {
+    /// Creates (truncating) the log at `path` and writes its header; `startEpochSeconds` is the run's start.
+    public init(path: String, startEpochSeconds: Double) throws {
         guard FileManager.default.createFile(atPath: path, contents: nil) else {
-            throw InputError(message: "cannot create --hdr-log file '\(path)'")
+            throw LoadError("cannot create --hdr-log file '\(path)'")
         }
         handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
         let header = """
@@ -23,17 +24,19 @@ final class HdrLogWriter: @unchecked Sendable {
         handle.write(Data(header.utf8))
     }
 
-    func write(startOffset: Double, length: Double, histogram h: MicrosHistogram) {
+    /// Appends one interval: its start (seconds after the run's start), length (seconds) and histogram.
+    public func write(startOffset: Double, length: Double, histogram h: MicrosHistogram) {
         let line =
             String(format: "%.3f,%.3f,%.6f,", startOffset, length, Double(h.max) / 1e6)
             + HdrLogWriter.compressedBase64(h) + "\n"
         handle.write(Data(line.utf8))
     }
 
-    func close() { try? handle.close() }
+    /// Closes the file.
+    public func close() { try? handle.close() }
 
     /// V2 encoding of `h`, zlib-compressed and base64-encoded.
-    static func compressedBase64(_ h: MicrosHistogram) -> String {
+    public static func compressedBase64(_ h: MicrosHistogram) -> String {
         var payload: [UInt8] = []
         // Counts per counts-array index, in index order (allValues steps through every index).
         var counts: [UInt64] = []

@@ -1,7 +1,7 @@
-// Formatting: number formatting shared by the CLI's tables and summaries.
+// Formatting: number formatting shared by the load report and the CLI's tables and summaries.
 
 /// `v` with `digits` decimals (trailing zeros kept), or "-" when not finite.
-func fmt(_ v: Double, _ digits: Int) -> String {
+package func fmt(_ v: Double, _ digits: Int) -> String {
     guard v.isFinite else { return "-" }
     var scale = 1.0
     for _ in 0..<digits { scale *= 10 }
@@ -17,4 +17,4 @@ func fmt(_ v: Double, _ digits: Int) -> String {
 }
 
 /// Whole microseconds of a duration.
-func micros(_ d: Duration) -> Int64 { d.wholeMicroseconds }
+package func micros(_ d: Duration) -> Int64 { d.wholeMicroseconds }

@@ -4,27 +4,39 @@ import CurlReactor
 import Histogram
 
 /// Latencies in microseconds from 1 µs to one hour at 3 significant digits: fixed memory however long the run.
-typealias MicrosHistogram = Histogram<UInt64>
+public typealias MicrosHistogram = Histogram<UInt64>
 
-func makeMicrosHistogram() -> MicrosHistogram {
+/// An empty latency histogram (1 µs to 1 h, 3 significant digits).
+public func makeMicrosHistogram() -> MicrosHistogram {
     Histogram(lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three)
 }
 
-struct LoadStats: Sendable {
-    var requests = 0
-    var errors = 0
-    var bytes = 0
-    var statuses: [Int: Int] = [:]
-    var errorKinds: [String: Int] = [:]
+/// What a run measured for one URL (or, merged, for all).
+public struct LoadStats: Sendable {
+    /// Requests completed, with or without a response.
+    public var requests = 0
+    /// Requests that ended without a response (by kind in `errorKinds`).
+    public var errors = 0
+    /// Response body bytes received.
+    public var bytes = 0
+    /// Responses by HTTP status.
+    public var statuses: [Int: Int] = [:]
+    /// Failures by `TransferError.Kind` raw value.
+    public var errorKinds: [String: Int] = [:]
     /// Completion minus intended send time (open loop) or actual send time (closed loop).
-    var latency = makeMicrosHistogram()
+    public var latency = makeMicrosHistogram()
     /// New connections only.
-    var connect = makeMicrosHistogram()
-    var firstByte = makeMicrosHistogram()
+    public var connect = makeMicrosHistogram()
+    /// Time to the first response byte.
+    public var firstByte = makeMicrosHistogram()
     /// Open loop: actual send minus intended send (how far sending fell behind the schedule).
-    var lag = makeMicrosHistogram()
+    public var lag = makeMicrosHistogram()
 
-    mutating func record(_ result: Result<HTTPResponse, TransferError>, latencyMicros: UInt64) {
+    /// Nothing measured yet.
+    public init() {}
+
+    /// Counts one completed request.
+    public mutating func record(_ result: Result<HTTPResponse, TransferError>, latencyMicros: UInt64) {
         requests += 1
         _ = latency.record(max(1, min(latencyMicros, 3_600_000_000)))
         switch result {
@@ -39,7 +51,8 @@ struct LoadStats: Sendable {
         }
     }
 
-    mutating func merge(_ o: LoadStats) {
+    /// Adds another's counts and histograms (exact).
+    public mutating func merge(_ o: LoadStats) {
         requests += o.requests
         errors += o.errors
         bytes += o.bytes
@@ -53,11 +66,11 @@ struct LoadStats: Sendable {
 }
 
 /// The percentiles every report shows.
-let reportedPercentiles: [(String, Double)] = [("p50", 50), ("p75", 75), ("p90", 90), ("p99", 99), ("p99_9", 99.9), ("p99_99", 99.99)]
+public let reportedPercentiles: [(String, Double)] = [("p50", 50), ("p75", 75), ("p90", 90), ("p99", 99), ("p99_9", 99.9), ("p99_99", 99.99)]
 
 extension Histogram where Count == UInt64 {
     /// `{count, min, p50 … p99_99, max, mean}` in the histogram's unit (µs).
-    var summaryJSON: JSONValue {
+    public var summaryJSON: JSONValue {
         guard totalCount > 0 else { return .object([("count", .int(0))]) }
         var m: [(String, JSONValue)] = [("count", .int(Int(totalCount))), ("min", .int(Int(min)))]
         for (name, p) in reportedPercentiles { m.append((name, .int(Int(valueAtPercentile(p))))) }
@@ -68,7 +81,7 @@ extension Histogram where Count == UInt64 {
 
     /// Every recorded bucket as `[value, count]`: re-recording these into an empty histogram of the same
     /// configuration reproduces it exactly, which is what makes `fanout load merge` exact.
-    var bucketsJSON: JSONValue {
+    public var bucketsJSON: JSONValue {
         var out: [JSONValue] = []
         for v in recordedValues() where v.count > 0 {
             out.append(.array([.int(Int(v.value)), .int(Int(v.count))]))
@@ -76,7 +89,8 @@ extension Histogram where Count == UInt64 {
         return .array(out)
     }
 
-    static func fromBuckets(_ v: JSONValue?) -> Histogram<UInt64>? {
+    /// The histogram `bucketsJSON` wrote, or nil when `v` is not one.
+    public static func fromBuckets(_ v: JSONValue?) -> Histogram<UInt64>? {
         guard let items = v?.arrayValue else { return nil }
         var h = makeMicrosHistogram()
         for item in items {

@@ -11,22 +11,35 @@ import AlertFanout
 ///   urls: [{url, weight, requests, errors, bytes, statuses, error_kinds, latency_us, histograms}],
 ///   histograms: {latency, connect, ttfb, schedule_lag: [[value_us, count], …]}}`
 /// Histograms are exact bucket lists, so merging files is exact.
-struct LoadReport: Sendable {
-    var mode: String
-    var concurrency: Int
-    var rate: Double?
-    var durationSeconds: Double?
-    var elapsedSeconds: Double
-    var interrupted: Bool
-    var runs: Int
-    var cpuSeconds: Double
-    var connectionsOpened: Int
-    var achievedRPS: Double
-    var urls: [(url: String, weight: Double, stats: LoadStats)]
+public struct LoadReport: Sendable {
+    /// `closed` or `open`.
+    public var mode: String
+    /// The plan's concurrency.
+    public var concurrency: Int
+    /// The open loop's rate; nil in the closed loop.
+    public var rate: Double?
+    /// The configured duration, when the duration bounded the run.
+    public var durationSeconds: Double?
+    /// How long the run took (the longest, after merging).
+    public var elapsedSeconds: Double
+    /// True when any merged run was interrupted.
+    public var interrupted: Bool
+    /// 1, or how many results were merged.
+    public var runs: Int
+    /// CPU seconds used (summed over merged runs).
+    public var cpuSeconds: Double
+    /// New connections opened (summed).
+    public var connectionsOpened: Int
+    /// Completed requests per second.
+    public var achievedRPS: Double
+    /// Per URL: its weight and statistics.
+    public var urls: [(url: String, weight: Double, stats: LoadStats)]
 
-    var total: LoadStats { urls.reduce(into: LoadStats()) { $0.merge($1.stats) } }
+    /// Every URL's statistics merged.
+    public var total: LoadStats { urls.reduce(into: LoadStats()) { $0.merge($1.stats) } }
 
-    init(_ r: LoadResult) {
+    /// The report of one run.
+    public init(_ r: LoadResult) {
         mode = r.plan.rate == nil ? "closed" : "open"
         concurrency = r.plan.concurrency
         rate = r.plan.rate
@@ -41,7 +54,8 @@ struct LoadReport: Sendable {
         achievedRPS = r.elapsedSeconds > 0 ? Double(n) / r.elapsedSeconds : 0
     }
 
-    var json: JSONValue {
+    /// The `alertfanout.load.v1` document.
+    public var json: JSONValue {
         let t = total
         func counts<K>(_ d: [K: Int]) -> JSONValue {
             .object(d.map { ("\($0.key)", JSONValue.int($0.value)) }.sorted { $0.0 < $1.0 })
@@ -83,9 +97,9 @@ struct LoadReport: Sendable {
     }
 
     /// Reads a result file; nil with a reason when it is not one.
-    static func parse(_ v: JSONValue) -> Result<LoadReport, InputError> {
+    public static func parse(_ v: JSONValue) -> Result<LoadReport, LoadError> {
         guard v["schema"]?.stringValue == "alertfanout.load.v1" else {
-            return .failure(InputError(message: "not an alertfanout.load.v1 result (write one with `fanout load --json`)"))
+            return .failure(LoadError("not an alertfanout.load.v1 result (write one with `fanout load --json`)"))
         }
         var r = LoadReport.empty
         r.mode = v["mode"]?.stringValue ?? "closed"
@@ -100,7 +114,7 @@ struct LoadReport: Sendable {
         r.achievedRPS = v["achieved_rps"]?.doubleValue ?? 0
         for u in v["urls"]?.arrayValue ?? [] {
             guard let url = u["url"]?.stringValue, let h = u["histograms"] else {
-                return .failure(InputError(message: "a url entry lacks its url or histograms"))
+                return .failure(LoadError("a url entry lacks its url or histograms"))
             }
             var s = LoadStats()
             s.requests = u["requests"]?.intValue ?? 0
@@ -111,7 +125,7 @@ struct LoadReport: Sendable {
             guard let lat = MicrosHistogram.fromBuckets(h["latency"]), let con = MicrosHistogram.fromBuckets(h["connect"]),
                 let ttfb = MicrosHistogram.fromBuckets(h["ttfb"]), let lag = MicrosHistogram.fromBuckets(h["schedule_lag"])
             else {
-                return .failure(InputError(message: "histograms of \(url) are malformed"))
+                return .failure(LoadError("histograms of \(url) are malformed"))
             }
             s.latency = lat
             s.connect = con
@@ -122,7 +136,8 @@ struct LoadReport: Sendable {
         return .success(r)
     }
 
-    static var empty: LoadReport {
+    /// A report of nothing, to merge others into.
+    public static var empty: LoadReport {
         LoadReport(
             mode: "closed", concurrency: 0, rate: nil, durationSeconds: 0, elapsedSeconds: 0, interrupted: false, runs: 0,
             cpuSeconds: 0, connectionsOpened: 0, achievedRPS: 0, urls: [])
@@ -147,7 +162,7 @@ struct LoadReport: Sendable {
 
     /// Runs made side by side (several machines, one share each): counts and histograms add up exactly;
     /// rates and concurrency add up (they ran at the same time); elapsed is the longest run.
-    mutating func merge(_ o: LoadReport) {
+    public mutating func merge(_ o: LoadReport) {
         if runs == 0 {
             self = o
             return
@@ -172,7 +187,7 @@ struct LoadReport: Sendable {
     }
 
     /// The human-readable summary.
-    func render(title: String) -> String {
+    public func render(title: String) -> String {
         let t = total
         var out = [title]
         out.append(

@@ -1,24 +1,37 @@
 // LoadEngine: drives a load run on the reactor queue — closed loop or constant-rate open loop — and measures it.
+import AlertFanout
 import CurlReactor
 import Dispatch
 
 /// What the engine hands out while and after it runs.
-struct LoadResult: Sendable {
-    var plan: LoadPlan
-    var perURL: [LoadStats]
-    var elapsedSeconds: Double
-    var cpuSeconds: Double
-    var interrupted: Bool
-    var connectionsOpened: Int
+public struct LoadResult: Sendable {
+    /// The plan that ran.
+    public var plan: LoadPlan
+    /// What each URL of the plan measured, in plan order.
+    public var perURL: [LoadStats]
+    /// From the first send to the last completion.
+    public var elapsedSeconds: Double
+    /// CPU time this process used during the run (user + system).
+    public var cpuSeconds: Double
+    /// True when `interrupt()` ended the run early.
+    public var interrupted: Bool
+    /// Connections libcurl opened (new TCP connections, not reused ones).
+    public var connectionsOpened: Int
 
-    var total: LoadStats { perURL.reduce(into: LoadStats()) { $0.merge($1) } }
+    /// Every URL's statistics merged.
+    public var total: LoadStats { perURL.reduce(into: LoadStats()) { $0.merge($1) } }
 }
 
-struct LoadProgress: Sendable {
-    var elapsedSeconds: Double
-    var requests: Int
-    var errors: Int
-    var p99Micros: UInt64
+/// A once-a-second snapshot while a run goes on.
+public struct LoadProgress: Sendable {
+    /// Seconds since the start.
+    public var elapsedSeconds: Double
+    /// Requests completed so far (with or without a response).
+    public var requests: Int
+    /// Requests that ended without a response.
+    public var errors: Int
+    /// The 99th percentile latency so far, in microseconds.
+    public var p99Micros: UInt64
 }
 
 /// Runs on the reactor queue only (all state below is confined there).
@@ -29,9 +42,11 @@ struct LoadProgress: Sendable {
 ///   arrival rate"); at most `concurrency` are in flight, the rest wait in a backlog. Latency is measured from
 ///   the **intended** send time, so a stalled server shows up in the percentiles instead of silently slowing
 ///   the sender (coordinated omission); how far sending fell behind is reported as the schedule lag.
-final class LoadEngine: @unchecked Sendable {
-    let reactor: CurlReactor
-    let plan: LoadPlan
+public final class LoadEngine: @unchecked Sendable {
+    /// The reactor every request goes through.
+    public let reactor: CurlReactor
+    /// The plan being run.
+    public let plan: LoadPlan
     private var schedule: LoadSchedule
     private var perURL: [LoadStats]
     private var issued = 0
@@ -47,18 +62,22 @@ final class LoadEngine: @unchecked Sendable {
     private var interval: MicrosHistogram?
     private var intervalStart: UInt64 = 0
     /// Called once a second on the reactor queue (progress line).
-    var onProgress: (@Sendable (LoadProgress) -> Void)?
+    public var onProgress: (@Sendable (LoadProgress) -> Void)?
     /// Called once a second with that second's latency histogram (HdrHistogram interval log).
-    var onInterval: (@Sendable (_ startOffset: Double, _ length: Double, _ histogram: MicrosHistogram) -> Void)?
+    public var onInterval: (@Sendable (_ startOffset: Double, _ length: Double, _ histogram: MicrosHistogram) -> Void)?
 
-    init(reactor: CurlReactor, plan: LoadPlan) {
+    /// Throws `LoadError` naming every problem of `plan` (see `LoadPlan.problems()`).
+    public init(reactor: CurlReactor, plan: LoadPlan) throws {
+        let problems = plan.problems()
+        guard problems.isEmpty else { throw LoadError("the load plan cannot run: " + problems.joined(separator: "; ")) }
         self.reactor = reactor
         self.plan = plan
         schedule = LoadSchedule(urls: plan.urls, rate: plan.rate, seed: plan.seed)
         perURL = Array(repeating: LoadStats(), count: plan.urls.count)
     }
 
-    func run() async -> LoadResult {
+    /// Runs the plan to its end (count, duration or `interrupt()`) and returns what it measured. Call once.
+    public func run() async -> LoadResult {
         await withCheckedContinuation { (c: CheckedContinuation<LoadResult, Never>) in
             reactor.queue.async { [self] in
                 done = c
@@ -68,7 +87,7 @@ final class LoadEngine: @unchecked Sendable {
     }
 
     /// Stops sending (Ctrl-C); in-flight requests get `grace` to finish, then the reactor cancels them.
-    func interrupt(grace: Duration = .seconds(2)) {
+    public func interrupt(grace: Duration = .seconds(2)) {
         reactor.queue.async { [self] in
             guard !stopped || inFlight > 0 else { return }
             interrupted = true
