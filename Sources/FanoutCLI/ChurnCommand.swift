@@ -127,10 +127,9 @@ struct ChurnCommand: AsyncParsableCommand {
 final class ChurnLedger: Sendable {
     private struct State {
         var seen: [UInt8]
-        var completed = 0
+        var completed = CountWaiter()
         var duplicated = 0
         var kinds: [String: Int] = [:]
-        var waiter: (target: Int, continuation: CheckedContinuation<Void, Never>)?
     }
 
     private let state: Mutex<State>
@@ -144,31 +143,27 @@ final class ChurnLedger: Sendable {
         case .failure(let e): kind = e.kind.rawValue
         }
         let wake = state.withLock { s -> CheckedContinuation<Void, Never>? in
-            if s.seen[index] > 0 { s.duplicated += 1 } else { s.completed += 1 }
             s.seen[index] &+= 1
             s.kinds[kind, default: 0] += 1
-            guard let w = s.waiter, s.completed >= w.target else { return nil }
-            s.waiter = nil
-            return w.continuation
+            if s.seen[index] > 1 {
+                s.duplicated += 1
+                return nil
+            }
+            return s.completed.add()
         }
         wake?.resume()
     }
 
     func wait(for n: Int) async {
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let ready = state.withLock { s -> Bool in
-                if s.completed >= n { return true }
-                s.waiter = (n, c)
-                return false
-            }
-            if ready { c.resume() }
+            if !state.withLock({ $0.completed.park(c, until: n) }) { c.resume() }
         }
     }
 
     func snapshot(_ submitted: Int) -> (completed: Int, lost: Int, duplicated: Int, kinds: [String: Int]) {
         state.withLock { s in
             let lost = s.seen.prefix(submitted).filter { $0 == 0 }.count
-            return (s.completed, lost, s.duplicated, s.kinds)
+            return (s.completed.count, lost, s.duplicated, s.kinds)
         }
     }
 }

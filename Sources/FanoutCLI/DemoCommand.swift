@@ -148,7 +148,7 @@ struct DemoCommand: AsyncParsableCommand {
             ])
         }
         table(rows).forEach { print("  " + $0) }
-        let publishes = s.reports
+        let publishes = s.reports.count
         print(
             "  summary    \(publishes) publishes (\(count) firing + \(count) resolved) in \(fmt(elapsed, 2)) s = \(fmt(Double(publishes) / elapsed, 1)) alerts/s; \(s.partial) partial, \(s.allFailed) reached no target"
         )
@@ -157,7 +157,9 @@ struct DemoCommand: AsyncParsableCommand {
             "  overhead   above the slowest target's own latency (clean fan-outs): p50 \(ms(s.overhead.valueAtPercentile(50))) ms  p99 \(ms(s.overhead.valueAtPercentile(99))) ms"
         )
         let released = reactorStats.released && reactorStats.isIdleAndEmpty
-        if !s.complete { failedChecks.append("accounting: \(s.reports) reports for \(events.count) publishes, or a report without one result per target") }
+        if !s.complete {
+            failedChecks.append("accounting: \(s.reports.count) reports for \(events.count) publishes, or a report without one result per target")
+        }
         if !released { failedChecks.append("release: after shutdown the reactor reports \(reactorStats)") }
         print(
             "  accounting every target of every alert reported exactly once: \(s.complete ? "yes" : "NO"); servers saw every request: \(failedChecks.contains { $0.contains("the server saw") } ? "NO" : "yes")"
@@ -202,11 +204,11 @@ final class DemoStats: Sendable {
 
     struct State {
         var perTarget: [String: Target] = [:]
-        var reports = 0, partial = 0, allFailed = 0
+        var reports = CountWaiter()
+        var partial = 0, allFailed = 0
         var complete = true
         var fanout = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
         var overhead = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
-        var waiter: (Int, CheckedContinuation<Void, Never>)?
     }
 
     let names: [String]
@@ -225,7 +227,7 @@ final class DemoStats: Sendable {
 
     func record(_ result: Result<PublishReport, PublishError>) {
         let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
-            s.reports += 1
+            let wake = s.reports.add()
             let report: PublishReport?
             switch result {
             case .success(let r):
@@ -266,23 +268,14 @@ final class DemoStats: Sendable {
             } else {
                 s.complete = false
             }
-            if let (n, c) = s.waiter, s.reports >= n {
-                s.waiter = nil
-                return c
-            }
-            return nil
+            return wake
         }
         waiter?.resume()
     }
 
     func waitFor(_ n: Int) async {
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let ready = state.withLock { s -> Bool in
-                if s.reports >= n { return true }
-                s.waiter = (n, c)
-                return false
-            }
-            if ready { c.resume() }
+            if !state.withLock({ $0.reports.park(c, until: n) }) { c.resume() }
         }
     }
 }

@@ -150,11 +150,12 @@ struct OverheadCommand: AsyncParsableCommand {
 /// Collects overhead samples from publish completions (any thread); `wait()` returns when all arrived.
 final class OverheadTally: Sendable {
     let samples = Mutex((overhead: Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three), failures: 0))
-    let countdown: CountDown
+    let completions = CompletionCount()
+    let expected: Int
     let slowest: Double
 
     init(expected: Int, slowest: Double) {
-        countdown = CountDown(expected)
+        self.expected = expected
         self.slowest = slowest
     }
 
@@ -166,10 +167,10 @@ final class OverheadTally: Sendable {
                 s.failures += 1
             }
         }
-        countdown.tick()
+        completions.tick()
     }
 
-    func wait() async { await countdown.wait() }
+    func wait() async { await completions.wait(for: expected) }
 }
 
 struct IdleCommand: AsyncParsableCommand {
@@ -188,12 +189,12 @@ struct IdleCommand: AsyncParsableCommand {
         let server = try MockTarget(routes: ["/slow": .text("ok", delay: wait)], recordRequests: false)
         defer { server.stop() }
         let reactor = try CurlReactor(configuration: .init(maxInFlightPerHost: requests, maxInFlightTotal: requests))
-        let countdown = CountDown(requests)
+        let completions = CompletionCount()
         let clock = ContinuousClock()
         let firstSent = clock.now
         let cpuStart = processCPUSeconds()
         for _ in 0..<requests {
-            reactor.submit(HTTPRequest(url: server.url("/slow"), timeout: wait + .seconds(10))) { _ in countdown.tick() }
+            reactor.submit(HTTPRequest(url: server.url("/slow"), timeout: wait + .seconds(10))) { _ in completions.tick() }
         }
         while server.requestCount < requests { try await Task.sleep(for: .milliseconds(2)) }
         let sent = processCPUSeconds()
@@ -203,39 +204,11 @@ struct IdleCommand: AsyncParsableCommand {
         let waited = (clock.now - t0).seconds
         let waiting = processCPUSeconds() - sent
         let beforeAnswers = processCPUSeconds()
-        await countdown.wait()
+        await completions.wait(for: requests)
         let answering = processCPUSeconds() - beforeAnswers
         await reactor.shutdown()
         print(
             "idle: \(requests) requests waiting: \(fmt(waiting, 3)) CPU-s over \(fmt(waited, 2)) s of waiting; sending them took \(fmt(sent - cpuStart, 3)) CPU-s, receiving the answers \(fmt(answering, 3)) CPU-s (in-process server included)"
         )
-    }
-}
-
-/// Counts completions down to zero and wakes one waiter then.
-final class CountDown: Sendable {
-    private let state: Mutex<(left: Int, waiter: CheckedContinuation<Void, Never>?)>
-
-    init(_ n: Int) { state = Mutex((n, nil)) }
-
-    func tick() {
-        let w = state.withLock { s -> CheckedContinuation<Void, Never>? in
-            s.left -= 1
-            guard s.left == 0, let w = s.waiter else { return nil }
-            s.waiter = nil
-            return w
-        }
-        w?.resume()
-    }
-
-    func wait() async {
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let ready = state.withLock { s -> Bool in
-                if s.left <= 0 { return true }
-                s.waiter = c
-                return false
-            }
-            if ready { c.resume() }
-        }
     }
 }

@@ -17,25 +17,8 @@ final class FanoutCLITests: XCTestCase {
     }
 
     func run(_ args: [String], stdin: String? = nil, env: [String: String] = [:]) throws -> Run {
-        let p = Process()
-        p.executableURL = fanout
-        p.arguments = args
-        var environment = ProcessInfo.processInfo.environment
-        for (k, v) in env { environment[k] = v }
-        p.environment = environment
-        let out = Pipe()
-        let err = Pipe()
-        let input = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        p.standardInput = input
-        try p.run()
-        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-        try input.fileHandleForWriting.close()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return Run(status: p.terminationStatus, out: String(decoding: o, as: UTF8.self), err: String(decoding: e, as: UTF8.self))
+        let r = try runFanout(args, stdin: stdin, env: env)
+        return Run(status: r.status, out: r.out, err: r.err)
     }
 
     func targetsFile(_ text: String) throws -> String {

@@ -139,45 +139,6 @@ final class AcceptedNames: Sendable {
     let names = Mutex<[String]>([])
 }
 
-/// Runs the built `fanout` with a time limit, reading standard output and error at the same time.
-func runFanout(_ args: [String], stdin: String? = nil, seconds: Double = 60) throws -> (status: Int32, out: String, err: String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("fanout")
-    p.arguments = args
-    let out = Pipe()
-    let err = Pipe()
-    let input = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    p.standardInput = input
-    let outData = Mutex(Data())
-    let errData = Mutex(Data())
-    out.fileHandleForReading.readabilityHandler = { h in
-        let d = h.availableData
-        outData.withLock { $0.append(d) }
-    }
-    err.fileHandleForReading.readabilityHandler = { h in
-        let d = h.availableData
-        errData.withLock { $0.append(d) }
-    }
-    try p.run()
-    if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-    try input.fileHandleForWriting.close()
-    let deadline = Date().addingTimeInterval(seconds)
-    while p.isRunning && Date() < deadline { usleep(5000) }
-    if p.isRunning {
-        kill(p.processIdentifier, SIGKILL)
-        p.waitUntilExit()
-        XCTFail("fanout \(args.joined(separator: " ")) did not finish within \(seconds) s")
-    }
-    p.waitUntilExit()
-    out.fileHandleForReading.readabilityHandler = nil
-    err.fileHandleForReading.readabilityHandler = nil
-    let o = outData.withLock { $0 } + out.fileHandleForReading.readDataToEndOfFile()
-    let e = errData.withLock { $0 } + err.fileHandleForReading.readDataToEndOfFile()
-    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
-}
-
 final class ReplicaProcessTests: XCTestCase {
     override func setUpWithError() throws {
         let fanout = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("fanout")
