@@ -72,11 +72,20 @@ extension ReactorCore {
 
         var list: UnsafeMutablePointer<curl_slist>? = nil
         for h in r.headers {
+            // The line is built in a reused buffer (curl copies it), not in a new String per header.
+            headerLine.removeAll(keepingCapacity: true)
+            headerLine.append(contentsOf: h.name.utf8)
             if h.value.utf8.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) {
                 // curl drops "Name:" with nothing after the colon (that form removes a header); "Name;" sends it empty.
-                list = curl_slist_append(list, "\(h.name);")
+                headerLine.append(UInt8(ascii: ";"))
             } else {
-                list = curl_slist_append(list, "\(h.name): \(h.value)")
+                headerLine.append(UInt8(ascii: ":"))
+                headerLine.append(UInt8(ascii: " "))
+                headerLine.append(contentsOf: h.value.utf8)
+            }
+            headerLine.append(0)
+            list = headerLine.withUnsafeBufferPointer { buf in
+                buf.withMemoryRebound(to: CChar.self) { curl_slist_append(list, $0.baseAddress!) }
             }
         }
         if r.body != nil {

@@ -84,6 +84,8 @@ final class ReactorCore: @unchecked Sendable {
     var freeEasy: [CurlEasy] = []
     var easyCount = 0
     var urlCache: [String: URLTarget] = [:]
+    /// Scratch space for one request header line on its way to `curl_slist_append` (queue only).
+    var headerLine: [UInt8] = []
 
     // Counters.
     var submitted = 0

@@ -10,6 +10,6 @@ extension GuardBook {
     /// Forgets an earlier `410 Gone` from `target` (an operator reloaded the configuration: deliveries resume).
     public mutating func clearGone(_ target: String) {
         guard self[target].endpointGone else { return }
-        self[target].endpointGone = false
+        update(target) { $0.endpointGone = false }
     }
 }

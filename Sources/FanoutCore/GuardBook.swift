@@ -64,6 +64,12 @@ public struct GuardBook: Sendable {
         set { guards[target] = newValue }
     }
 
+    /// Changes `target`'s guard in place. Copying a guard out and back (`var g = self[t]; …; self[t] = g`)
+    /// would copy its outcome windows' arrays on every attempt (copy-on-write while two copies exist).
+    mutating func update<R>(_ target: String, _ body: (inout TargetGuard) -> R) -> R {
+        body(&guards[target, default: TargetGuard(config)])
+    }
+
     public func health(_ target: String, now: Double) -> HealthStatus { self[target].health.status(now: now) }
 
     /// The skip reason health gives this target under `strategy`, or nil to send. A target health would skip
@@ -77,21 +83,17 @@ public struct GuardBook: Sendable {
         default: reason = nil
         }
         guard let reason else { return nil }
-        var g = self[target]
-        let trial = g.health.admitTrial(now: now)
-        self[target] = g
+        let trial = update(target) { $0.health.admitTrial(now: now) }
         return trial ? nil : reason
     }
 
     public mutating func admit(_ target: String, now: Double) -> CircuitBreaker.Admission {
         guard config.breakersEnabled else { return .allowed }
-        return self[target].breaker.admit(now: now)
+        return update(target) { $0.breaker.admit(now: now) }
     }
 
     public mutating func reserve(key: String, target: String, perSecond: Double, burst: Int, now: Double, maxWait: Double) -> Double? {
-        var b = limiters[key] ?? TokenBucket(ratePerSecond: perSecond, burst: burst)
-        let w = b.reserve(now: now, maxWait: maxWait)
-        limiters[key] = b
+        let w = limiters[key, default: TokenBucket(ratePerSecond: perSecond, burst: burst)].reserve(now: now, maxWait: maxWait)
         if let w, w > 0 { rateLimitWaitsByTarget[target, default: 0] += 1 }
         return w
     }
@@ -105,37 +107,32 @@ public struct GuardBook: Sendable {
         _ target: String, outcome: CircuitBreaker.Outcome, latency: Double, timedOut: Bool,
         admission: CircuitBreaker.Admission, now: Double
     ) {
-        var g = self[target]
-        if config.breakersEnabled { g.breaker.record(outcome, admission: admission, now: now) }
-        if outcome != .neutral {
-            g.health.record(success: outcome == .success, latencySeconds: latency, now: now)
-            if outcome == .success || timedOut { g.latency.record(latencySeconds: latency) }
+        let breakers = config.breakersEnabled
+        update(target) { g in
+            if breakers { g.breaker.record(outcome, admission: admission, now: now) }
+            if outcome != .neutral {
+                g.health.record(success: outcome == .success, latencySeconds: latency, now: now)
+                if outcome == .success || timedOut { g.latency.record(latencySeconds: latency) }
+            }
         }
-        self[target] = g
     }
 
     public mutating func deposit(_ target: String, now: Double) {
-        var g = self[target]
-        g.budget.deposit(now: now)
-        self[target] = g
+        update(target) { $0.budget.deposit(now: now) }
     }
 
     public mutating func withdrawRetry(_ target: String, now: Double) -> Bool {
-        var g = self[target]
-        let ok = g.budget.withdraw(now: now)
-        self[target] = g
+        let ok = update(target) { $0.budget.withdraw(now: now) }
         if !ok { retriesDeniedByBudget += 1 }
         return ok
     }
 
     /// Remembers that `target` asked to be sent nothing more (HTTP 410 Gone).
     public mutating func markGone(_ target: String) {
-        self[target].endpointGone = true
+        update(target) { $0.endpointGone = true }
     }
 
     public mutating func recordProbe(_ target: String, reachable: Bool, now: Double) {
-        var g = self[target]
-        g.health.recordProbe(reachable: reachable, now: now)
-        self[target] = g
+        update(target) { $0.health.recordProbe(reachable: reachable, now: now) }
     }
 }
