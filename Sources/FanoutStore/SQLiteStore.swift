@@ -14,6 +14,9 @@ public final class SQLiteStore: DeliveryStore {
     public let path: String
     private let enqueuer: GroupCommitter<EnqueueItem, Enqueued>
     private let completer: GroupCommitter<CompleteItem, Bool>
+    /// A second connection that copies the WAL into the database file in the background (see `init`).
+    private let checkpoints: DatabaseQueue
+    private let checkpointer: Task<Void, Never>
 
     struct EnqueueItem: Sendable {
         var notification: NewNotification
@@ -38,17 +41,31 @@ public final class SQLiteStore: DeliveryStore {
             pool = try DatabasePool(path: path, configuration: config)
             // GRDB sets WAL databases to synchronous=NORMAL after opening (which survives a crash but can lose
             // the last commits on power loss); a 2xx promises durability, so the writer goes back to FULL.
-            try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+            try pool.writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA synchronous = FULL")
+                // SQLite checkpoints inside the commit that passes 1,000 WAL pages, so now and then one accept
+                // waited for 4 MB to be copied and synced. A background connection checkpoints instead (passive:
+                // it never blocks the writer); the writer's own checkpoint stays as a bound (32 MB) in case the
+                // background one falls behind.
+                try db.execute(sql: "PRAGMA wal_autocheckpoint = 8192")
+            }
             try SQLiteStore.migrator.migrate(pool)
             // One process per file: a lease still held now belongs to a process that died, so its deliveries
             // are due again at once rather than when the lease would have run out.
             try pool.write { db in
                 try db.execute(sql: SQL.releaseAllLeases)
             }
+            checkpoints = try DatabaseQueue(path: path, configuration: config)
         } catch {
             throw StoreError("cannot open the SQLite store '\(path)': \(error)")
         }
         self.pool = pool
+        checkpointer = Task.detached { [checkpoints] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(200))
+                _ = try? await checkpoints.writeWithoutTransaction { db in try db.checkpoint(.passive) }
+            }
+        }
         enqueuer = GroupCommitter(maxBatch: 512) { items in
             try await pool.write { db in try SQLiteStore.insert(items, db) }
         }
@@ -59,6 +76,8 @@ public final class SQLiteStore: DeliveryStore {
             }
         }
     }
+
+    deinit { checkpointer.cancel() }
 
     public var description: String { "sqlite:\(path)" }
 
@@ -419,6 +438,9 @@ public final class SQLiteStore: DeliveryStore {
     }
 
     public func close() async {
+        checkpointer.cancel()
+        await checkpointer.value
+        try? checkpoints.close()
         try? pool.close()
     }
 

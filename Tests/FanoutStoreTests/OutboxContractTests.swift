@@ -294,6 +294,21 @@ final class SQLiteStoreTests: OutboxContractTests {
         }
     }
 
+    /// Commits only append to the WAL; the background connection copies it into the database file (the writer's
+    /// own checkpoint would wait for 8,192 pages, far more than this test writes).
+    func testTheWALIsCheckpointedInTheBackground() async throws {
+        let before = try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int ?? 0
+        for i in 0..<400 {
+            _ = try await store.enqueue(
+                [note((0..<5).map { NewDelivery(target: "t\($0)", alertIndex: 0, orderingKey: "k\(i)", status: "firing") })], now: 1000, ttl: 3600)
+        }
+        let wal = try FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int ?? 0
+        XCTAssertGreaterThan(wal, 100 * 4096, "the writes went to the WAL")
+        // The database file grows only by checkpoints; no commit here passed the writer's threshold.
+        let file = path
+        try await waitUntil(seconds: 10) { ((try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0) > before + 20 * 4096 }
+    }
+
     func testAnUnusableFileIsAClearError() {
         XCTAssertThrowsError(try SQLiteStore(path: "/nonexistent-dir/x.db")) { error in
             XCTAssertTrue("\(error)".contains("cannot open the SQLite store '/nonexistent-dir/x.db'"), "\(error)")
