@@ -111,10 +111,7 @@ struct LoadRunCommand: AsyncParsableCommand {
 
     /// A URL libcurl would refuse is a usage error (exit 64) before anything is sent.
     static func checkURL(_ u: String) throws {
-        guard u.hasPrefix("http://") || u.hasPrefix("https://") else {
-            throw ValidationError("'\(u)' is not an http:// or https:// URL")
-        }
-        if let why = CurlReactor.urlProblem(u) { throw ValidationError("'\(u)' is not a usable URL: \(why)") }
+        if let problem = LoadPlan(urls: [WeightedURL(url: u, weight: 1)], concurrency: 1).problems().first { throw ValidationError(problem) }
     }
 
     /// Reads `URL [weight]` lines.

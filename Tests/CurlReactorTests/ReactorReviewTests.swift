@@ -233,6 +233,28 @@ class ReactorReviewTests: ReactorTestCase {
         }
     }
 
+    /// One URL parser for the package (libcurl's): what the targets file accepts is what the reactor sends.
+    func testTheOneURLParser() throws {
+        let ok = try ParsedURL.parse("https://Hooks.Example.com/services/x?y=1").get()
+        XCTAssertEqual(ok, ParsedURL(scheme: "https", host: "hooks.example.com", port: nil))
+        let v6 = try ParsedURL.parse("http://[::1]:8080/p").get()
+        XCTAssertEqual(v6.host, "[::1]")
+        XCTAssertEqual(v6.port, 8080)
+        XCTAssertTrue(v6.isLoopback)
+        XCTAssertEqual(try ParsedURL.parse("socks5h://user:pw@proxy.internal:1080").get().scheme, "socks5h", "any scheme parses; callers choose")
+        XCTAssertEqual(try ParsedURL.parse("file:///etc/passwd").get().host, "", "no host: the caller decides")
+        let bad: [(String, String)] = [
+            ("", "is empty"), ("http://a b/", "contains a space or control character"), ("hooks.example.com/x", "has no scheme (expected https://…)"),
+            ("http://127.0.0.1:99999/", "has an invalid port"), ("http://[::1/", "has a malformed IPv6 address"),
+        ]
+        for (text, message) in bad {
+            XCTAssertEqual(ParsedURL.parse(text).failureMessage, message, text)
+        }
+        XCTAssertEqual(CurlReactor.urlProblem("http://127.0.0.1:99999/"), "the URL has an invalid port")
+        XCTAssertEqual(CurlReactor.urlProblem("file:///etc/passwd"), "the scheme 'file' is not http or https")
+        XCTAssertNil(CurlReactor.urlProblem("http://localhost:1/"))
+    }
+
     func testNegativeDurationsClampToZero() {
         XCTAssertEqual(Duration.milliseconds(-500).nanosecondsClamped, 0)
         XCTAssertEqual(Duration.nanoseconds(-1).nanosecondsClamped, 0)
@@ -514,4 +536,11 @@ func openSockets() -> Set<String> {
 
 enum ProcessInfoEnv {
     static func int(_ name: String) -> Int? { getenv(name).flatMap { Int(String(cString: $0)) } }
+}
+
+extension Result where Failure == URLProblem {
+    fileprivate var failureMessage: String? {
+        if case .failure(let p) = self { return p.message }
+        return nil
+    }
 }

@@ -192,12 +192,14 @@ public enum TargetsConfigLoader {
             add("url", "is required for \(type!.rawValue) targets")
         }
         if !url.isEmpty {
-            switch SimpleURL.parse(url) {
+            switch ParsedURL.parse(url) {
             case .failure(let p):
                 add("url", "is not a valid URL: it \(p.message)")
             case .success(let parsed):
                 if parsed.scheme != "https" && parsed.scheme != "http" {
                     add("url", "must use https (or http for loopback), not '\(parsed.scheme)'")
+                } else if parsed.host.isEmpty {
+                    add("url", "is not a valid URL: it has no host")
                 } else if parsed.scheme == "http" && !parsed.isLoopback && !insecure {
                     add("url", "must use https; plain http is allowed only for loopback hosts or with 'insecure: true'")
                 }
@@ -277,7 +279,7 @@ public enum TargetsConfigLoader {
             if type != .alertmanager { add("external_url", "applies only to alertmanager targets") }
             if let s = e.textValue {
                 if let value = expand(s, field: "external_url", at: at, environment: environment, problems: &problems) {
-                    if case .success(let u) = SimpleURL.parse(value), u.scheme == "http" || u.scheme == "https" {
+                    if case .success(let u) = ParsedURL.parse(value), u.scheme == "http" || u.scheme == "https", !u.host.isEmpty {
                         externalURL = value
                     } else {
                         add("external_url", "must be an http or https URL (the envelope's externalURL, a link back to the sender)")
@@ -318,10 +320,12 @@ public enum TargetsConfigLoader {
         }
         if let (p, path) = text("proxy") {
             if !p.isEmpty {
-                switch SimpleURL.parse(p) {
+                switch ParsedURL.parse(p) {
                 case .failure(let why): problems.append(InputProblem(path, "is not a valid proxy URL: it \(why.message)"))
                 case .success(let u) where !["http", "https", "socks4", "socks4a", "socks5", "socks5h"].contains(u.scheme):
                     problems.append(InputProblem(path, "must use http, https, socks4, socks4a, socks5 or socks5h, not '\(u.scheme)'"))
+                case .success(let u) where u.host.isEmpty:
+                    problems.append(InputProblem(path, "is not a valid proxy URL: it has no host"))
                 case .success: o.proxy = p
                 }
             } else {

@@ -121,7 +121,7 @@ public struct PagerDutyFormatter: AlertFormatter {
         for key in ["instance", "host", "hostname", "job", "service"] {
             if let v = alert.labels[key], !v.isEmpty { return truncate(v, maxScalars: 255) }
         }
-        if case .success(let u) = SimpleURL.parse(alert.generatorURL) { return truncate(u.host, maxScalars: 255) }
+        if case .success(let u) = ParsedURL.parse(alert.generatorURL), !u.host.isEmpty { return truncate(u.host, maxScalars: 255) }
         return "alertfanout"
     }
 
@@ -145,6 +145,6 @@ public struct PagerDutyFormatter: AlertFormatter {
 
 func isHTTPURL(_ s: String) -> Bool {
     guard s.hasPrefix("http://") || s.hasPrefix("https://") else { return false }
-    if case .success = SimpleURL.parse(s) { return true }
+    if case .success(let u) = ParsedURL.parse(s) { return !u.host.isEmpty }
     return false
 }
