@@ -129,7 +129,7 @@ final class ResilienceLoopbackTests: XCTestCase {
         await publisher.shutdown()
     }
 
-    func testRateLimitedTargetsWaitOrAreSkipped() async throws {
+    func testRateLimitedTargetsWaitForATokenOrAreSkippedWhenItCannotComeInTime() async throws {
         let server = try MockTarget()
         defer { server.stop() }
         let slack = Target(name: "slack", type: .slack, url: server.url("/slack"))  // Slack's default: 1/s, burst 3
@@ -147,6 +147,22 @@ final class ResilienceLoopbackTests: XCTestCase {
         XCTAssertEqual(outcomes[3], "succeeded:1", "waited about a second for a token")
         XCTAssertEqual(outcomes[4], "succeeded:1")
         await publisher.shutdown()
+
+        // A token that cannot come within the deadline: skipped as rate_limited (retryable), never sent.
+        let fresh = try FanoutPublisher(targets: TargetsConfig(targets: [slack]))
+        for i in 0..<3 { _ = try await fresh.publish(alert(10 + i), options: .init(deadline: .milliseconds(1500))) }
+        let before = server.requestCount
+        do {
+            let r = try await fresh.publish(alert(20), options: .init(deadline: .milliseconds(300)))
+            XCTFail("a publish whose only target was skipped is not a success: \(r)")
+        } catch {
+            let result = try XCTUnwrap(error.report?.results.first, "\(error)")
+            XCTAssertEqual(result.outcome, .skipped)
+            XCTAssertEqual(result.skipReason, .rateLimited)
+            XCTAssertTrue(result.retryable)
+        }
+        XCTAssertEqual(server.requestCount, before, "nothing sent for the skipped alert")
+        await fresh.shutdown()
     }
 }
 

@@ -134,6 +134,9 @@ final class FanoutCLITests: XCTestCase {
             let r = try run(args, stdin: stdin)
             XCTAssertEqual(r.status, 64, "\(args): \(r.err)")
             XCTAssertTrue(r.err.contains(fragment), "\(args): expected '\(fragment)' in \(r.err)")
+            // A problem in a file names the file, then the field.
+            if args.contains(badTargets) { XCTAssertTrue(r.err.contains("\(badTargets): 1 problem"), r.err) }
+            if args.contains("/nonexistent.yaml") { XCTAssertTrue(r.err.contains("/nonexistent.yaml"), r.err) }
         }
     }
 
