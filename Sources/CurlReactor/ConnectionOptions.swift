@@ -7,7 +7,9 @@
 public struct ConnectionOptions: Sendable, Hashable {
     /// The TLS versions a request can require at least (`CURLOPT_SSLVERSION`).
     public enum TLSVersion: String, Sendable, Hashable, CaseIterable {
+        /// TLS 1.2 or newer.
         case tls1_2 = "1.2"
+        /// TLS 1.3 only.
         case tls1_3 = "1.3"
     }
 
@@ -27,6 +29,7 @@ public struct ConnectionOptions: Sendable, Hashable {
     /// The lowest TLS version to accept (`CURLOPT_SSLVERSION`).
     public var tlsMinimumVersion: TLSVersion?
 
+    /// Options; every one defaults to libcurl's own behaviour.
     public init(
         proxy: String? = nil, noProxy: String? = nil, caFile: String? = nil, clientCertificateFile: String? = nil,
         clientKeyFile: String? = nil, clientKeyPassword: String? = nil, tlsMinimumVersion: TLSVersion? = nil

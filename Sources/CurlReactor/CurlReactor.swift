@@ -10,6 +10,7 @@ import Synchronization
 public final class CurlReactor: Sendable {
     let core: ReactorCore
 
+    /// A reactor with its own serial queue and multi handle. Throws when `configuration` has problems or libcurl cannot be set up.
     public init(configuration: ReactorConfiguration = .init()) throws {
         core = try ReactorCore(config: configuration)
     }

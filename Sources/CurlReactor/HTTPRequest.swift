@@ -3,14 +3,18 @@
 /// One header line. Names are sent as given; the reactor rejects names or values holding CR, LF or NUL. An empty
 /// (or blank) value is sent as an empty header, `Name:` — it does not remove one of libcurl's own headers.
 public struct HTTPHeader: Sendable, Hashable, CustomStringConvertible {
+    /// The header name, sent as given.
     public var name: String
+    /// The value; leading and trailing blanks are libcurl's to trim.
     public var value: String
 
+    /// A header line `name: value`.
     public init(_ name: String, _ value: String) {
         self.name = name
         self.value = value
     }
 
+    /// `Name: value`, as sent.
     public var description: String { "\(name): \(value)" }
 }
 
@@ -33,12 +37,19 @@ public enum HTTPVersion: Sendable, Hashable {
 ///   `min(timeout, what is left of overallTimeout)`.
 /// - `connectTimeout` bounds connection set-up (TCP and TLS) inside the request deadline.
 public struct HTTPRequest: Sendable {
+    /// `GET`, `POST`, `HEAD`, … (a token without spaces).
     public var method: String
+    /// An absolute `http://` or `https://` URL (`CurlReactor.urlProblem` says why one is refused).
     public var url: String
+    /// Request headers, in order.
     public var headers: [HTTPHeader]
+    /// The request body (sent with `Content-Length`, without `Expect: 100-continue`), or nil for none.
     public var body: [UInt8]?
+    /// The per-request deadline from admission (nil: the reactor's `defaultTimeout`).
     public var timeout: Duration?
+    /// The deadline from submission, admission wait included (nil: none).
     public var overallTimeout: Duration?
+    /// The connection set-up limit (nil: the reactor's `defaultConnectTimeout`).
     public var connectTimeout: Duration?
     /// Response headers to keep, matched case-insensitively; captured names are returned lowercased.
     public var captureHeaders: [String]
@@ -46,10 +57,12 @@ public struct HTTPRequest: Sendable {
     public var maxResponseBodyBytes: Int?
     /// Open a new connection for this request and close it afterwards (`CURLOPT_FORBID_REUSE`).
     public var forbidReuse: Bool
+    /// The HTTP version to ask for.
     public var httpVersion: HTTPVersion
     /// Proxy and TLS settings (`nil`: libcurl's defaults, environment proxies honoured).
     public var connection: ConnectionOptions?
 
+    /// A request; only `url` is required.
     public init(
         method: String = "GET",
         url: String,

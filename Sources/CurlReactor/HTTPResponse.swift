@@ -6,11 +6,16 @@
 /// figures, counted from admission: `connect` (TCP connect done; zero on a reused connection), `firstByte`
 /// (first response byte) and `total`.
 public struct TransferTimings: Sendable, Hashable {
+    /// The wait for admission (submission → admission).
     public var queued: Duration
+    /// Until the TCP connection was made; zero on a reused connection.
     public var connect: Duration
+    /// Until the first response byte.
     public var firstByte: Duration
+    /// Admission to completion.
     public var total: Duration
 
+    /// Timings; every figure defaults to zero.
     public init(queued: Duration = .zero, connect: Duration = .zero, firstByte: Duration = .zero, total: Duration = .zero) {
         self.queued = queued
         self.connect = connect
@@ -24,14 +29,18 @@ public struct TransferTimings: Sendable, Hashable {
 
 /// A response: any HTTP status counts as a response (deciding what a 503 means is the caller's business).
 public struct HTTPResponse: Sendable {
+    /// The HTTP status code.
     public var status: Int
     /// The captured headers (see `HTTPRequest.captureHeaders`), names lowercased, in arrival order.
     public var headers: [HTTPHeader]
+    /// The response body (at most the request's or the reactor's cap).
     public var body: [UInt8]
+    /// Where the time went.
     public var timings: TransferTimings
     /// True when this request opened a new connection instead of reusing a pooled one.
     public var newConnection: Bool
 
+    /// A response (the reactor makes these; tests and fakes may too).
     public init(status: Int, headers: [HTTPHeader] = [], body: [UInt8] = [], timings: TransferTimings = .init(), newConnection: Bool = false) {
         self.status = status
         self.headers = headers

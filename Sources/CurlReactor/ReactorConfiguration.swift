@@ -25,6 +25,7 @@ public struct ReactorConfiguration: Sendable {
     /// How sockets are watched (see `SocketWatching`).
     public var socketWatching: SocketWatching
 
+    /// Settings; check `problems()` before use (`CurlReactor.init` throws for any).
     public init(
         maxInFlightPerHost: Int = 64,
         maxInFlightTotal: Int = 1024,
@@ -88,9 +89,12 @@ public enum SocketWatching: Sendable, Hashable {
 
 /// Errors from creating a reactor.
 public enum ReactorError: Error, Sendable, CustomStringConvertible {
+    /// The configuration's problems (see `ReactorConfiguration.problems()`).
     case invalidConfiguration([String])
+    /// libcurl could not be set up (global init, a multi handle, or the epoll set).
     case curlInitFailed(String)
 
+    /// What went wrong, in words.
     public var description: String {
         switch self {
         case .invalidConfiguration(let p): return "invalid reactor configuration: " + p.joined(separator: "; ")

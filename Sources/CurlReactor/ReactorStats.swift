@@ -39,6 +39,7 @@ public struct ReactorStats: Sendable, Hashable, CustomStringConvertible {
         inFlight == 0 && queued == 0 && socketsWatched == 0 && liveSources == 0 && pendingCloses == 0 && easyHandles == 0
     }
 
+    /// Every counter as `name=value`, for logs and test messages.
     public var description: String {
         "inFlight=\(inFlight) queued=\(queued) submitted=\(submitted) completed=\(completed) "
             + "connectionsOpened=\(connectionsOpened) socketsWatched=\(socketsWatched) liveSources=\(liveSources) "

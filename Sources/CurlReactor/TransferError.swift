@@ -2,6 +2,7 @@
 
 /// Why a request did not produce an HTTP response.
 public struct TransferError: Error, Sendable, CustomStringConvertible {
+    /// What went wrong, as a stable name (`rawValue`) for logs and metrics.
     public enum Kind: String, Sendable, Hashable, CaseIterable {
         /// The request itself is malformed: bad URL, unsupported scheme, CR/LF in a header, body too big.
         case invalidRequest = "invalid_request"
@@ -29,13 +30,16 @@ public struct TransferError: Error, Sendable, CustomStringConvertible {
         case other
     }
 
+    /// What went wrong.
     public var kind: Kind
+    /// Details in words, libcurl's own message where curl produced one.
     public var message: String
     /// libcurl's `CURLcode`, when the failure came from curl.
     public var curlCode: Int?
     /// Timings up to the failure (admission wait included).
     public var timings: TransferTimings
 
+    /// An error of `kind`.
     public init(kind: Kind, message: String, curlCode: Int? = nil, timings: TransferTimings = .init()) {
         self.kind = kind
         self.message = message
@@ -43,6 +47,7 @@ public struct TransferError: Error, Sendable, CustomStringConvertible {
         self.timings = timings
     }
 
+    /// `kind: message (curl N)`.
     public var description: String {
         if let curlCode { return "\(kind.rawValue): \(message) (curl \(curlCode))" }
         return "\(kind.rawValue): \(message)"
