@@ -8,20 +8,29 @@ import Yams
 
 /// Every problem in a targets file, each with the target and field it concerns. Never contains secret values.
 public struct TargetsConfigError: Error, Sendable, CustomStringConvertible {
+    /// The name the file was loaded under (the loader's `file:` argument).
     public var file: String
+    /// Every problem found, in the order found; each names its target and field (`targets[1] (chat).url`).
     public var problems: [InputProblem]
+    /// The file, the number of problems, then one indented `- path: problem` line per problem.
     public var description: String {
         "\(file): \(problems.count) problem\(problems.count == 1 ? "" : "s") in the targets configuration:\n"
             + problems.map { "  - \($0)" }.joined(separator: "\n")
     }
 }
 
+/// Reads a targets file: YAML (1.2 core schema) or JSON, `${NAME}` references expanded from the environment,
+/// every target validated (names, types, URLs, secrets, headers, timeouts, limits, proxy and TLS settings) and
+/// every problem of the file reported at once.
 public enum TargetsConfigLoader {
     /// Top-level keys read by other parts of the same file (the service's `server:` section).
     static let extraTopLevelKeys: Set<String> = ["server"]
 
     /// Parses and validates a targets file's text. `environment` resolves `${NAME}` references (pass the
     /// process environment; tests pass their own). `file` names the source in error messages.
+    ///
+    /// - Throws: ``TargetsConfigError`` listing every problem: a syntax error, or each unknown key, invalid
+    ///   value and unset environment variable. A file with any problem yields no targets.
     public static func load(text: String, file: String = "targets", environment: [String: String]) throws -> TargetsConfig {
         let tree: JSONValue
         do {

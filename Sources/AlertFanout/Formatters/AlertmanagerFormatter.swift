@@ -67,6 +67,7 @@ public struct AlertmanagerFormatter: AlertFormatter {
             externalURL: batch.externalURL, target: target)
     }
 
+    /// The received group as one envelope, as `request(forBatch:target:)` builds it; never nil, never throws.
     public func request(forGroup batch: AlertBatch, target: Target, context: FormatContext) throws(FormatError) -> OutboundRequest? {
         request(forBatch: batch, target: target)
     }
@@ -93,6 +94,7 @@ public struct AlertmanagerFormatter: AlertFormatter {
         return OutboundRequest(url: target.url, headers: headers, body: body.serialized(), idempotent: true, action: "notify")
     }
 
+    /// 2xx is delivered; 408, 425, 429 and 5xx are retryable, the rest permanent; the message is a body excerpt.
     public func verdict(status: Int, body: [UInt8], retryAfter: String?) -> DeliveryVerdict {
         let text = bodyExcerpt(body)
         return defaultVerdict(status: status, message: text.isEmpty ? "HTTP \(status)" : text, retryAfter: retryAfter)

@@ -26,8 +26,13 @@ import CurlReactor
 /// | info, informational, low, none, p4, p5 | info |
 /// | anything else or absent | warning |
 public struct PagerDutyFormatter: AlertFormatter {
+    /// A PagerDuty formatter (it holds no state).
     public init() {}
 
+    /// The trigger event for a firing alert, or the resolve event for a resolved one, posted to
+    /// `{url}/v2/enqueue` (see the type's documentation).
+    ///
+    /// - Throws: ``FormatError`` of kind `missingSecret` when the target has no `routing_key`.
     public func request(for alert: Alert, target: Target, context: FormatContext) throws(FormatError) -> OutboundRequest {
         guard let key = target.secret?.reveal() else {
             throw FormatError(.missingSecret, "PagerDuty target '\(target.name)' has no routing_key")
@@ -103,6 +108,9 @@ public struct PagerDutyFormatter: AlertFormatter {
         return OutboundRequest(url: url, headers: headers, body: body, idempotent: true, action: "trigger")
     }
 
+    /// 2xx is delivered, with the returned `dedup_key` as the detail. Otherwise the message is PagerDuty's
+    /// `message` (else `status`, else a body excerpt) followed by its `errors`; 408, 425, 429 and 5xx are
+    /// retryable, the rest permanent.
     public func verdict(status: Int, body: [UInt8], retryAfter: String?) -> DeliveryVerdict {
         let parsed = try? JSONValue.parse(body)
         var message = parsed?["message"]?.stringValue ?? parsed?["status"]?.stringValue ?? bodyExcerpt(body)

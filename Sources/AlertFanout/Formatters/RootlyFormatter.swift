@@ -21,8 +21,14 @@ import CurlReactor
 /// - Rate: "Alert ingestion is rate limited to 50 alerts per minute per source/API key by default"
 ///   (docs.rootly.com/alerts), so the default rate limit keeps to that (`Target.effectiveRateLimit`).
 public struct RootlyFormatter: AlertFormatter {
+    /// A Rootly formatter (it holds no state).
     public init() {}
 
+    /// The create request for a firing alert, or the resolve request for a resolved one (see the type's
+    /// documentation).
+    ///
+    /// - Throws: ``FormatError`` of kind `missingSecret` when the target has no `api_key`, or `missingState`
+    ///   for a resolved alert whose Rootly id `context` does not carry.
     public func request(for alert: Alert, target: Target, context: FormatContext) throws(FormatError) -> OutboundRequest {
         guard let key = target.secret?.reveal() else {
             throw FormatError(.missingSecret, "Rootly target '\(target.name)' has no api_key")
@@ -70,6 +76,9 @@ public struct RootlyFormatter: AlertFormatter {
         return OutboundRequest(url: joinURL(target.url, "/v1/alerts"), headers: headers, body: body.serialized(), idempotent: true, action: "create")
     }
 
+    /// 2xx is delivered, with the created alert's `data.id` as the detail. Otherwise the message is the JSON:API
+    /// `errors` (`title: detail`, joined with `;`), else a body excerpt; 408, 425, 429 and 5xx are retryable,
+    /// the rest permanent.
     public func verdict(status: Int, body: [UInt8], retryAfter: String?) -> DeliveryVerdict {
         let parsed = try? JSONValue.parse(body)
         if (200...299).contains(status) {

@@ -26,6 +26,7 @@ import CurlReactor
 /// are kept verbatim. 429 and 5xx are retryable; other statuses are permanent. A repeat posts a second
 /// message, so Slack requests are not marked idempotent.
 public struct SlackFormatter: AlertFormatter {
+    /// A Slack formatter (it holds no state).
     public init() {}
 
     static let headerLimit = 150
@@ -39,6 +40,8 @@ public struct SlackFormatter: AlertFormatter {
     static let classificationLimit = 1000
     static let linkLimit = 500
 
+    /// One message for `alert` (see the type's documentation), posted to the target's webhook URL. It never
+    /// throws: a Slack target's only credential is its URL.
     public func request(for alert: Alert, target: Target, context: FormatContext) throws(FormatError) -> OutboundRequest {
         let firing = alert.status == .firing
         let state = firing ? "FIRING" : "RESOLVED"
@@ -142,6 +145,8 @@ public struct SlackFormatter: AlertFormatter {
         return "*" + fit(String(s), limit: limit - 2) + "*"  // a cut ends in "…", never in a space
     }
 
+    /// 2xx is delivered. Otherwise the message is Slack's error body (`invalid_blocks`, `no_text`, …), at most
+    /// 300 characters on one line; 408, 425, 429 and 5xx are retryable, the rest permanent.
     public func verdict(status: Int, body: [UInt8], retryAfter: String?) -> DeliveryVerdict {
         let text = bodyExcerpt(body)
         if status == 200 { return .delivered(detail: nil) }

@@ -23,8 +23,14 @@ import CurlReactor
 /// webhook URL instead"); every other status, 4xx included, is a failure to retry, 429/502/504 after
 /// `Retry-After` when the receiver sends it.
 public struct WebhookFormatter: AlertFormatter {
+    /// A webhook formatter (it holds no state).
     public init() {}
 
+    /// The envelope for `alert` with its `Idempotency-Key`, `webhook-id` and `webhook-timestamp` headers
+    /// (`context.now`), and a `webhook-signature` when the target has a secret.
+    ///
+    /// - Throws: ``FormatError`` of kind `missingSecret` when the target's secret is not a valid Standard
+    ///   Webhooks secret (``WebhookSecret/key(_:)``).
     public func request(for alert: Alert, target: Target, context: FormatContext) throws(FormatError) -> OutboundRequest {
         let (id, body) = WebhookFormatter.envelope(alert, memo: context.memo)
         var headers = [
@@ -97,6 +103,14 @@ public struct WebhookFormatter: AlertFormatter {
     }
 
     /// `v1,<base64(HMAC-SHA256(key, "id.timestamp.body"))>`, the key read by `WebhookSecret.key`.
+    ///
+    /// - Parameters:
+    ///   - secret: The Standard Webhooks secret (optional `whsec_` prefix, then base64).
+    ///   - id: The message id (`webhook-id`).
+    ///   - timestamp: The attempt's time in seconds since the epoch (`webhook-timestamp`).
+    ///   - body: The exact body bytes sent.
+    /// - Returns: The `webhook-signature` header value.
+    /// - Throws: ``FormatError`` of kind `missingSecret` when `secret` is not a valid Standard Webhooks secret.
     public static func signature(secret: String, id: String, timestamp: Int64, body: [UInt8]) throws(FormatError) -> String {
         let key: [UInt8]
         switch WebhookSecret.key(secret) {

@@ -2,14 +2,21 @@
 
 /// A JSON syntax error with its position.
 public struct JSONParseError: Error, Sendable, CustomStringConvertible {
+    /// What is wrong (`unexpected end of input`, `expected ',' or '}' in an object`, …).
     public var message: String
+    /// The line of the error, from 1.
     public var line: Int
+    /// The column of the error, from 1, counted in Unicode scalars from the start of the line.
     public var column: Int
+    /// `invalid JSON at line L, column C: message`.
     public var description: String { "invalid JSON at line \(line), column \(column): \(message)" }
 }
 
 extension JSONValue {
     /// Parses one JSON document (surrounding whitespace allowed; nesting limited to 512 levels).
+    ///
+    /// - Throws: ``JSONParseError`` at the first error: invalid syntax, text after the value, invalid UTF-8 in
+    ///   a string, or nesting too deep.
     public static func parse(_ bytes: [UInt8]) throws(JSONParseError) -> JSONValue {
         var p = JSONParser(bytes: bytes)
         p.skipWhitespace()
@@ -19,6 +26,9 @@ extension JSONValue {
         return v
     }
 
+    /// Parses one JSON document from its text, read as UTF-8, like the byte-array form.
+    ///
+    /// - Throws: ``JSONParseError`` at the first error.
     public static func parse(_ text: String) throws(JSONParseError) -> JSONValue {
         try parse(Array(text.utf8))
     }

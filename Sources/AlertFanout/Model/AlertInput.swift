@@ -2,18 +2,24 @@
 
 /// One problem in an alert document: where (`alerts[1].labels.severity`) and what.
 public struct InputProblem: Sendable, Hashable, CustomStringConvertible {
+    /// Where: a path into the document (`alerts[1].labels.severity`); empty for the document as a whole.
     public var path: String
+    /// What is wrong (`must be a string, not a number`).
     public var problem: String
+    /// A problem at `path`.
     public init(_ path: String, _ problem: String) {
         self.path = path
         self.problem = problem
     }
+    /// `path: problem`, or just the problem when the path is empty.
     public var description: String { path.isEmpty ? problem : "\(path): \(problem)" }
 }
 
 /// Every problem found in an alert document, at once.
 public struct AlertDecodingError: Error, Sendable, CustomStringConvertible {
+    /// Every problem found, in document order.
     public var problems: [InputProblem]
+    /// The number of problems, then one indented `- path: problem` line per problem.
     public var description: String {
         "invalid alert input (\(problems.count) problem\(problems.count == 1 ? "" : "s")):\n" + problems.map { "  - \($0)" }.joined(separator: "\n")
     }
@@ -21,14 +27,20 @@ public struct AlertDecodingError: Error, Sendable, CustomStringConvertible {
 
 /// Alerts read from input, with the Alertmanager envelope's fields when the input was a webhook payload.
 public struct AlertBatch: Sendable {
+    /// The alerts, in input order.
     public var alerts: [Alert]
+    /// The envelope's `receiver`, when the input was an Alertmanager payload that named one.
     public var receiver: String?
+    /// The envelope's `groupKey`, which identifies the alert group at the sending Alertmanager.
     public var groupKey: String?
+    /// The envelope's `groupLabels` (the labels the group was formed by); empty when there are none.
     public var groupLabels: [String: String]
+    /// The envelope's `externalURL`, a link back to the sending Alertmanager.
     public var externalURL: String?
     /// Alerts the sender left out of this notification (Alertmanager's `max_alerts`); 0 when none were.
     public var truncatedAlerts: Int
 
+    /// A batch of `alerts` with the given envelope fields (all optional).
     public init(
         alerts: [Alert], receiver: String? = nil, groupKey: String? = nil, groupLabels: [String: String] = [:], externalURL: String? = nil,
         truncatedAlerts: Int = 0
@@ -42,9 +54,13 @@ public struct AlertBatch: Sendable {
     }
 }
 
+/// Decodes alerts from JSON: one alert object, an array of them, or an Alertmanager webhook payload (version
+/// "4", whose envelope fields are kept in the ``AlertBatch``). Every problem of the input is reported at once.
 public enum AlertInput {
     /// Decodes JSON text. `now` fills `startsAt` when absent and decides the status of an alert that gives
     /// none (resolved when `endsAt` is set and not after `now`, firing otherwise).
+    ///
+    /// - Throws: ``AlertDecodingError`` listing every problem (invalid JSON is a single problem).
     public static func decode(json bytes: [UInt8], now: Timestamp) throws -> AlertBatch {
         let value: JSONValue
         do {
@@ -55,6 +71,10 @@ public enum AlertInput {
         return try decode(value, now: now)
     }
 
+    /// Decodes an already parsed document, as `decode(json:now:)` does. Labels are required and must have valid
+    /// names; an alert ending before it starts, a bad time or fingerprint, or a wrong type is a problem.
+    ///
+    /// - Throws: ``AlertDecodingError`` listing every problem; nothing is returned when there is any.
     public static func decode(_ value: JSONValue, now: Timestamp) throws -> AlertBatch {
         var problems: [InputProblem] = []
         var batch = AlertBatch(alerts: [])

@@ -2,9 +2,12 @@
 
 /// Seconds and nanoseconds since the Unix epoch (UTC).
 public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible {
+    /// Whole seconds since 1970-01-01T00:00:00Z (negative before it).
     public var seconds: Int64
+    /// The fraction of the second, in nanoseconds (0 up to 999 999 999).
     public var nanoseconds: Int32
 
+    /// The instant `seconds` and `nanoseconds` after the epoch.
     public init(seconds: Int64, nanoseconds: Int32 = 0) {
         self.seconds = seconds
         self.nanoseconds = nanoseconds
@@ -13,18 +16,22 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
     /// Go's zero time, `0001-01-01T00:00:00Z`: what Alertmanager sends as `endsAt` of a firing alert.
     public static let goZero = Timestamp(seconds: -62_135_596_800)
 
+    /// True for Go's zero time (``Timestamp/goZero``), which means "no time".
     public var isGoZero: Bool { self == .goZero }
 
+    /// True when `a` is earlier than `b`.
     public static func < (a: Timestamp, b: Timestamp) -> Bool {
         (a.seconds, a.nanoseconds) < (b.seconds, b.nanoseconds)
     }
 
+    /// This instant moved by `s` seconds (back when negative), with `Double` precision, rounded to the nanosecond.
     public func adding(seconds s: Double) -> Timestamp {
         let total = Double(nanoseconds) / 1e9 + s
         let whole = total.rounded(.down)
         return Timestamp(seconds: seconds + Int64(whole), nanoseconds: Int32(((total - whole) * 1e9).rounded()))
     }
 
+    /// The ``Timestamp/rfc3339`` form.
     public var description: String { rfc3339 }
 
     /// RFC 3339 in UTC with the fraction's trailing zeros dropped (Go's `RFC3339Nano`):

@@ -15,6 +15,8 @@ public final class ReactorMetrics: @unchecked Sendable {
     private let completed, connections, events, backstop: Counter
     private let lag: Gauge
 
+    /// Metrics for `reactor`, made through `factory` under the reactor names of ``FanoutMetricNames``. Nothing
+    /// is recorded until `start(interval:)` or `sample()`.
     public init(reactor: CurlReactor, factory: MetricsFactory) {
         self.reactor = reactor
         inFlight = Gauge(label: FanoutMetricNames.reactorInFlight, factory: factory)
@@ -41,6 +43,7 @@ public final class ReactorMetrics: @unchecked Sendable {
     /// Records one sample now (also the last one before exporting).
     public func sample() { queue.sync { sampleOnQueue() } }
 
+    /// Stops polling; returns once a sample in progress has finished. Call `sample()` after it for a final reading.
     public func stop() {
         queue.sync {
             timer?.cancel()

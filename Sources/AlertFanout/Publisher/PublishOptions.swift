@@ -9,10 +9,13 @@ public enum TargetSelection: Sendable, Hashable {
     case named([String])
 }
 
+/// How one publish runs: its deadline, the targets it goes to, what their health does, and per-target limits.
 public struct PublishOptions: Sendable, Hashable {
     /// The whole publish's deadline; no attempt outlives it.
     public var deadline: Duration
+    /// What health does to a target: skip it when unhealthy (the default), when unhealthy or degraded, or never.
     public var strategy: HealthStrategy
+    /// The targets to publish to (default: every configured target).
     public var selection: TargetSelection
     /// Requests in flight at once to one target across all publishes (nil: the target's `max_in_flight`,
     /// else unlimited beyond the reactor's per-host admission).
@@ -23,6 +26,8 @@ public struct PublishOptions: Sendable, Hashable {
     /// attempt will be retried): the publisher then logs the publish at debug level only.
     public var logsOutcome: Bool
 
+    /// Options; by default a 10 s deadline, unhealthy targets skipped, every target, a 10 s attempt timeout.
+    /// A deadline or timeout that is not positive, or a limit below 1, fails the publish with `invalidInput`.
     public init(
         deadline: Duration = .seconds(10), strategy: HealthStrategy = .skipUnhealthy, selection: TargetSelection = .all,
         maxInFlightPerTarget: Int? = nil, defaultTargetTimeout: Duration = .seconds(10), logsOutcome: Bool = true
@@ -49,6 +54,7 @@ public enum PublishError: Error, Sendable, CustomStringConvertible {
     /// The publish was cancelled before every target finished.
     case cancelled(PublishReport)
 
+    /// The per-target report of a publish that ran; nil for `invalidInput` and `noEnabledTargets`.
     public var report: PublishReport? {
         switch self {
         case .invalidInput, .noEnabledTargets: return nil
@@ -56,6 +62,7 @@ public enum PublishError: Error, Sendable, CustomStringConvertible {
         }
     }
 
+    /// One line saying why the publish failed, with the target counts.
     public var description: String {
         switch self {
         case .invalidInput(let m): return "invalid publish request: \(m)"
