@@ -49,7 +49,7 @@ let package = Package(
                 .product(name: "HeapModule", package: "swift-collections"),
             ]
         ),
-        .target(name: "FanoutCore"),
+        .target(name: "FanoutCore", dependencies: [.product(name: "DequeModule", package: "swift-collections")]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
         .target(
             name: "AlertFanout",
@@ -156,7 +156,7 @@ let package = Package(
             exclude: ["Fixtures"]
         ),
         .testTarget(name: "FanoutCoreTests", dependencies: ["FanoutCore", "TestSupport"]),
-        .target(name: "TestSupport", dependencies: ["CurlReactor", "MockTarget"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["AlertFanout", "CurlReactor", "FanoutCore", "MockTarget"], path: "Tests/TestSupport"),
         .testTarget(
             name: "FanoutStoreTests", dependencies: ["FanoutStore", "FanoutCore", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(

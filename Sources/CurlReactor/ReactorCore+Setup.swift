@@ -154,8 +154,11 @@ extension ReactorCore {
             let err = Int32(easy.info(long: CURLINFO_OS_ERRNO))
             return err == ECONNREFUSED || err == 0 ? .refused : .other
         case CURLE_OPERATION_TIMEDOUT:
-            // A connect-phase expiry well before the request deadline is the connect timeout.
-            let connected = easy.info(micros: CURLINFO_CONNECT_TIME_T) > 0 || easy.info(long: CURLINFO_NUM_CONNECTS) == 0
+            // A connect-phase expiry well before the request deadline is the connect timeout. A transfer got past
+            // connection set-up when it has a connect time (a new connection) or a pre-transfer time (a reused one:
+            // it has no connect time, and a connect that failed has made no connection either, so NUM_CONNECTS
+            // cannot tell them apart).
+            let connected = easy.info(micros: CURLINFO_CONNECT_TIME_T) > 0 || easy.info(micros: CURLINFO_PRETRANSFER_TIME_T) > 0
             let elapsedMs = Int(easy.info(micros: CURLINFO_TOTAL_TIME_T) / 1000)
             if !connected && (t.timeoutMs == 0 || elapsedMs + 2 < t.timeoutMs) { return .connectTimeout }
             return .deadline

@@ -248,7 +248,7 @@ final class DemoStats: Sendable {
                     case .succeeded: agg.ok += 1
                     case .failed:
                         agg.failed += 1
-                        agg.failures["\(t.errorKind ?? "error")\(t.httpStatus.map { " \($0)" } ?? "")", default: 0] += 1
+                        agg.failures["\(t.errorKind?.rawValue ?? "error")\(t.httpStatus.map { " \($0)" } ?? "")", default: 0] += 1
                     case .skipped:
                         agg.skipped += 1
                         agg.skips[t.skipReason?.rawValue ?? "?", default: 0] += 1

@@ -186,7 +186,7 @@ func renderPublish(alert: Alert, _ r: Result<PublishReport, PublishError>) -> St
     var rows = [["TARGET", "TYPE", "OUTCOME", "HTTP", "TRIES", "MS", "DETAIL"]]
     for t in report.results {
         let outcome = t.outcome == .skipped ? "skipped" : t.outcome.rawValue
-        let detail = t.skipReason?.rawValue ?? [t.errorKind, t.message].compactMap { $0 }.joined(separator: ": ")
+        let detail = t.skipReason?.rawValue ?? [t.errorKind?.rawValue, t.message].compactMap { $0 }.joined(separator: ": ")
         rows.append([
             t.target, t.type, outcome, t.httpStatus.map(String.init) ?? "-", String(t.attempts),
             t.outcome == .skipped ? "-" : fmt(t.durationSeconds * 1000, 1), String(detail.prefix(80)),

@@ -42,11 +42,34 @@ public struct CircuitBreaker: Sendable, Hashable {
         case open(until: Double)
         case halfOpen(probeOut: Bool, successes: Int)
 
-        public var name: String {
+        /// The state without its details.
+        public var phase: Phase {
             switch self {
-            case .closed: return "closed"
-            case .open: return "open"
-            case .halfOpen: return "half_open"
+            case .closed: return .closed
+            case .open: return .open
+            case .halfOpen: return .halfOpen
+            }
+        }
+
+        /// The phase's name as metrics and the health endpoint show it: `closed`, `open`, `half_open`.
+        public var name: String { phase.rawValue }
+    }
+
+    /// A breaker's state without its details, as metrics and logs report it.
+    public enum Phase: String, Sendable, Hashable, CaseIterable {
+        /// Requests pass; outcomes are counted.
+        case closed
+        /// Requests are rejected until the cooldown ends.
+        case open
+        /// One probe at a time decides whether the breaker closes.
+        case halfOpen = "half_open"
+
+        /// The value of the breaker-state gauge: 0 closed, 1 half-open, 2 open.
+        public var gaugeValue: Double {
+            switch self {
+            case .closed: return 0
+            case .halfOpen: return 1
+            case .open: return 2
             }
         }
     }
@@ -119,7 +142,7 @@ public struct CircuitBreaker: Sendable, Hashable {
     }
 
     private mutating func move(to s: State) {
-        if s.name != state.name { transitions += 1 }
+        if s.phase != state.phase { transitions += 1 }
         state = s
     }
 }

@@ -93,14 +93,14 @@ public struct DeliveryPolicy: Sendable, Hashable {
                 return retry(after: skipDelaySeconds, counts: false, reason)
             }
         case .failed:
-            let kind = result.errorKind ?? "error"
-            let detail = [kind, result.httpStatus.map { "HTTP \($0)" }, result.message].compactMap { $0 }.joined(separator: ": ")
+            let kind = result.errorKind ?? .other
+            let detail = [kind.rawValue, result.httpStatus.map { "HTTP \($0)" }, result.message].compactMap { $0 }.joined(separator: ": ")
             switch kind {
-            case "missing_state":
+            case .missingState:
                 return .superseded(reason: "no Rootly alert was created for this fingerprint, so there is nothing to resolve")
-            case "endpoint_gone", "format", "missing_secret":
+            case .endpointGone, .format, .missingSecret:
                 return .dead(reason: detail)
-            case "cancelled":
+            case .cancelled:
                 return retry(after: minimumDelaySeconds, counts: false, "cancelled (shutdown); will be sent again")
             default:
                 guard result.retryable else { return .dead(reason: detail) }

@@ -22,9 +22,8 @@ public struct TargetResult: Sendable, Hashable {
     public var target: String
     public var type: String
     public var outcome: TargetOutcome
-    /// For failures: `timeout`, `http_status`, `endpoint_gone`, `refused`, `reset`, `dns`, `tls`, `format`,
-    /// `missing_state`, `cancelled`, … (transport kinds come from the reactor).
-    public var errorKind: String?
+    /// For failures: why (``FailureKind``; its raw value is the `error_kind` of reports).
+    public var errorKind: FailureKind?
     public var skipReason: SkipReason?
     public var httpStatus: Int?
     /// The vendor's own message or the transport error's message. Never contains secrets.
@@ -43,7 +42,7 @@ public struct TargetResult: Sendable, Hashable {
     public var detail: String?
 
     public init(
-        target: String, type: String, outcome: TargetOutcome, errorKind: String? = nil, skipReason: SkipReason? = nil,
+        target: String, type: String, outcome: TargetOutcome, errorKind: FailureKind? = nil, skipReason: SkipReason? = nil,
         httpStatus: Int? = nil, message: String? = nil, attempts: Int = 0, retryable: Bool = false,
         durationSeconds: Double = 0, deadlineSeconds: Double? = nil, action: String? = nil, detail: String? = nil
     ) {
@@ -96,4 +95,37 @@ public struct PublishReport: Sendable, Hashable {
     public var reachedAnyTarget: Bool { succeeded > 0 }
     /// The slowest attempted target's duration.
     public var slowestTargetSeconds: Double { results.filter { $0.outcome != .skipped }.map(\.durationSeconds).max() ?? 0 }
+
+    /// What the publish as a whole amounts to (the publish-result policy, in one place).
+    public var outcome: PublishOutcome {
+        let cancelled = results.contains { $0.errorKind == .cancelled }
+        if cancelled && succeeded < results.count { return .cancelled }
+        if succeeded > 0 { return .succeeded }
+        if failed > 0 { return .allFailed }
+        let guarded: Set<SkipReason> = [.unhealthy, .degraded, .circuitOpen, .rateLimited, .endpointGone]
+        if results.contains(where: { $0.skipReason.map(guarded.contains) ?? false }) { return .noHealthyTargets }
+        return .noEnabledTargets
+    }
+}
+
+/// What a publish amounts to, from its report, in order of precedence.
+///
+/// | report | outcome |
+/// |---|---|
+/// | a target was cancelled and not every target succeeded | `cancelled` |
+/// | at least one target succeeded (partial success is success) | `succeeded` |
+/// | none succeeded, at least one failed | `allFailed` |
+/// | every target was skipped, one of them by a guard (health, breaker, rate limit, 410 Gone) | `noHealthyTargets` |
+/// | every target was skipped as disabled | `noEnabledTargets` |
+public enum PublishOutcome: String, Sendable, Hashable, CaseIterable {
+    /// At least one target succeeded.
+    case succeeded
+    /// The publish was cancelled before every target succeeded.
+    case cancelled
+    /// No target succeeded and at least one failed.
+    case allFailed = "all_failed"
+    /// Every target was skipped and at least one by a guard (health, breaker, rate limit, 410 Gone).
+    case noHealthyTargets = "no_healthy_targets"
+    /// Every target was disabled.
+    case noEnabledTargets = "no_enabled_targets"
 }

@@ -47,14 +47,10 @@ public struct RetryPolicy: Sendable, Hashable {
         status == 408 || status == 425 || status == 429 || (500...599).contains(status)
     }
 
-    /// Transport failure kinds worth retrying.
-    public static func isRetryableTransport(_ kind: String) -> Bool {
-        ["refused", "reset", "dns", "timeout", "connect_timeout", "overloaded"].contains(kind)
-    }
-
-    /// Failures that prove the request was not processed, so even a non-idempotent request may be repeated.
-    public static func provesNotProcessed(kind: String, status: Int?) -> Bool {
-        status == 429 || ["refused", "dns", "connect_timeout", "overloaded"].contains(kind)
+    /// Failures that prove the request was not processed, so even a non-idempotent request may be repeated:
+    /// the transport kinds of ``FailureKind/provesNotProcessed``, and HTTP 429.
+    public static func provesNotProcessed(_ kind: FailureKind, status: Int?) -> Bool {
+        status == 429 || kind.provesNotProcessed
     }
 }
 

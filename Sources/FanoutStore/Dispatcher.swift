@@ -324,15 +324,15 @@ public final class Dispatcher: Sendable {
         case .success(let report):
             result =
                 report.results.first { $0.target == d.target }
-                ?? TargetResult(target: d.target, type: target.type.rawValue, outcome: .failed, errorKind: "format")
+                ?? TargetResult(target: d.target, type: target.type.rawValue, outcome: .failed, errorKind: .format)
         case .failure(.noEnabledTargets):
             result = TargetResult(target: d.target, type: target.type.rawValue, outcome: .skipped, skipReason: .disabled)
         case .failure(.invalidInput(let m)):
-            result = TargetResult(target: d.target, type: target.type.rawValue, outcome: .failed, errorKind: "format", message: m)
+            result = TargetResult(target: d.target, type: target.type.rawValue, outcome: .failed, errorKind: .format, message: m)
         case .failure(let e):
             result =
                 e.report?.results.first { $0.target == d.target }
-                ?? TargetResult(target: d.target, type: target.type.rawValue, outcome: .failed, errorKind: "format", message: "\(e)")
+                ?? TargetResult(target: d.target, type: target.type.rawValue, outcome: .failed, errorKind: .format, message: "\(e)")
         }
         let decision = rng.withLockedValue { g in
             policy.decide(

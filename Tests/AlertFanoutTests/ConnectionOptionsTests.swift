@@ -75,7 +75,7 @@ final class ConnectionOptionsTests: XCTestCase {
         XCTAssertEqual(report.results.map(\.outcome), [.succeeded, .failed, .failed], "\(report.results)")
         XCTAssertEqual(report.results[0].httpStatus, 200)
         XCTAssertNotNil(report.results[1].errorKind, "without a client certificate the server refuses the handshake")
-        XCTAssertEqual(report.results[2].errorKind, "tls", "a server certificate from an untrusted CA fails verification: \(report.results[2])")
+        XCTAssertEqual(report.results[2].errorKind, .tls, "a server certificate from an untrusted CA fails verification: \(report.results[2])")
         XCTAssertEqual(server.requests.count, 1, "only the mutually authenticated target got through")
         XCTAssertEqual(server.requests.first?.path, "/hook")
 
@@ -84,8 +84,7 @@ final class ConnectionOptionsTests: XCTestCase {
         defer { plain.stop() }
         let r2 = await publisher.reactor.execute(HTTPRequest(url: plain.url("/after"), timeout: .seconds(5)))
         XCTAssertEqual(try r2.get().status, 200)
-        await publisher.shutdown()
-        XCTAssertTrue(publisher.reactor.stats().isIdleAndEmpty)
+        await assertDrained(publisher)
     }
 
     func testTLSMinimumVersionIsEnforced() async throws {
@@ -101,9 +100,9 @@ final class ConnectionOptionsTests: XCTestCase {
         let publisher = try FanoutPublisher(targets: config, resilience: ResilienceConfig(retry: .init(maxAttempts: 1)))
         let report = try await publisher.publish(Samples.firingFull, options: .init(deadline: .seconds(5)))
         XCTAssertEqual(report.results.map(\.outcome), [.succeeded, .failed], "\(report.results)")
-        XCTAssertEqual(report.results[1].errorKind, "tls")
+        XCTAssertEqual(report.results[1].errorKind, .tls)
         XCTAssertEqual(server.requests.map(\.path), ["/a"])
-        await publisher.shutdown()
+        await assertDrained(publisher)
     }
 
     func testProxyKeyRoutesRequestsThroughTheProxyAndIsRedacted() async throws {
@@ -120,13 +119,13 @@ final class ConnectionOptionsTests: XCTestCase {
         let publisher = try FanoutPublisher(targets: config, resilience: ResilienceConfig(retry: .init(maxAttempts: 1)))
         let report = try await publisher.publish(Samples.firingFull, options: .init(deadline: .seconds(5)))
         XCTAssertEqual(report.results.map(\.outcome), [.succeeded, .failed], "\(report.results)")
-        XCTAssertEqual(report.results[1].errorKind, "refused")
+        XCTAssertEqual(report.results[1].errorKind, .refused)
         let seen = try XCTUnwrap(proxy.requests.first)
         XCTAssertEqual(proxy.requests.count, 1)
         XCTAssertEqual(seen.uri, "http://127.0.0.2:9/hook", "an HTTP proxy gets the absolute-form target")
         XCTAssertEqual(seen.header("proxy-authorization"), "Basic " + Data("user:s3cret-proxy-pw".utf8).base64EncodedString())
         XCTAssertFalse("\(report.results)".contains("s3cret-proxy-pw"))
-        await publisher.shutdown()
+        await assertDrained(publisher)
     }
 
     func testBadConnectionKeysAreReportedWithoutValues() throws {

@@ -51,7 +51,7 @@ final class ObservabilityTests: XCTestCase {
             fingerprints.append(alert.fingerprint)
             reports.append(try await publisher.publish(alert, options: .init(strategy: .publishToAll)))
         }
-        await publisher.shutdown()
+        await assertDrained(publisher)
 
         // Publishes by result.
         let partial = reports.filter { !$0.allSucceeded }.count
@@ -62,7 +62,7 @@ final class ObservabilityTests: XCTestCase {
         var retries: [String: Int64] = [:]
         for r in reports {
             for t in r.results {
-                expected["\(t.target)|\(t.outcome.rawValue)|\(t.errorKind ?? "none")", default: 0] += 1
+                expected["\(t.target)|\(t.outcome.rawValue)|\(t.errorKind?.rawValue ?? "none")", default: 0] += 1
                 retries[t.target, default: 0] += Int64(max(0, t.attempts - 1))
             }
         }
@@ -85,11 +85,22 @@ final class ObservabilityTests: XCTestCase {
         XCTAssertEqual(metrics.counterTotal(label: FanoutMetricNames.skips, dimensions: [("target", "off"), ("reason", "disabled")]), 10)
         XCTAssertEqual(try metrics.expectGauge(FanoutMetricNames.breakerState, [("target", "pd")]).lastValue, 0)
 
-        // Logs: one line per publish at warning (partial), per-target lines at debug, all with the fingerprint.
-        let entries = logs.entries
+        // Logs: one line per publish at warning (partial), per-target lines at debug, all with the fingerprint;
+        // guard changes (breaker moves, health) get their own lines, with the target.
+        let logLines = logs.entries
+        let guardLines: Set<String> = ["circuit breaker moved", "target health changed", "waiting for a rate-limit token"]
+        let entries = logLines.filter { !guardLines.contains($0.message.description) }
         XCTAssertEqual(entries.filter { $0.level == .warning }.count, partial)
+        XCTAssertEqual(entries.filter { $0.level == .warning }.map(\.message.description), Array(repeating: "alert partially delivered", count: partial))
         XCTAssertEqual(entries.filter { $0.level == .debug && $0.message.description == "target result" }.count, 10 * config.targets.count)
         XCTAssertTrue(entries.allSatisfy { $0.metadata["alert.fingerprint"] != nil })
+        let opened = logLines.filter { $0.message.description == "circuit breaker moved" && $0.metadata["to"] == "open" && $0.metadata["target"] == "rootly" }
+        XCTAssertEqual(opened.first?.level, .warning, "a breaker opening is a warning")
+        XCTAssertEqual(opened.first?.metadata["target"], "rootly")
+        XCTAssertEqual(
+            Int64(opened.count),
+            metrics.counterTotal(label: FanoutMetricNames.breakerTransitions, dimensions: [("target", "rootly"), ("to", "open")]),
+            "one line per move, one count per move")
 
         // No secret anywhere: metric labels, dimension values, log messages and metadata.
         var haystack: [String] = []
@@ -105,7 +116,7 @@ final class ObservabilityTests: XCTestCase {
             haystack.append(t.label)
             haystack += t.dimensions.map { "\($0.0)=\($0.1)" }
         }
-        for e in entries {
+        for e in logLines {
             haystack.append(e.message.description)
             haystack += e.metadata.map { "\($0.key)=\($0.value)" }
         }

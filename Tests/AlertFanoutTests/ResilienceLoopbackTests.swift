@@ -1,6 +1,8 @@
 import CurlReactor
 import Dispatch
 import FanoutCore
+import InMemoryLogging
+import Logging
 import MockTarget
 import TestSupport
 import XCTest
@@ -9,13 +11,6 @@ import XCTest
 @testable import AlertFanout
 
 final class ResilienceLoopbackTests: XCTestCase {
-    func alert(_ i: Int) -> Alert {
-        var a = Samples.minimal
-        a.labels["i"] = String(i)
-        a.fingerprint = Alert.fingerprint(of: a.labels)
-        return a
-    }
-
     func testAFlappingTargetOpensItsBreakerAdmitsOneProbeAndRecovers() async throws {
         let server = try MockTarget(routes: [
             "/flappy": .sequence([
@@ -33,13 +28,13 @@ final class ResilienceLoopbackTests: XCTestCase {
         let options = PublishOptions(strategy: .publishToAll)
         for i in 0..<3 {
             do {
-                _ = try await publisher.publish(alert(i), options: options)
+                _ = try await publisher.publish(Samples.numbered(i), options: options)
                 XCTFail("503 expected")
             } catch {}
         }
         XCTAssertEqual(publisher.guards["flappy"].breaker.state.name, "open")
         do {
-            _ = try await publisher.publish(alert(3), options: options)
+            _ = try await publisher.publish(Samples.numbered(3), options: options)
             XCTFail("the open breaker skips the target")
         } catch .noHealthyTargets(let r) {
             XCTAssertEqual(r.results[0].skipReason, .circuitOpen)
@@ -47,24 +42,24 @@ final class ResilienceLoopbackTests: XCTestCase {
         XCTAssertEqual(server.requestCount, 3, "nothing sent while open")
         try await Task.sleep(for: .milliseconds(350))
         // Two publishes at once after the cooldown: exactly one probe goes out.
-        let a4 = alert(4)
-        let a5 = alert(5)
+        let a4 = Samples.numbered(4)
+        let a5 = Samples.numbered(5)
         async let a = try? publisher.publish(a4, options: options)
         async let b = try? publisher.publish(a5, options: options)
         let (ra, rb) = await (a, b)
         XCTAssertEqual([ra, rb].compactMap { $0 }.count, 1, "one probe succeeded, the other publish was skipped")
         XCTAssertEqual(server.requestCount, 4, "exactly one half-open probe")
         XCTAssertEqual(publisher.guards["flappy"].breaker.state, .closed, "the successful probe closed it")
-        let after = try await publisher.publish(alert(6), options: options)
+        let after = try await publisher.publish(Samples.numbered(6), options: options)
         XCTAssertEqual(after.results[0].outcome, .succeeded)
-        await publisher.shutdown()
+        await assertDrained(publisher)
     }
 
     func test429WithRetryAfterIsRetriedAfterAboutASecond() async throws {
         let server = try MockTarget(routes: ["/limited": .sequence([.retryAfter(status: 429, value: "1"), .text("ok")])])
         defer { server.stop() }
         let publisher = try FanoutPublisher(targets: TargetsConfig(targets: [Target(name: "limited", type: .webhook, url: server.url("/limited"))]))
-        let report = try await publisher.publish(alert(0), options: .init(deadline: .seconds(5)))
+        let report = try await publisher.publish(Samples.numbered(0), options: .init(deadline: .seconds(5)))
         XCTAssertEqual(report.results[0].outcome, .succeeded)
         XCTAssertEqual(report.results[0].attempts, 2)
         XCTAssertGreaterThanOrEqual(report.results[0].durationSeconds, 1.0, "waited for Retry-After")
@@ -74,14 +69,14 @@ final class ResilienceLoopbackTests: XCTestCase {
         defer { slow.stop() }
         let p2 = try FanoutPublisher(targets: TargetsConfig(targets: [Target(name: "later", type: .webhook, url: slow.url("/later"))]))
         do {
-            _ = try await p2.publish(alert(1), options: .init(deadline: .seconds(2)))
+            _ = try await p2.publish(Samples.numbered(1), options: .init(deadline: .seconds(2)))
             XCTFail()
         } catch .allFailed(let r) {
             XCTAssertEqual(r.results[0].attempts, 1)
             XCTAssertTrue(r.results[0].message?.contains("Retry-After 30 s exceeds") ?? false, "\(r.results[0])")
         }
-        await publisher.shutdown()
-        await p2.shutdown()
+        await assertDrained(publisher)
+        await assertDrained(p2)
     }
 
     func testTheDeadlineTightensAndAStragglerNoLongerHoldsThePublish() async throws {
@@ -94,16 +89,16 @@ final class ResilienceLoopbackTests: XCTestCase {
         let publisher = try FanoutPublisher(targets: TargetsConfig(targets: [Target(name: "t", type: .webhook, url: server.url("/t"), timeoutSeconds: 5)]))
         var deadlines: [Double] = []
         for i in 0..<25 {
-            let r = try await publisher.publish(alert(i))
+            let r = try await publisher.publish(Samples.numbered(i))
             deadlines.append(r.results[0].deadlineSeconds ?? -1)
         }
         XCTAssertEqual(deadlines.first ?? 0, 5, accuracy: 0.01, "the configured timeout until the latency is known")
         XCTAssertLessThan(deadlines.last!, 0.2, "learned: \(deadlines.suffix(3))")
-        let straggler = try await publisher.publish(alert(99))
+        let straggler = try await publisher.publish(Samples.numbered(99))
         XCTAssertEqual(straggler.results[0].outcome, .succeeded)
         XCTAssertEqual(straggler.results[0].attempts, 2, "the hung attempt was cut at its adaptive deadline and retried")
         XCTAssertLessThan(straggler.results[0].deadlineSeconds ?? 5, 1.0, "the attempts got the learned deadline, not the 5 s timeout")
-        await publisher.shutdown()
+        await assertDrained(publisher)
     }
 
     func testTheRetryBudgetCapsLoadOnAFailingTarget() async throws {
@@ -112,21 +107,25 @@ final class ResilienceLoopbackTests: XCTestCase {
         let resilience = ResilienceConfig(
             retry: .init(maxAttempts: 3, baseSeconds: 0.001, capSeconds: 0.002),
             budgetRatio: 0.2, budgetFloorPerSecond: 1, budgetMaxTokens: 10, breakersEnabled: false)
+        let logs = InMemoryLogHandler()
+        var logger = Logger(label: "test", factory: { _ in logs })
+        logger.logLevel = .notice
         let publisher = try FanoutPublisher(
             targets: TargetsConfig(targets: [Target(name: "down", type: .webhook, url: server.url("/down"))]),
-            resilience: resilience)
+            resilience: resilience, logger: logger)
         let n = 100
         let started = ContinuousClock.now
         for i in 0..<n {
-            _ = try? await publisher.publish(alert(i), options: .init(strategy: .publishToAll))
+            _ = try? await publisher.publish(Samples.numbered(i), options: .init(strategy: .publishToAll))
         }
         let seconds = (ContinuousClock.now - started).seconds
         let sent = server.requestCount
         XCTAssertGreaterThan(sent, n, "some retries happened")
         XCTAssertLessThanOrEqual(
             Double(sent), Double(n) * 1.2 + 10 + seconds * 1 + 2, "≤ 20 % extra plus the floor and saved tokens (no budget would allow \(3 * n))")
-        XCTAssertGreaterThan(publisher.guards.retriesDeniedByBudget, 0)
-        await publisher.shutdown()
+        let denied = logs.entries.count { $0.message.description.contains("retry budget is spent") }
+        XCTAssertGreaterThan(denied, 0, "every refused retry is logged")
+        await assertDrained(publisher)
     }
 
     func testRateLimitedTargetsWaitForATokenOrAreSkippedWhenItCannotComeInTime() async throws {
@@ -137,7 +136,7 @@ final class ResilienceLoopbackTests: XCTestCase {
         var outcomes: [String] = []
         for i in 0..<5 {
             do {
-                let r = try await publisher.publish(alert(i), options: .init(deadline: .milliseconds(1500)))
+                let r = try await publisher.publish(Samples.numbered(i), options: .init(deadline: .milliseconds(1500)))
                 outcomes.append("\(r.results[0].outcome.rawValue):\(Int(r.durationSeconds.rounded()))")
             } catch {
                 outcomes.append("error:\(error)")
@@ -146,14 +145,14 @@ final class ResilienceLoopbackTests: XCTestCase {
         XCTAssertEqual(Array(outcomes.prefix(3)), ["succeeded:0", "succeeded:0", "succeeded:0"], "the burst")
         XCTAssertEqual(outcomes[3], "succeeded:1", "waited about a second for a token")
         XCTAssertEqual(outcomes[4], "succeeded:1")
-        await publisher.shutdown()
+        await assertDrained(publisher)
 
         // A token that cannot come within the deadline: skipped as rate_limited (retryable), never sent.
         let fresh = try FanoutPublisher(targets: TargetsConfig(targets: [slack]))
-        for i in 0..<3 { _ = try await fresh.publish(alert(10 + i), options: .init(deadline: .milliseconds(1500))) }
+        for i in 0..<3 { _ = try await fresh.publish(Samples.numbered(10 + i), options: .init(deadline: .milliseconds(1500))) }
         let before = server.requestCount
         do {
-            let r = try await fresh.publish(alert(20), options: .init(deadline: .milliseconds(300)))
+            let r = try await fresh.publish(Samples.numbered(20), options: .init(deadline: .milliseconds(300)))
             XCTFail("a publish whose only target was skipped is not a success: \(r)")
         } catch {
             let result = try XCTUnwrap(error.report?.results.first, "\(error)")
@@ -162,7 +161,7 @@ final class ResilienceLoopbackTests: XCTestCase {
             XCTAssertTrue(result.retryable)
         }
         XCTAssertEqual(server.requestCount, before, "nothing sent for the skipped alert")
-        await fresh.shutdown()
+        await assertDrained(fresh)
     }
 }
 
@@ -192,8 +191,7 @@ final class ProbeAndSecrecyTests: XCTestCase {
         XCTAssertEqual(book.health("dead", now: now), .unhealthy, "refused connections mark it unhealthy")
         XCTAssertTrue(server.requests.allSatisfy { $0.method == "HEAD" })
         XCTAssertGreaterThanOrEqual(server.requestCount, 2)
-        await publisher.shutdown()
-        XCTAssertTrue(publisher.reactor.stats().released)
+        await assertDrained(publisher)
     }
 
     func testSecretsEchoedByAVendorNeverReachTheReport() async throws {
@@ -212,6 +210,6 @@ final class ProbeAndSecrecyTests: XCTestCase {
             XCTAssertFalse(text.contains(secret), text)
             XCTAssertTrue(text.contains("bad key <redacted> rejected"), text)
         }
-        await publisher.shutdown()
+        await assertDrained(publisher)
     }
 }

@@ -42,6 +42,14 @@ enum Samples {
 
     static let minimal = Alert(labels: ["alertname": "Ping"], startsAt: Timestamp.parse("2024-05-01T12:00:00Z")!)
 
+    /// `minimal` with an `i` label, so each number is its own alert (its own fingerprint).
+    static func numbered(_ i: Int) -> Alert {
+        var a = minimal
+        a.labels["i"] = String(i)
+        a.fingerprint = Alert.fingerprint(of: a.labels)
+        return a
+    }
+
     static let emptyLabels = Alert(labels: [:], startsAt: Timestamp.parse("2024-05-01T12:00:00Z")!)
 
     static let alerts: [(String, Alert)] = [

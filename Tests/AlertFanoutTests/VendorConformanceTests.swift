@@ -97,6 +97,8 @@ final class VendorConformanceTests: XCTestCase {
         XCTAssertLessThanOrEqual(mostInAnyWindow(limit(.rootly), window: 60), 50, "Rootly: 50 alerts per minute per source/API key")
         XCTAssertEqual(limit(.pagerduty), RateLimit(requests: 100, periodSeconds: 60, burst: 20))
         XCTAssertLessThanOrEqual(mostInAnyWindow(limit(.pagerduty), window: 60), 120, "PagerDuty: about 120 calls per 60 s window")
+        XCTAssertEqual(limit(.slack), RateLimit(requests: 1, periodSeconds: 1, burst: 3), "Slack: 1 message/s per webhook, burst 3")
+        XCTAssertNil(Target(name: "t", type: .webhook, url: "https://x.example").effectiveRateLimit, "generic webhooks have no default limit")
         var overridden = Target(name: "t", type: .rootly, url: "https://x.example", secret: Secret("k"))
         overridden.rateLimit = RateLimit(requests: 600, periodSeconds: 60)
         XCTAssertEqual(overridden.effectiveRateLimit?.requests, 600, "rate_limit: still wins")

@@ -3,9 +3,10 @@ import Foundation
 import TestSupport
 import XCTest
 
-/// Runs the built `fanout` with a time limit, reading standard output and error at the same time.
+/// Runs the built `fanout` with a time limit, reading standard output and error at the same time. `onStart` gets
+/// the child's process id once it runs (to signal it).
 func runFanout(
-    _ args: [String], stdin: String? = nil, env: [String: String] = [:], seconds: Double = 60
+    _ args: [String], stdin: String? = nil, env: [String: String] = [:], seconds: Double = 60, onStart: (Int32) -> Void = { _ in }
 ) throws -> (status: Int32, out: String, err: String) {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("fanout")
@@ -30,6 +31,7 @@ func runFanout(
         errData.withLock { $0.append(d) }
     }
     try p.run()
+    onStart(p.processIdentifier)
     if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
     try input.fileHandleForWriting.close()
     let deadline = Date().addingTimeInterval(seconds)

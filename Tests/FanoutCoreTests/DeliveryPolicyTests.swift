@@ -6,7 +6,7 @@ final class DeliveryPolicyTests: XCTestCase {
     var rng = SplitMix64(seed: 42)
     let policy = DeliveryPolicy()
 
-    func failed(_ kind: String, status: Int? = nil, retryable: Bool) -> TargetResult {
+    func failed(_ kind: FailureKind, status: Int? = nil, retryable: Bool) -> TargetResult {
         TargetResult(target: "t", type: "webhook", outcome: .failed, errorKind: kind, httpStatus: status, message: "boom", attempts: 1, retryable: retryable)
     }
 
@@ -24,7 +24,7 @@ final class DeliveryPolicyTests: XCTestCase {
             .delivered)
         guard
             case .retry(let due, true, _) = policy.decide(
-                failed("http_status", status: 503, retryable: true), attempts: 3, now: now, expiresAt: expires, ratePerSecond: nil, rng: &rng)
+                failed(.httpStatus, status: 503, retryable: true), attempts: 3, now: now, expiresAt: expires, ratePerSecond: nil, rng: &rng)
         else {
             return XCTFail("a 503 is retried")
         }
@@ -32,20 +32,20 @@ final class DeliveryPolicyTests: XCTestCase {
         XCTAssertLessThanOrEqual(due, now + 8, "the fourth attempt waits at most 8 s")
         guard
             case .dead(let why) = policy.decide(
-                failed("http_status", status: 400, retryable: false), attempts: 0, now: now, expiresAt: expires, ratePerSecond: nil, rng: &rng)
+                failed(.httpStatus, status: 400, retryable: false), attempts: 0, now: now, expiresAt: expires, ratePerSecond: nil, rng: &rng)
         else {
             return XCTFail("a permanent failure is a dead letter")
         }
         XCTAssertTrue(why.contains("HTTP 400"), why)
         guard
             case .superseded = policy.decide(
-                failed("missing_state", retryable: false), attempts: 0, now: now, expiresAt: expires, ratePerSecond: nil, rng: &rng)
+                failed(.missingState, retryable: false), attempts: 0, now: now, expiresAt: expires, ratePerSecond: nil, rng: &rng)
         else {
             return XCTFail("a Rootly resolve without a create is not sent")
         }
         guard
             case .dead = policy.decide(
-                failed("endpoint_gone", status: 410, retryable: false), attempts: 0, now: now, expiresAt: expires, ratePerSecond: nil, rng: &rng)
+                failed(.endpointGone, status: 410, retryable: false), attempts: 0, now: now, expiresAt: expires, ratePerSecond: nil, rng: &rng)
         else {
             return XCTFail("410 Gone is a dead letter")
         }
@@ -63,7 +63,7 @@ final class DeliveryPolicyTests: XCTestCase {
     }
 
     func testTheTTLTurnsARetryIntoADeadLetter() {
-        guard case .dead(let why) = policy.decide(failed("refused", retryable: true), attempts: 9, now: 3599.99, expiresAt: 3600, ratePerSecond: nil, rng: &rng)
+        guard case .dead(let why) = policy.decide(failed(.refused, retryable: true), attempts: 9, now: 3599.99, expiresAt: 3600, ratePerSecond: nil, rng: &rng)
         else {
             return XCTFail("past the TTL a delivery is dead")
         }

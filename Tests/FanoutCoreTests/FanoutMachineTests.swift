@@ -1,17 +1,12 @@
 // FanoutMachineTests: the pure fan-out planner — skips, deadlines, ordering, exactly-once completion, cancellation.
 import FanoutCore
+import TestSupport
 import XCTest
 
 final class FanoutMachineTests: XCTestCase {
     typealias C = FanoutMachine.Candidate
     var book = GuardBook()
     var rng = SplitMix64(seed: 7)
-
-    func failure(_ kind: String = "http_status", status: Int? = 503, retryable: Bool = true, safe: Bool = true, retryAfter: Double? = nil)
-        -> FanoutMachine.AttemptOutcome
-    {
-        .failed(kind: kind, status: status, message: "boom", retryable: retryable, safeToRepeat: safe, retryAfterSeconds: retryAfter, action: "post")
-    }
 
     func machine(_ candidates: [C], deadline: Double = 10, strategy: HealthStrategy = .skipUnhealthy, now: Double = 100) -> FanoutMachine {
         FanoutMachine(
@@ -40,21 +35,23 @@ final class FanoutMachineTests: XCTestCase {
         teach(book: &book, "c", successes: 0, failures: 10)
         teach(book: &book, "d", successes: 8, failures: 2)
         XCTAssertNil(book.healthGate("c", strategy: .skipUnhealthy, now: 99.9), "the first encounter is a trial")
-        let start = m.start(now: 100, book: &book, rng: &rng)
+        let start = m.start(now: 100, book: &book).decisions
         XCTAssertEqual(sends(start), [0: 2, 3: 10], "own timeout, or the deadline when it is shorter")
         XCTAssertNil(report(start))
         XCTAssertEqual(
-            m.attemptFinished(index: 3, outcome: .delivered(status: 202, action: "create", detail: "id1"), now: 100.5, book: &book, rng: &rng).count, 0)
+            m.attemptFinished(index: 3, outcome: .delivered(status: 202, action: "create", detail: "id1"), now: 100.5, book: &book, rng: &rng).decisions.count,
+            0)
         let end = m.attemptFinished(
             index: 0,
-            outcome: .failed(kind: "timeout", status: nil, message: "slow", retryable: false, safeToRepeat: true, retryAfterSeconds: nil, action: "post"),
-            now: 102, book: &book, rng: &rng)
+            outcome: .transportFailed(.timeout, message: "slow", idempotent: false, action: "post"),
+            now: 102, book: &book, rng: &rng
+        ).decisions
         let r = try! XCTUnwrap(report(end))
         XCTAssertEqual(r.results.map(\.target), ["a", "b", "c", "d"])
         XCTAssertEqual(r.results.map(\.outcome), [.failed, .skipped, .skipped, .succeeded])
         XCTAssertEqual(r.results[1].skipReason, .disabled)
         XCTAssertEqual(r.results[2].skipReason, .unhealthy)
-        XCTAssertEqual(r.results[0].errorKind, "timeout")
+        XCTAssertEqual(r.results[0].errorKind, .timeout)
         XCTAssertEqual(r.results[0].deadlineSeconds, 2)
         XCTAssertEqual(r.results[3].durationSeconds, 0.5, accuracy: 1e-9)
         XCTAssertEqual(r.results[3].detail, "id1")
@@ -62,7 +59,8 @@ final class FanoutMachineTests: XCTestCase {
         XCTAssertEqual(r.durationSeconds, 2, accuracy: 1e-9)
         XCTAssertTrue(m.isComplete)
         XCTAssertEqual(
-            m.attemptFinished(index: 0, outcome: .delivered(status: 200, action: nil, detail: nil), now: 103, book: &book, rng: &rng).count, 0, "done is final")
+            m.attemptFinished(index: 0, outcome: .delivered(status: 200, action: nil, detail: nil), now: 103, book: &book, rng: &rng).decisions.count, 0,
+            "done is final")
         XCTAssertEqual(m.cancel(now: 104, book: &book).count, 0, "completion happens exactly once")
     }
 
@@ -89,33 +87,33 @@ final class FanoutMachineTests: XCTestCase {
         XCTAssertNil(book.healthGate("u", strategy: .skipUnhealthy, now: 99.7), "a clock going backwards allows a trial")
         let cs = [C(name: "h", type: "w"), C(name: "d", type: "w"), C(name: "u", type: "w"), C(name: "n", type: "w")]
         var all = machine(cs, strategy: .publishToAll)
-        XCTAssertEqual(Set(sends(all.start(now: 100, book: &book, rng: &rng)).keys), [0, 1, 2, 3])
+        XCTAssertEqual(Set(sends(all.start(now: 100, book: &book).decisions).keys), [0, 1, 2, 3])
         var strict = machine(cs, strategy: .skipUnhealthyAndDegraded)
-        XCTAssertEqual(Set(sends(strict.start(now: 100, book: &book, rng: &rng)).keys), [0, 3], "unknown health fails open")
+        XCTAssertEqual(Set(sends(strict.start(now: 100, book: &book).decisions).keys), [0, 3], "unknown health fails open")
         var normal = machine(cs, strategy: .skipUnhealthy)
-        XCTAssertEqual(Set(sends(normal.start(now: 100, book: &book, rng: &rng)).keys), [0, 1, 3])
+        XCTAssertEqual(Set(sends(normal.start(now: 100, book: &book).decisions).keys), [0, 1, 3])
     }
 
     func testAllSkippedCompletesAtOnceAndCancelAccountsForInFlight() {
         var m = machine([C(name: "x", type: "w", enabled: false)])
-        let r = report(m.start(now: 100, book: &book, rng: &rng))
+        let r = report(m.start(now: 100, book: &book).decisions)
         XCTAssertEqual(r?.results.first?.skipReason, .disabled)
         XCTAssertEqual(r?.reachedAnyTarget, false)
 
         var c = machine([C(name: "a", type: "w"), C(name: "b", type: "w")])
-        _ = c.start(now: 100, book: &book, rng: &rng)
-        _ = c.attemptFinished(index: 1, outcome: .delivered(status: 200, action: nil, detail: nil), now: 100.1, book: &book, rng: &rng)
+        _ = c.start(now: 100, book: &book).decisions
+        _ = c.attemptFinished(index: 1, outcome: .delivered(status: 200, action: nil, detail: nil), now: 100.1, book: &book, rng: &rng).decisions
         XCTAssertEqual(c.inFlightIndices, [0])
         let rep = try! XCTUnwrap(report(c.cancel(now: 100.2, book: &book)))
         XCTAssertEqual(rep.results.map(\.outcome), [.failed, .succeeded])
-        XCTAssertEqual(rep.results[0].errorKind, "cancelled")
+        XCTAssertEqual(rep.results[0].errorKind, .cancelled)
     }
 
     func testAnExpiredDeadlineFailsTargetsAsTimeoutWithoutSending() {
         var m = machine([C(name: "a", type: "w")], deadline: 0)
-        let actions = m.start(now: 100, book: &book, rng: &rng)
+        let actions = m.start(now: 100, book: &book).decisions
         XCTAssertTrue(sends(actions).isEmpty)
-        XCTAssertEqual(report(actions)?.results.first?.errorKind, "timeout")
+        XCTAssertEqual(report(actions)?.results.first?.errorKind, .timeout)
     }
 
     func testDisabledTargetsDoNotMakeAPublishPartial() {
@@ -140,14 +138,13 @@ final class FanoutMachineTests: XCTestCase {
     func testFailuresFoundBeforeSendingDoNotOpenTheBreaker() {
         for i in 0..<12 {
             var m = machine([C(name: "r", type: "rootly")], now: 100 + Double(i))
-            _ = m.start(now: 100 + Double(i), book: &book, rng: &rng)
+            _ = m.start(now: 100 + Double(i), book: &book).decisions
             let done = m.attemptFinished(
                 index: 0,
-                outcome: .failed(
-                    kind: "missing_state", status: nil, message: "no id", retryable: false,
-                    safeToRepeat: false, retryAfterSeconds: nil, action: "resolve"),
-                now: 100 + Double(i), book: &book, rng: &rng)
-            XCTAssertEqual(report(done)?.results.first?.errorKind, "missing_state", "attempt \(i) was tried, not skipped")
+                outcome: .notSent(.missingState, message: "no id"),
+                now: 100 + Double(i), book: &book, rng: &rng
+            ).decisions
+            XCTAssertEqual(report(done)?.results.first?.errorKind, .missingState, "attempt \(i) was tried, not skipped")
         }
         XCTAssertEqual(book["r"].breaker.state.name, "closed")
     }

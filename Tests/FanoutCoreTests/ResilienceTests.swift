@@ -1,6 +1,7 @@
 // ResilienceTests: table tests for the breaker, health, retry policy and budget, rate limiter and adaptive deadline,
 // and the machine's retry, rate-limit and breaker paths — all with an injected clock and RNG.
 import FanoutCore
+import TestSupport
 import XCTest
 
 final class ResilienceTests: XCTestCase {
@@ -90,8 +91,10 @@ final class ResilienceTests: XCTestCase {
         }
         XCTAssertTrue(RetryPolicy.isRetryableStatus(429) && RetryPolicy.isRetryableStatus(503) && RetryPolicy.isRetryableStatus(408))
         XCTAssertFalse(RetryPolicy.isRetryableStatus(404) || RetryPolicy.isRetryableStatus(400) || RetryPolicy.isRetryableStatus(200))
-        XCTAssertTrue(RetryPolicy.provesNotProcessed(kind: "refused", status: nil))
-        XCTAssertFalse(RetryPolicy.provesNotProcessed(kind: "reset", status: nil), "a reset request may have been processed")
+        XCTAssertTrue(RetryPolicy.provesNotProcessed(.refused, status: nil))
+        XCTAssertFalse(RetryPolicy.provesNotProcessed(.reset, status: nil), "a reset request may have been processed")
+        XCTAssertTrue(RetryPolicy.provesNotProcessed(.httpStatus, status: 429), "429: the vendor refused it before processing")
+        XCTAssertFalse(RetryPolicy.provesNotProcessed(.httpStatus, status: 503))
     }
 
     func testRetryBudgetAndTokenBucket() {
@@ -139,18 +142,18 @@ final class ResilienceTests: XCTestCase {
     var book = GuardBook()
     var rng = SplitMix64(seed: 42)
 
-    func start(_ m: inout FanoutMachine, _ now: Double) -> [FanoutMachine.Action] { m.start(now: now, book: &book, rng: &rng) }
+    func start(_ m: inout FanoutMachine, _ now: Double) -> [FanoutMachine.Action] { m.start(now: now, book: &book).decisions }
     func finish(_ m: inout FanoutMachine, _ i: Int, _ o: FanoutMachine.AttemptOutcome, _ now: Double) -> [FanoutMachine.Action] {
-        m.attemptFinished(index: i, outcome: o, now: now, book: &book, rng: &rng)
+        m.attemptFinished(index: i, outcome: o, now: now, book: &book, rng: &rng).decisions
     }
-    func fire(_ m: inout FanoutMachine, _ i: Int, _ now: Double) -> [FanoutMachine.Action] { m.timerFired(index: i, now: now, book: &book, rng: &rng) }
+    func fire(_ m: inout FanoutMachine, _ i: Int, _ now: Double) -> [FanoutMachine.Action] { m.timerFired(index: i, now: now, book: &book).decisions }
     func machine(_ cs: [FanoutMachine.Candidate], deadline: Double = 10, now: Double = 0) -> FanoutMachine {
         FanoutMachine(alertName: "A", fingerprint: "f", status: "firing", candidates: cs, options: .init(deadlineSeconds: deadline), now: now)
     }
     func failed(_ status: Int = 503, safe: Bool = true, retryAfter: Double? = nil) -> FanoutMachine.AttemptOutcome {
-        .failed(
-            kind: "http_status", status: status, message: "HTTP \(status)", retryable: RetryPolicy.isRetryableStatus(status),
-            safeToRepeat: safe, retryAfterSeconds: retryAfter, action: "post")
+        .rejected(
+            status: status, reading: RetryPolicy.isRetryableStatus(status) ? .retryable : .permanent, message: "HTTP \(status)",
+            retryAfterSeconds: retryAfter, idempotent: safe, action: "post")
     }
 
     func testRetryHonoursRetryAfterThenSucceeds() {
@@ -181,17 +184,20 @@ final class ResilienceTests: XCTestCase {
     func testRetryBudgetCapsRetriesAcrossPublishes() {
         book = GuardBook(config: .init(budgetRatio: 0.2, budgetFloorPerSecond: 0, budgetMaxTokens: 2, breakersEnabled: false))
         var retries = 0
+        var denied = 0
         for p in 0..<50 {
             // publish_to_all: health would otherwise skip the failing target after five failures.
             var m = FanoutMachine(
                 alertName: "A", fingerprint: "f", status: "firing", candidates: [.init(name: "down", type: "w")],
                 options: .init(deadlineSeconds: 10, strategy: .publishToAll), now: Double(p) * 0.001)
             _ = start(&m, Double(p) * 0.001)
-            if case .wait? = finish(&m, 0, failed(503), Double(p) * 0.001).first { retries += 1 }
+            let actions = m.attemptFinished(index: 0, outcome: failed(503), now: Double(p) * 0.001, book: &book, rng: &rng)
+            if case .wait? = actions.decisions.first { retries += 1 }
+            denied += actions.guardEvents.count { $0 == .retryDeniedByBudget(target: "down") }
         }
         XCTAssertLessThanOrEqual(retries, 2 + 10, "2 saved tokens plus 20 % of 50 requests")
         XCTAssertGreaterThanOrEqual(retries, 10)
-        XCTAssertEqual(book.retriesDeniedByBudget, 50 - retries)
+        XCTAssertEqual(denied, 50 - retries, "every refused retry is announced as an event")
     }
 
     func testRateLimitWaitsWhenItFitsAndSkipsWhenItDoesNot() {
@@ -210,18 +216,18 @@ final class ResilienceTests: XCTestCase {
         book = GuardBook(config: .init(breaker: .init(consecutiveFailures: 2, cooldownSeconds: 5, successesToClose: 1), retry: .init(maxAttempts: 1)))
         for t in 0..<2 {
             var m = machine([.init(name: "x", type: "w")])
-            _ = m.start(now: Double(t), book: &book, rng: &rng)
-            _ = m.attemptFinished(index: 0, outcome: failed(503), now: Double(t) + 0.1, book: &book, rng: &rng)
+            _ = m.start(now: Double(t), book: &book).decisions
+            _ = m.attemptFinished(index: 0, outcome: failed(503), now: Double(t) + 0.1, book: &book, rng: &rng).decisions
         }
         var skipped = FanoutMachine(alertName: "A", fingerprint: "f", status: "firing", candidates: [.init(name: "x", type: "w")], options: .init(), now: 2)
-        guard case .complete(let r)? = skipped.start(now: 2, book: &book, rng: &rng).last else { return XCTFail() }
+        guard case .complete(let r)? = skipped.start(now: 2, book: &book).decisions.last else { return XCTFail() }
         XCTAssertEqual(r.results[0].skipReason, .circuitOpen)
         var probe = FanoutMachine(alertName: "A", fingerprint: "f", status: "firing", candidates: [.init(name: "x", type: "w")], options: .init(), now: 6.2)
-        XCTAssertEqual(probe.start(now: 6.2, book: &book, rng: &rng).count, 1, "after the cooldown, one probe")
+        XCTAssertEqual(probe.start(now: 6.2, book: &book).decisions.count, 1, "after the cooldown, one probe")
         var blocked = FanoutMachine(alertName: "A", fingerprint: "f", status: "firing", candidates: [.init(name: "x", type: "w")], options: .init(), now: 6.3)
-        guard case .complete(let r2)? = blocked.start(now: 6.3, book: &book, rng: &rng).last else { return XCTFail() }
+        guard case .complete(let r2)? = blocked.start(now: 6.3, book: &book).decisions.last else { return XCTFail() }
         XCTAssertEqual(r2.results[0].skipReason, .circuitOpen, "only one probe while half-open")
-        _ = probe.attemptFinished(index: 0, outcome: .delivered(status: 200, action: nil, detail: nil), now: 6.4, book: &book, rng: &rng)
+        _ = probe.attemptFinished(index: 0, outcome: .delivered(status: 200, action: nil, detail: nil), now: 6.4, book: &book, rng: &rng).decisions
         XCTAssertEqual(book["x"].breaker.state, .closed)
     }
 

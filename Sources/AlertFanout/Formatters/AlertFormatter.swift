@@ -4,15 +4,20 @@ import FanoutCore
 
 /// An HTTP request ready for the reactor.
 public struct OutboundRequest: Sendable, Hashable {
+    /// The HTTP method (`POST` for every built-in formatter).
     public var method: String
+    /// The full request URL. It may itself be a secret (a Slack webhook URL), so it is never logged or reported.
     public var url: String
+    /// Request headers, in order: the formatter's own, then the target's configured ones.
     public var headers: [HTTPHeader]
+    /// The request body (JSON for every built-in formatter).
     public var body: [UInt8]
     /// Safe to send again after an ambiguous failure (a dedup or idempotency key makes a repeat harmless).
     public var idempotent: Bool
-    /// What this request does, for reports: `trigger`, `resolve`, `create`, `post`.
+    /// What this request does, for reports: `trigger`, `resolve`, `create`, `post`, `notify`.
     public var action: String
 
+    /// A request; `method` defaults to `POST`.
     public init(method: String = "POST", url: String, headers: [HTTPHeader], body: [UInt8], idempotent: Bool, action: String) {
         self.method = method
         self.url = url
@@ -22,6 +27,7 @@ public struct OutboundRequest: Sendable, Hashable {
         self.action = action
     }
 
+    /// The body decoded as UTF-8 (invalid sequences replaced with U+FFFD), for tests and debugging.
     public var bodyText: String { String(decoding: body, as: UTF8.self) }
 }
 
@@ -38,11 +44,14 @@ public enum DeliveryVerdict: Sendable, Hashable {
     /// the publisher skips the target afterwards (`skipped: endpoint_gone`).
     case gone(message: String)
 
+    /// True when the vendor accepted the request (`delivered`).
     public var isSuccess: Bool { if case .delivered = self { return true } else { return false } }
 }
 
 /// What a formatter may use besides the alert and the target. Pure data: the caller supplies the clock.
 public struct FormatContext: Sendable {
+    /// The wall-clock time of the attempt: the `webhook-timestamp` of webhook requests, and the time a Rootly
+    /// resolve reports when the alert has no `endsAt`.
     public var now: Timestamp
     /// Envelope fields when the alert arrived in an Alertmanager webhook payload.
     public var batch: AlertBatch?
@@ -52,6 +61,7 @@ public struct FormatContext: Sendable {
     /// What one publish's formatters share between its targets (nil: nothing is shared).
     var memo: FormatMemo?
 
+    /// A context at `now`, with the alert's envelope and Rootly alert id when there are any.
     public init(now: Timestamp, batch: AlertBatch? = nil, rootlyAlertID: String? = nil) {
         self.now = now
         self.batch = batch
@@ -68,22 +78,33 @@ final class FormatMemo: @unchecked Sendable {
 
 /// Why no request could be built.
 public struct FormatError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The kind of problem.
     public enum Kind: String, Sendable {
+        /// The target lacks the credential its type needs, or its webhook secret is not a valid Standard Webhooks
+        /// secret (the target's result reports error kind `missing_secret`).
         case missingSecret = "missing_secret"
+        /// The request needs state the publisher does not have: the Rootly alert id a resolve refers to (the
+        /// target's result reports error kind `missing_state`).
         case missingState = "missing_state"
     }
+    /// What kind of problem it is.
     public var kind: Kind
+    /// What went wrong, naming the target or field but never a secret value.
     public var message: String
+    /// An error of `kind` with `message`.
     public init(_ kind: Kind, _ message: String) {
         self.kind = kind
         self.message = message
     }
+    /// The message.
     public var description: String { message }
 }
 
 /// One vendor's wire format.
 public protocol AlertFormatter: Sendable {
     /// The request that delivers `alert` to `target`.
+    ///
+    /// - Throws: ``FormatError`` when no request can be built (a missing credential or missing state).
     func request(for alert: Alert, target: Target, context: FormatContext) throws(FormatError) -> OutboundRequest
     /// The one request that delivers a whole notification (an Alertmanager group) to `target`, for vendors that
     /// take a group at once (Slack: one message; Alertmanager receivers: the envelope); nil for the others.
@@ -93,6 +114,7 @@ public protocol AlertFormatter: Sendable {
 }
 
 extension AlertFormatter {
+    /// Nil: by default a formatter takes one alert per request.
     public func request(forGroup batch: AlertBatch, target: Target, context: FormatContext) throws(FormatError) -> OutboundRequest? { nil }
 }
 
@@ -101,6 +123,7 @@ extension TargetType {
     public var takesGroups: Bool { self == .slack || self == .alertmanager }
 }
 
+/// The built-in formatters, by target type.
 public enum Formatters {
     /// The formatter for a target type.
     public static func formatter(for type: TargetType) -> any AlertFormatter {

@@ -16,10 +16,11 @@ public enum WebhookSecret {
     /// The specification's minimum key length, in decoded bytes.
     public static let minimumBytes = 24
 
+    /// Why a string is not a valid Standard Webhooks secret. Never holds the secret's value.
     public enum Problem: Error, Sendable, Hashable, CustomStringConvertible {
         /// Not standard base64 after the optional `whsec_` prefix.
         case notBase64
-        /// Decodes to fewer than `minimumBytes` bytes.
+        /// Decodes to fewer than ``WebhookSecret/minimumBytes`` bytes; `bytes` is how many it decodes to.
         case tooShort(bytes: Int)
 
         /// Why the secret is refused, without its value.

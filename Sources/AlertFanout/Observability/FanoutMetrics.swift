@@ -106,6 +106,7 @@ public enum FanoutMetricNames {
         dispatcherLag: "How long after its due time the dispatcher claimed a delivery, in seconds.",
     ]
 
+    /// Every metric name above, in declaration order (each has a line in ``FanoutMetricNames/help``).
     public static let all = [
         publishes, publishDuration, targetRequests, targetDuration, retries, skips, breakerState,
         breakerTransitions, health, rateLimitWaits, targetDeadline, reactorInFlight, reactorQueued,
@@ -136,10 +137,8 @@ final class FanoutMetrics: @unchecked Sendable {
         /// By outcome and error kind ("succeeded|none").
         var requests: [String: Counter] = [:]
         var skips: [SkipReason: Counter] = [:]
-        var transitions: [String: Counter] = [:]
-        var lastBreaker: (state: String, transitions: Int) = ("closed", 0)
-        var lastRateWaits = 0
-        var written: (breaker: Double, health: Double, deadline: Double)?
+        var transitions: [CircuitBreaker.Phase: Counter] = [:]
+        var writtenDeadline: Double?
 
         init(name: String, type: String, factory: MetricsFactory) {
             self.type = type
@@ -152,6 +151,9 @@ final class FanoutMetrics: @unchecked Sendable {
             deadline = Gauge(label: FanoutMetricNames.targetDeadline, dimensions: dims, factory: factory)
             retries = Counter(label: FanoutMetricNames.retries, dimensions: dims, factory: factory)
             rateLimitWaits = Counter(label: FanoutMetricNames.rateLimitWaits, dimensions: dims, factory: factory)
+            // A target starts closed and of unknown health; guard events move the gauges from there.
+            breakerState.record(CircuitBreaker.Phase.closed.gaugeValue)
+            health.record(HealthStatus.unknown.gaugeValue)
         }
     }
 
@@ -178,7 +180,7 @@ final class FanoutMetrics: @unchecked Sendable {
         publishDuration.recordNanoseconds(Int64(report.durationSeconds * 1e9))
         for t in report.results {
             let h = handles(t.target, type: t.type)
-            let kind = t.errorKind ?? "none"
+            let kind = t.errorKind?.rawValue ?? "none"
             let key = t.outcome.rawValue + "|" + kind
             if let c = h.requests[key] {
                 c.increment()
@@ -203,43 +205,35 @@ final class FanoutMetrics: @unchecked Sendable {
         }
     }
 
-    /// The guards' view of each target (breaker, health, deadline, rate-limit waits).
-    func record(guards book: GuardBook, targets: [Target], now: Double) {
-        for t in targets {
-            let h = handles(t.name, type: t.type.rawValue)
-            let g = book[t.name]
-            let state = g.breaker.state.name
-            if g.breaker.transitions > h.lastBreaker.transitions {
-                let c: Counter
-                if let existing = h.transitions[state] {
-                    c = existing
-                } else {
-                    c = Counter(label: FanoutMetricNames.breakerTransitions, dimensions: [("target", t.name), ("to", state)], factory: factory)
-                    h.transitions[state] = c
-                }
-                c.increment(by: g.breaker.transitions - h.lastBreaker.transitions)
+    /// One guard event: a breaker move (counted by the state it moved to, gauge updated), a health change
+    /// (gauge), a rate-limit wait (counted). `type` is the target's type.
+    func observe(_ event: GuardEvent, type: String) {
+        switch event {
+        case .breaker(let target, _, let to):
+            let h = handles(target, type: type)
+            let c: Counter
+            if let existing = h.transitions[to] {
+                c = existing
+            } else {
+                c = Counter(label: FanoutMetricNames.breakerTransitions, dimensions: [("target", target), ("to", to.rawValue)], factory: factory)
+                h.transitions[to] = c
             }
-            h.lastBreaker = (state, g.breaker.transitions)
-            let health: Double
-            switch g.health.status(now: now) {
-            case .unknown: health = 0
-            case .healthy: health = 1
-            case .degraded: health = 2
-            case .unhealthy: health = 3
-            }
-            let values = (
-                breaker: state == "closed" ? 0.0 : state == "half_open" ? 1 : 2, health: health,
-                deadline: book.attemptTimeout(t.name, configured: t.timeoutSeconds ?? 10)
-            )
-            if h.written?.breaker != values.breaker { h.breakerState.record(values.breaker) }
-            if h.written?.health != values.health { h.health.record(values.health) }
-            if h.written?.deadline != values.deadline { h.deadline.record(values.deadline) }
-            h.written = values
-            let waits = book.rateLimitWaitsByTarget[t.name] ?? 0
-            if waits > h.lastRateWaits {
-                h.rateLimitWaits.increment(by: waits - h.lastRateWaits)
-                h.lastRateWaits = waits
-            }
+            c.increment()
+            h.breakerState.record(to.gaugeValue)
+        case .health(let target, _, let to):
+            handles(target, type: type).health.record(to.gaugeValue)
+        case .rateLimitWait(let target, _):
+            handles(target, type: type).rateLimitWaits.increment()
+        case .retryDeniedByBudget, .endpointGone:
+            break
         }
+    }
+
+    /// The attempt deadline `target` would get now (written when it changed).
+    func recordDeadline(_ target: String, type: String, seconds: Double) {
+        let h = handles(target, type: type)
+        guard h.writtenDeadline != seconds else { return }
+        h.writtenDeadline = seconds
+        h.deadline.record(seconds)
     }
 }

@@ -5,26 +5,42 @@ import FanoutCore
 
 /// The result of one reachability probe (`HEAD`, status ignored).
 public struct ProbeResult: Sendable, Hashable {
+    /// The target's name.
     public var target: String
+    /// False only when the transport failure shows the endpoint unreachable: connection refused, DNS, TLS or
+    /// connect timeout. Any HTTP answer, whatever its status, counts as reachable.
     public var reachable: Bool
+    /// The HTTP status, when the endpoint answered.
     public var httpStatus: Int?
+    /// The transport error's kind (`refused`, `dns`, `tls`, …), when the probe got no HTTP answer.
     public var errorKind: String?
+    /// The transport error's message, with the target's secret, proxy URL, key password and URL redacted.
     public var message: String?
+    /// How long the probe took, in seconds.
     public var durationSeconds: Double
 }
 
 /// What the publisher knows about one target now.
 public struct TargetHealthSnapshot: Sendable, Hashable {
+    /// The target's name.
     public var target: String
+    /// The target's type, as in the targets file (`pagerduty`, `slack`, …).
     public var type: String
+    /// Whether the target is enabled.
     public var enabled: Bool
+    /// The target's health now, from its recent outcomes and probes.
     public var health: HealthStatus
+    /// The circuit breaker's state: `closed`, `open` or `half_open`.
     public var breaker: String
+    /// How many times the breaker has changed state.
     public var breakerTransitions: Int
     /// The attempt deadline the target would get now (adaptive once learned, else the configured timeout).
     public var deadlineSeconds: Double
+    /// True once enough latencies were seen to learn an adaptive deadline.
     public var deadlineLearned: Bool
+    /// The share of successes among the outcomes in the health window, 0…1; nil when there are none.
     public var successRatio: Double?
+    /// The mean latency of the outcomes in the health window, in seconds; nil when there are none.
     public var meanLatencySeconds: Double?
 }
 
@@ -53,6 +69,7 @@ extension FanoutPublisher {
             for name in reset { book.reset(name) }
             // A reload is the operator's answer to a 410 Gone: the kept targets get deliveries again.
             for name in kept { book.clearGone(name) }
+            observePendingGuardEvents()
         }
         return fresh
     }
@@ -74,6 +91,7 @@ extension FanoutPublisher {
                 probe.message = PublishRun.scrubbedMessage(e.message, target: target)
             }
             book.recordProbe(target.name, reachable: probe.reachable, now: WallClock.monotonic())
+            observePendingGuardEvents()
             completion(probe)
         }
     }

@@ -13,6 +13,8 @@ import Synchronization
 /// Threading: methods may be called from any thread. All publisher state — per-target lanes, the Rootly id
 /// index, active runs — lives on the reactor queue, so there are no locks on the hot path.
 public final class FanoutPublisher: @unchecked Sendable {
+    /// The reactor every request goes through: the one passed to the initializer, or the one this publisher
+    /// created (and shuts down in `shutdown()`).
     public let reactor: CurlReactor
     /// The targets now (replaced by `replaceTargets`, e.g. on a service reload).
     public var config: TargetsConfig { targetsBox.withLock { $0 } }
@@ -21,8 +23,8 @@ public final class FanoutPublisher: @unchecked Sendable {
     let queue: DispatchQueue
 
     // Reactor-queue state.
-    var lanes: [String: TargetLane] = [:]
-    var runs: [ObjectIdentifier: PublishRun] = [:]
+    var runs: [UInt64: PublishRun] = [:]
+    var nextRunID: UInt64 = 0
     let rootlyIndex = RootlyAlertIndex()
     /// Breakers, health, adaptive deadlines, retry budgets and rate limits, shared by every publish.
     var book: GuardBook
@@ -34,6 +36,8 @@ public final class FanoutPublisher: @unchecked Sendable {
     /// Uses `reactor` when given (shared with other users), else creates and owns one. `logger` gets one line
     /// per publish (info, warning on partial success, error when no target succeeded) and debug lines per
     /// target; `metrics` receives the metrics named in `FanoutMetricNames` (nil: none recorded).
+    ///
+    /// - Throws: The error of creating the publisher's own reactor (only when `reactor` is nil).
     public init(
         targets: TargetsConfig, reactor: CurlReactor? = nil, resilience: ResilienceConfig = .init(),
         logger: Logger = Logger(label: "alertfanout", factory: { _ in SwiftLogNoOpLogHandler() }),
@@ -88,11 +92,14 @@ public final class FanoutPublisher: @unchecked Sendable {
             queue.async { deliver(.failure(.noEnabledTargets)) }
             return handle
         }
-        let run = PublishRun(publisher: self, alert: alert, targets: selected, options: options, batch: batch, group: group, completion: deliver)
-        handle.attach(run)
         onQueue { [self] in
-            runs[ObjectIdentifier(run)] = run
+            nextRunID &+= 1
+            let run = PublishRun(
+                publisher: self, id: nextRunID, alert: alert, targets: selected, options: options, batch: batch, group: group,
+                completion: deliver)
+            runs[run.id] = run
             run.start()
+            handle.attach(run)
         }
         return handle
     }
@@ -170,12 +177,57 @@ public final class FanoutPublisher: @unchecked Sendable {
     }
 
     func runFinished(_ run: PublishRun, _ result: Result<PublishReport, PublishError>) {
-        runs[ObjectIdentifier(run)] = nil
+        runs[run.id] = nil
         if let metrics {
             metrics.record(result)
-            metrics.record(guards: book, targets: run.targets, now: WallClock.monotonic())
+            for t in run.targets where t.enabled {
+                metrics.recordDeadline(
+                    t.name, type: t.type.rawValue,
+                    seconds: book.attemptTimeout(t.name, configured: t.timeoutSeconds ?? run.options.defaultTargetTimeout.seconds))
+            }
         }
         log(run.alert, result, quiet: !run.options.logsOutcome)
+    }
+
+    /// A lane place went to another publish's waiting attempt (`FanoutMachine.Action.resume`). A publish that
+    /// has ended gives the place straight back (its machine passes it on).
+    func resume(_ ticket: LaneTicket) {
+        if let run = runs[ticket.run] {
+            run.laneGranted(index: ticket.index)
+        }
+    }
+
+    /// Turns a guard event into metrics and a log line. `targets`: where to find the target's type.
+    func observe(_ event: GuardEvent, targets: [Target]) {
+        let name: String
+        switch event {
+        case .breaker(let t, _, _), .health(let t, _, _), .rateLimitWait(let t, _), .retryDeniedByBudget(let t), .endpointGone(let t):
+            name = t
+        }
+        let type = targets.first { $0.name == name }?.type ?? config[name]?.type
+        if let metrics, let type { metrics.observe(event, type: type.rawValue) }
+        switch event {
+        case .breaker(_, let from, let to):
+            logger.log(
+                level: to == .open ? .warning : .notice, "circuit breaker moved",
+                metadata: ["target": "\(name)", "from": "\(from.rawValue)", "to": "\(to.rawValue)"])
+        case .health(_, let from, let to):
+            logger.log(
+                level: to == .unhealthy ? .warning : .info, "target health changed",
+                metadata: ["target": "\(name)", "from": "\(from.rawValue)", "to": "\(to.rawValue)"])
+        case .endpointGone:
+            logger.warning("the endpoint answered 410 Gone; it is skipped until the configuration is reloaded", metadata: ["target": "\(name)"])
+        case .retryDeniedByBudget:
+            logger.notice("retry refused: the target's retry budget is spent", metadata: ["target": "\(name)"])
+        case .rateLimitWait(_, let seconds):
+            logger.debug("waiting for a rate-limit token", metadata: ["target": "\(name)", "wait_ms": "\(Int(seconds * 1000))"])
+        }
+    }
+
+    /// Observes the guard events that calls outside a publish (probes, reloads) left in the book.
+    func observePendingGuardEvents() {
+        let targets = config.targets
+        for e in book.takeEvents() { observe(e, targets: targets) }
     }
 
     /// One line per publish with structured metadata; per-target details at debug. Never URLs or secrets.
@@ -221,13 +273,6 @@ public final class FanoutPublisher: @unchecked Sendable {
             ])
     }
 
-    func lane(for target: Target, options: PublishOptions) -> TargetLane {
-        if let l = lanes[target.name] { return l }
-        let l = TargetLane(limit: options.maxInFlightPerTarget ?? target.maxInFlight ?? Int.max)
-        lanes[target.name] = l
-        return l
-    }
-
     private func select(_ selection: TargetSelection) -> Result<[Target], PublishError> {
         switch selection {
         case .all:
@@ -261,45 +306,30 @@ public final class FanoutPublisher: @unchecked Sendable {
 
 /// Cancels one publish.
 public final class PublishHandle: Sendable {
-    private let run = Mutex<PublishRun?>(nil)
+    private let state = Mutex<(run: PublishRun?, cancelled: Bool)>((nil, false))
 
     init() {}
 
-    func attach(_ r: PublishRun) { run.withLock { $0 = r } }
+    /// The run has started (reactor queue). A cancel that came before takes effect now.
+    func attach(_ r: PublishRun) {
+        let cancelled = state.withLock { s in
+            s.run = r
+            return s.cancelled
+        }
+        if cancelled { r.cancel() }
+    }
 
     /// Ends the publish now: targets still in flight are reported failed (`cancelled`) and the completion
-    /// receives `PublishError.cancelled` with the report, unless it had already completed. Always queued behind
-    /// the publish's start (never run inline, even on the reactor queue), so it cannot overtake it.
+    /// receives `PublishError.cancelled` with the report, unless it had already completed. A cancel that comes
+    /// before the publish has started takes effect as it starts; otherwise it is queued behind the start
+    /// (never run inline, even on the reactor queue), so it cannot overtake it.
     public func cancel() {
-        guard let r = run.withLock({ $0 }) else { return }
+        let r = state.withLock { s -> PublishRun? in
+            s.cancelled = true
+            return s.run
+        }
+        guard let r else { return }
         r.publisher.queue.async { r.cancel() }
-    }
-}
-
-/// Requests in flight to one target, across publishes, with a FIFO of attempts waiting for a slot.
-/// Reactor queue only.
-final class TargetLane: @unchecked Sendable {
-    let limit: Int
-    var inFlight = 0
-    var waiting = Deque<() -> Void>()
-
-    init(limit: Int) { self.limit = limit }
-
-    func acquire(_ start: @escaping () -> Void) {
-        if inFlight < limit {
-            inFlight += 1
-            start()
-        } else {
-            waiting.append(start)
-        }
-    }
-
-    func release() {
-        if let next = waiting.popFirst() {
-            next()
-        } else {
-            inFlight -= 1
-        }
     }
 }
 

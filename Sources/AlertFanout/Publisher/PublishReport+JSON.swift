@@ -22,11 +22,14 @@ extension PublishReport {
 }
 
 extension TargetResult {
+    /// `{target, type, outcome}` then, when they apply, `action, http_status, error_kind, skip_reason, message`;
+    /// always `attempts`; `retryable` for failed targets; `duration_ms`, then `deadline_ms` and `detail` when set.
+    /// Times are milliseconds with up to three decimals. Never contains URLs or secrets.
     public var json: JSONValue {
         var m: [(String, JSONValue)] = [("target", .string(target)), ("type", .string(type)), ("outcome", .string(outcome.rawValue))]
         if let action { m.append(("action", .string(action))) }
         if let httpStatus { m.append(("http_status", .int(httpStatus))) }
-        if let errorKind { m.append(("error_kind", .string(errorKind))) }
+        if let errorKind { m.append(("error_kind", .string(errorKind.rawValue))) }
         if let skipReason { m.append(("skip_reason", .string(skipReason.rawValue))) }
         if let message { m.append(("message", .string(message))) }
         m.append(("attempts", .int(attempts)))

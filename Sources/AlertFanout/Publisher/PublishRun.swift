@@ -1,4 +1,5 @@
-// PublishRun: one alert's publish on the reactor queue — formats, sends, reads verdicts and feeds FanoutMachine.
+// PublishRun: one alert's publish on the reactor queue — carries out FanoutMachine's actions: formats and sends,
+// reports what each response or transfer error was, waits when told to.
 import CurlReactor
 import Dispatch
 import FanoutCore
@@ -14,14 +15,16 @@ final class PublishRun: @unchecked Sendable {
     let group: Bool
     let completion: @Sendable (Result<PublishReport, PublishError>) -> Void
     var machine: FanoutMachine
+    /// The machine's run id: names this publish in lane tickets and in the publisher's table of runs.
+    var id: UInt64 { machine.runID }
     var handles: [Int: RequestHandle] = [:]
     var finished = false
     /// What the targets' requests share (one webhook body for every webhook target).
     let memo = FormatMemo()
 
     init(
-        publisher: FanoutPublisher, alert: Alert, targets: [Target], options: PublishOptions, batch: AlertBatch?, group: Bool = false,
-        completion: @escaping @Sendable (Result<PublishReport, PublishError>) -> Void
+        publisher: FanoutPublisher, id: UInt64, alert: Alert, targets: [Target], options: PublishOptions, batch: AlertBatch?,
+        group: Bool = false, completion: @escaping @Sendable (Result<PublishReport, PublishError>) -> Void
     ) {
         self.group = group
         self.publisher = publisher
@@ -34,12 +37,13 @@ final class PublishRun: @unchecked Sendable {
             let limit = t.effectiveRateLimit
             return FanoutMachine.Candidate(
                 name: t.name, type: t.type.rawValue, enabled: t.enabled, timeoutSeconds: t.timeoutSeconds,
-                rateKey: limit == nil ? nil : PublishRun.credentialKey(t), ratePerSecond: limit?.perSecond, rateBurst: limit?.burst ?? 1)
+                rateKey: limit == nil ? nil : PublishRun.credentialKey(t), ratePerSecond: limit?.perSecond, rateBurst: limit?.burst ?? 1,
+                maxInFlight: options.maxInFlightPerTarget ?? t.maxInFlight)
         }
         machine = FanoutMachine(
             alertName: alert.name, fingerprint: alert.fingerprint, status: alert.status.rawValue, candidates: candidates,
             options: .init(deadlineSeconds: options.deadline.seconds, strategy: options.strategy, defaultTimeoutSeconds: options.defaultTargetTimeout.seconds),
-            now: WallClock.monotonic())
+            now: WallClock.monotonic(), runID: id)
     }
 
     /// Rate limits apply per credential: the type plus a hash of the secret (or of the URL, which is the
@@ -49,7 +53,12 @@ final class PublishRun: @unchecked Sendable {
     }
 
     func start() {
-        apply(machine.start(now: WallClock.monotonic(), book: &publisher.book, rng: &publisher.rng))
+        apply(machine.start(now: WallClock.monotonic(), book: &publisher.book))
+    }
+
+    /// A lane place this publish waited for is free (`FanoutMachine.Action.resume`).
+    func laneGranted(index: Int) {
+        apply(machine.laneGranted(index: index, now: WallClock.monotonic(), book: &publisher.book))
     }
 
     func cancel() {
@@ -68,8 +77,12 @@ final class PublishRun: @unchecked Sendable {
             case .wait(let index, let seconds):
                 publisher.queue.asyncAfter(deadline: .now() + max(0, seconds)) { [self] in
                     guard !finished else { return }
-                    apply(machine.timerFired(index: index, now: WallClock.monotonic(), book: &publisher.book, rng: &publisher.rng))
+                    apply(machine.timerFired(index: index, now: WallClock.monotonic(), book: &publisher.book))
                 }
+            case .resume(let ticket):
+                publisher.resume(ticket)
+            case .observe(let event):
+                publisher.observe(event, targets: targets)
             case .complete(let report):
                 finish(report)
             }
@@ -80,7 +93,7 @@ final class PublishRun: @unchecked Sendable {
         apply(machine.attemptFinished(index: index, outcome: outcome, now: WallClock.monotonic(), book: &publisher.book, rng: &publisher.rng))
     }
 
-    private func send(index: Int, attempt: Int, timeoutSeconds: Double) {
+    private func send(index: Int, attempt: Int, timeoutSeconds timeout: Double) {
         let target = targets[index]
         let formatter = Formatters.formatter(for: target.type)
         var context = FormatContext(
@@ -91,11 +104,7 @@ final class PublishRun: @unchecked Sendable {
         do {
             if group, let batch {
                 guard let r = try formatter.request(forGroup: batch, target: target, context: context) else {
-                    finished(
-                        index,
-                        .failed(
-                            kind: "format", status: nil, message: "\(target.type.rawValue) targets take one alert per request, not a group",
-                            retryable: false, safeToRepeat: false, retryAfterSeconds: nil, action: nil))
+                    finished(index, .notSent(.format, message: "\(target.type.rawValue) targets take one alert per request, not a group"))
                     return
                 }
                 request = r
@@ -103,39 +112,22 @@ final class PublishRun: @unchecked Sendable {
                 request = try formatter.request(for: alert, target: target, context: context)
             }
         } catch {
-            let kind = error.kind == .missingState ? "missing_state" : "format"
-            finished(
-                index, .failed(kind: kind, status: nil, message: error.message, retryable: false, safeToRepeat: false, retryAfterSeconds: nil, action: nil))
+            let kind: FailureKind
+            switch error.kind {
+            case .missingState: kind = .missingState
+            case .missingSecret: kind = .missingSecret
+            }
+            finished(index, .notSent(kind, message: error.message))
             return
         }
-        let lane = publisher.lane(for: target, options: options)
-        lane.acquire { [self] in
-            guard !finished else {
-                lane.release()
-                return
-            }
-            // Time spent waiting for the lane comes out of this attempt's deadline.
-            let now = WallClock.monotonic()
-            let timeout = min(timeoutSeconds, machine.deadline - now)
-            guard timeout > 0.001 else {
-                lane.release()
-                finished(
-                    index,
-                    .failed(
-                        kind: "timeout", status: nil, message: "the publish deadline passed while waiting for a slot to \(target.name)",
-                        retryable: true, safeToRepeat: true, retryAfterSeconds: nil, action: request.action))
-                return
-            }
-            let http = HTTPRequest(
-                method: request.method, url: request.url, headers: request.headers,
-                body: request.body, timeout: .microseconds(Int64((timeout * 1e6).rounded(.up))),
-                connectTimeout: .microseconds(Int64((min(timeout, 5) * 1e6).rounded(.up))),
-                captureHeaders: ["retry-after"], maxResponseBodyBytes: 64 * 1024, connection: target.connection)
-            handles[index] = publisher.reactor.submit(http) { [self] result in
-                lane.release()
-                handles[index] = nil
-                received(index: index, target: target, request: request, formatter: formatter, result: result)
-            }
+        let http = HTTPRequest(
+            method: request.method, url: request.url, headers: request.headers,
+            body: request.body, timeout: .microseconds(Int64((timeout * 1e6).rounded(.up))),
+            connectTimeout: .microseconds(Int64((min(timeout, 5) * 1e6).rounded(.up))),
+            captureHeaders: ["retry-after"], maxResponseBodyBytes: 64 * 1024, connection: target.connection)
+        handles[index] = publisher.reactor.submit(http) { [self] result in
+            handles[index] = nil
+            received(index: index, target: target, request: request, formatter: formatter, result: result)
         }
     }
 
@@ -148,7 +140,8 @@ final class PublishRun: @unchecked Sendable {
         switch result {
         case .success(let response):
             let retryAfterHeader = response.header("retry-after")
-            switch formatter.verdict(status: response.status, body: response.body, retryAfter: retryAfterHeader) {
+            let status = response.status
+            switch formatter.verdict(status: status, body: response.body, retryAfter: retryAfterHeader) {
             case .delivered(let detail):
                 if target.type == .rootly {
                     if request.action == "create", let id = detail {
@@ -157,71 +150,98 @@ final class PublishRun: @unchecked Sendable {
                         publisher.rootlyIndex.forget(target: target.name, fingerprint: alert.fingerprint)
                     }
                 }
-                outcome = .delivered(status: response.status, action: request.action, detail: detail)
+                outcome = .delivered(status: status, action: request.action, detail: detail)
             case .permanent(let message):
-                outcome = .failed(
-                    kind: "http_status", status: response.status, message: message, retryable: false,
-                    safeToRepeat: false, retryAfterSeconds: nil, action: request.action)
+                outcome = .rejected(
+                    status: status, reading: .permanent, message: message, retryAfterSeconds: nil, idempotent: request.idempotent,
+                    action: request.action)
             case .retryable(let message, let retryAfter):
-                let seconds = retryAfter.flatMap { RetryAfter.seconds($0, nowEpochSeconds: WallClock.epochSeconds()) }
-                outcome = .failed(
-                    kind: "http_status", status: response.status, message: message, retryable: true,
-                    safeToRepeat: request.idempotent || RetryPolicy.provesNotProcessed(kind: "http_status", status: response.status),
-                    retryAfterSeconds: seconds, action: request.action)
+                outcome = .rejected(
+                    status: status, reading: .retryable, message: message,
+                    retryAfterSeconds: retryAfter.flatMap { RetryAfter.seconds($0, nowEpochSeconds: WallClock.epochSeconds()) },
+                    idempotent: request.idempotent, action: request.action)
             case .gone(let message):
                 // FanoutMachine remembers the target as gone (GuardBook) and skips it from now on.
-                outcome = .failed(
-                    kind: FanoutMachine.endpointGoneKind, status: response.status, message: message, retryable: false,
-                    safeToRepeat: false, retryAfterSeconds: nil, action: request.action)
+                outcome = .rejected(
+                    status: status, reading: .gone, message: message, retryAfterSeconds: nil, idempotent: request.idempotent,
+                    action: request.action)
             }
         case .failure(let error):
-            let kind: String
-            switch error.kind {
-            case .deadline: kind = "timeout"
-            case .cancelled, .shutdown: kind = "cancelled"
-            default: kind = error.kind.rawValue
-            }
-            outcome = .failed(
-                kind: kind, status: nil, message: error.message, retryable: RetryPolicy.isRetryableTransport(kind),
-                safeToRepeat: request.idempotent || RetryPolicy.provesNotProcessed(kind: kind, status: nil),
-                retryAfterSeconds: nil, action: request.action)
+            outcome = .transportFailed(
+                PublishRun.failureKind(error.kind), message: error.message, idempotent: request.idempotent, action: request.action)
         }
         finished(index, PublishRun.scrubbed(outcome, target: target))
+    }
+
+    /// The reactor's transfer error kind as a failure kind (`deadline` is the attempt's `timeout`; a shutdown
+    /// cancels).
+    static func failureKind(_ kind: TransferError.Kind) -> FailureKind {
+        switch kind {
+        case .invalidRequest: return .invalidRequest
+        case .refused: return .refused
+        case .dns: return .dns
+        case .connectTimeout: return .connectTimeout
+        case .deadline: return .timeout
+        case .reset: return .reset
+        case .tls: return .tls
+        case .bodyTooLarge: return .bodyTooLarge
+        case .cancelled, .shutdown: return .cancelled
+        case .overloaded: return .overloaded
+        case .other: return .other
+        }
     }
 
     /// Vendor bodies and transport messages could echo a credential: the target's secret and URL (a Slack
     /// webhook URL is itself a secret) are replaced before anything reaches a report.
     static func scrubbed(_ outcome: FanoutMachine.AttemptOutcome, target: Target) -> FanoutMachine.AttemptOutcome {
-        guard case .failed(let kind, let status, let message, let retryable, let safe, let retryAfter, let action) = outcome else { return outcome }
-        return .failed(
-            kind: kind, status: status, message: scrubbedMessage(message, target: target), retryable: retryable,
-            safeToRepeat: safe, retryAfterSeconds: retryAfter, action: action)
+        switch outcome {
+        case .delivered:
+            return outcome
+        case .rejected(let status, let reading, let message, let retryAfter, let idempotent, let action):
+            return .rejected(
+                status: status, reading: reading, message: scrubbedMessage(message, target: target), retryAfterSeconds: retryAfter,
+                idempotent: idempotent, action: action)
+        case .transportFailed(let kind, let message, let idempotent, let action):
+            return .transportFailed(kind, message: scrubbedMessage(message, target: target), idempotent: idempotent, action: action)
+        case .notSent(let kind, let message):
+            return .notSent(kind, message: scrubbedMessage(message, target: target))
+        }
     }
 
-    /// `message` without the target's secret, proxy URL, key password or URL.
+    /// `message` without the target's secret, proxy URL, key password or URL. A vendor that echoes only the
+    /// request path (Slack's `no_service` for `/services/T…/B…/<token>`) would still show the token, so the URL's
+    /// path and query and every part of them long enough to be a token go too (``urlCredentialParts(_:)``).
     static func scrubbedMessage(_ message: String, target: Target) -> String {
-        var m = message
+        var m = message.replacing(target.url, with: "<\(target.name) url>")
         for secret in [target.secret?.reveal(), target.connection?.proxy, target.connection?.clientKeyPassword] {
             if let secret, !secret.isEmpty { m = m.replacing(secret, with: "<redacted>") }
         }
-        return m.replacing(target.url, with: "<\(target.name) url>")
+        for part in urlCredentialParts(target.url) where m.contains(part) { m = m.replacing(part, with: "<redacted>") }
+        return m
+    }
+
+    /// The parts of a URL that may be credentials, longest first: its path and query, and each path segment or
+    /// query value of 16 characters or more — none for a short path without a query (`/hook`).
+    static func urlCredentialParts(_ url: String) -> [String] {
+        guard let scheme = url.range(of: "://") else { return [] }
+        let rest = url[scheme.upperBound...]
+        guard let slash = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) else { return [] }
+        let pathAndQuery = String(rest[slash...].prefix { $0 != "#" })
+        let tokens = pathAndQuery.split(whereSeparator: { "/?&=".contains($0) }).filter { $0.count >= 16 }.map(String.init)
+        guard !tokens.isEmpty || pathAndQuery.contains("?") else { return [] }  // a plain path like /hook is no secret
+        return ([pathAndQuery] + tokens).sorted { $0.count > $1.count }
     }
 
     private func finish(_ report: PublishReport) {
         guard !finished else { return }
         finished = true
-        let cancelled = report.results.contains { $0.errorKind == "cancelled" }
         let result: Result<PublishReport, PublishError>
-        if cancelled && report.succeeded < report.results.count {
-            result = .failure(.cancelled(report))
-        } else if report.succeeded > 0 {
-            result = .success(report)
-        } else if report.failed > 0 {
-            result = .failure(.allFailed(report))
-        } else if report.results.contains(where: { [.unhealthy, .degraded, .circuitOpen, .rateLimited, .endpointGone].contains($0.skipReason) }) {
-            result = .failure(.noHealthyTargets(report))
-        } else {
-            result = .failure(.noEnabledTargets)
+        switch report.outcome {
+        case .cancelled: result = .failure(.cancelled(report))
+        case .succeeded: result = .success(report)
+        case .allFailed: result = .failure(.allFailed(report))
+        case .noHealthyTargets: result = .failure(.noHealthyTargets(report))
+        case .noEnabledTargets: result = .failure(.noEnabledTargets)
         }
         publisher.runFinished(self, result)
         completion(result)
