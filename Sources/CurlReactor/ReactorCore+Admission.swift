@@ -43,21 +43,18 @@ extension ReactorCore {
                 return
             }
         }
-        let key = target.key
-        let host: HostQueue
-        if let h = hosts[key] {
-            host = h
-        } else {
-            host = HostQueue(key: key)
-            hosts[key] = host
-        }
-        t.host = host
+        t.id = UInt64(submitted)
+        t.hostSlot = admission.slot(for: target.key)
         if let overall = t.request.overallTimeout {
             t.overallDeadline = t.submittedAt &+ overall.nanosecondsClamped
         }
-        if host.waiting.isEmpty && host.inFlight < config.maxInFlightPerHost && active.count < config.maxInFlightTotal {
+        switch admission.submit(t, id: t.id, host: t.hostSlot, deadline: t.overallDeadline) {
+        case .admitted:
             admit(t, now: ReactorCore.now())
-        } else if queuedCount >= config.maxQueuedRequests {
+        case .queued:
+            t.state = .queued
+        case .overloaded:
+            t.hostSlot = -1
             deliver(
                 t,
                 .failure(
@@ -65,47 +62,24 @@ extension ReactorCore {
                         kind: .overloaded,
                         message: "the reactor's admission queue is full (\(config.maxQueuedRequests) requests waiting); the request was not sent")))
             return
-        } else {
-            t.state = .queued
-            host.waiting.append(t)
-            queuedCount += 1
-            if t.overallDeadline != .max { queueDeadlines.insert(DeadlineEntry(due: t.overallDeadline, transfer: t)) }
-            markReady(host)
         }
         settle()
     }
 
-    func markReady(_ host: HostQueue) {
-        if !host.inReadyList && !host.waiting.isEmpty && host.inFlight < config.maxInFlightPerHost {
-            host.inReadyList = true
-            readyHosts.append(host)
-        }
-    }
-
-    /// Admits waiting requests while there is room: FIFO per host, hosts served round-robin.
+    /// Admits waiting requests while there is room: FIFO per host, hosts served round-robin (``Admission``).
     func admitWaiting() {
-        guard queuedCount > 0 else { return }
+        guard admission.queued > 0 else { return }
         let now = ReactorCore.now()
-        while active.count < config.maxInFlightTotal, let host = readyHosts.popFirst() {
-            host.inReadyList = false
-            while host.inFlight < config.maxInFlightPerHost, let t = host.waiting.popFirst() {
-                guard t.state == .queued else {  // cancelled or expired while queued
-                    host.stale -= 1
-                    continue
-                }
-                queuedCount -= 1
-                admit(t, now: now)
-                break
-            }
-            markReady(host)
-        }
+        while let t = admission.next() { admit(t, now: now) }
     }
 
-    /// Hands a request to curl. Its deadline starts now.
+    /// Hands a request that admission let in to curl. Its deadline starts now. If it cannot go (its overall
+    /// deadline passed, libcurl refused it), it completes and its place goes back.
     func admit(_ t: Transfer, now: UInt64) {
         var limit = (t.request.timeout ?? config.defaultTimeout)?.nanosecondsClamped ?? .max
         if t.overallDeadline != .max {
             guard now < t.overallDeadline else {
+                giveBackPlace(t)
                 deliver(
                     t,
                     .failure(
@@ -116,6 +90,7 @@ extension ReactorCore {
             limit = min(limit, t.overallDeadline - now)
         }
         guard let easy = freeEasy.popLast() ?? makeEasy() else {
+            giveBackPlace(t)
             deliver(t, .failure(TransferError(kind: .other, message: "curl_easy_init failed")))
             return
         }
@@ -126,6 +101,7 @@ extension ReactorCore {
             recycle(easy)
             t.freeHeaderList()
             let kind: TransferError.Kind = failure.code == CURLE_UNSUPPORTED_PROTOCOL || failure.code == CURLE_URL_MALFORMAT ? .invalidRequest : .other
+            giveBackPlace(t)
             deliver(
                 t,
                 .failure(
@@ -139,7 +115,6 @@ extension ReactorCore {
         t.activeIndex = active.count
         active.append(t)
         if t.timeoutMs > 0 { startingDeadlines.append(t) }
-        t.host?.inFlight += 1
         let rc = multi.add(easy)
         if rc != CURLM_OK {
             detach(t)
@@ -162,10 +137,14 @@ extension ReactorCore {
             last.activeIndex = i
         }
         t.activeIndex = -1
-        if let host = t.host {
-            host.inFlight -= 1
-            markReady(host)
-        }
+        giveBackPlace(t)
+    }
+
+    /// An admitted request left curl, or never reached it: admission gets its place back.
+    func giveBackPlace(_ t: Transfer) {
+        guard t.hostSlot >= 0 else { return }
+        admission.finished(host: t.hostSlot)
+        t.hostSlot = -1
     }
 
     func finishAdmitted(_ t: Transfer, code: CURLcode) {
@@ -177,11 +156,8 @@ extension ReactorCore {
 
     /// Delivers the one completion of `t`, on its callback queue or inline on the reactor queue.
     func deliver(_ t: Transfer, _ result: Result<HTTPResponse, TransferError>) {
-        let host = t.host
         t.state = .finished
-        t.host = nil
         completed += 1
-        if let host { forgetIfIdle(host) }
         let completion = t.completion
         if let q = t.callbackQueue {
             q.async { completion(result) }
@@ -190,30 +166,11 @@ extension ReactorCore {
         }
     }
 
-    /// Completes a queued request that leaves the queue unadmitted (cancelled, expired), dropping it from its
-    /// host's FIFO at once when it is first, and compacting the FIFO when finished entries make half of it.
+    /// Completes a waiting request that leaves the queue unadmitted (cancelled, expired).
     func dropQueued(_ t: Transfer, _ result: Result<HTTPResponse, TransferError>) {
-        let host = t.host
-        queuedCount -= 1
+        _ = admission.remove(id: t.id)
+        t.hostSlot = -1
         deliver(t, result)
-        guard let host else { return }
-        host.stale += 1
-        while let first = host.waiting.first, first.state != .queued {
-            host.waiting.removeFirst()
-            host.stale -= 1
-        }
-        if host.stale > 0 && host.stale * 2 >= host.waiting.count {
-            host.waiting.removeAll { $0.state != .queued }
-            host.stale = 0
-        }
-        forgetIfIdle(host)
-    }
-
-    /// Per-host records are kept for reuse while there are few; past `idleHostsKept`, a host's record goes as
-    /// soon as nothing is in flight or waiting for it.
-    func forgetIfIdle(_ host: HostQueue) {
-        guard host.inFlight == 0, host.waiting.isEmpty, hosts.count > ReactorCore.idleHostsKept, hosts[host.key] === host else { return }
-        hosts[host.key] = nil
     }
 
     // MARK: - Cancellation

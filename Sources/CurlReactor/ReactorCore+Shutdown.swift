@@ -18,16 +18,11 @@ extension ReactorCore {
         if phase == .running { phase = .draining }
         if mode == .cancel && phase == .draining {
             let now = ReactorCore.now()
-            for host in hosts.values {
-                for t in host.waiting where t.state == .queued {
-                    queuedCount -= 1
-                    deliver(
-                        t,
-                        .failure(
-                            TransferError(kind: .shutdown, message: "the reactor shut down before the request was admitted", timings: timings(t, now: now))))
-                }
-                host.waiting.removeAll()
-                host.stale = 0
+            for t in admission.removeAll() {
+                t.hostSlot = -1
+                deliver(
+                    t,
+                    .failure(TransferError(kind: .shutdown, message: "the reactor shut down before the request was admitted", timings: timings(t, now: now))))
             }
             while let t = active.last {
                 detach(t)
@@ -48,7 +43,7 @@ extension ReactorCore {
 
     /// Moves the lifecycle forward when its condition holds; called after every event.
     func checkShutdownProgress() {
-        if phase == .draining && active.isEmpty && queuedCount == 0 && !inSettle {
+        if phase == .draining && active.isEmpty && admission.queued == 0 && !inSettle {
             beginRelease()
         }
         if phase == .releasing && liveSources == 0 && pendingCloses == 0 && timerReleased {
@@ -65,10 +60,10 @@ extension ReactorCore {
 
     private func beginRelease() {
         phase = .releasing
-        readyHosts.removeAll()
-        hosts.removeAll()
+        admission = Admission(
+            maxPerHost: config.maxInFlightPerHost, maxTotal: config.maxInFlightTotal, maxQueued: config.maxQueuedRequests,
+            idleHostsKept: ReactorCore.idleHostsKept)
         urlCache.removeAll()
-        queueDeadlines = .init()
         activeDeadlines = .init()
         startingDeadlines.removeAll()
         easyCount -= freeEasy.count

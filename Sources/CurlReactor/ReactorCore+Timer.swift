@@ -26,10 +26,7 @@ extension ReactorCore {
         guard phase == .running || phase == .draining, let timer else { return }
         compactDeadlines()
         var due = curlTimerDue
-        while let first = queueDeadlines.min, first.transfer.state != .queued {
-            _ = queueDeadlines.popMin()
-        }
-        if let first = queueDeadlines.min, first.due < due { due = first.due }
+        if let first = admission.nextDeadline(), first < due { due = first }
         while let first = activeDeadlines.min, first.transfer.state != .admitted {
             _ = activeDeadlines.popMin()
         }
@@ -44,15 +41,6 @@ extension ReactorCore {
     private func compactDeadlines() {
         if activeDeadlines.count > 2 * active.count + 1024 {
             activeDeadlines = Heap(active.filter { $0.backstopDue != .max }.map { DeadlineEntry(due: $0.backstopDue, transfer: $0) })
-        }
-        if queueDeadlines.count > 2 * queuedCount + 1024 {
-            var entries: [DeadlineEntry] = []
-            for host in hosts.values {
-                for t in host.waiting where t.state == .queued && t.overallDeadline != .max {
-                    entries.append(DeadlineEntry(due: t.overallDeadline, transfer: t))
-                }
-            }
-            queueDeadlines = Heap(entries)
         }
     }
 
@@ -114,15 +102,14 @@ extension ReactorCore {
 
     /// Completes queued requests whose overall deadline has passed; they never reach curl.
     private func expireQueued(now: UInt64) {
-        while let first = queueDeadlines.min, first.due <= now {
-            _ = queueDeadlines.popMin()
-            let t = first.transfer
-            guard t.state == .queued else { continue }
-            dropQueued(
+        for t in admission.expire(now: now) {
+            t.hostSlot = -1
+            deliver(
                 t,
                 .failure(
                     TransferError(kind: .deadline, message: "the overall deadline passed while the request waited for admission", timings: timings(t, now: now))
-                ))
+                )
+            )
         }
     }
 }

@@ -48,12 +48,11 @@ final class ReactorCore: @unchecked Sendable {
 
     // Requests.
     var active: [Transfer] = []
-    var hosts: [String: HostQueue] = [:]
+    /// Which request goes to curl next: per-host FIFO, hosts round-robin, caps, the bounded queue and queued
+    /// requests' overall deadlines.
+    var admission: Admission<Transfer>
     /// Idle per-host records kept for reuse; past this many, a host's record goes when it becomes idle.
     static let idleHostsKept = 64
-    var readyHosts = Deque<HostQueue>()
-    var queuedCount = 0
-    var queueDeadlines = Heap<DeadlineEntry>()
     /// Admitted requests' deadlines (counted from curl's first run of the request) plus `backstopGrace`: the
     /// deadline check of last resort. A request curl has not completed by then is first handed back to curl —
     /// `curl_multi_socket_all` has it look at every transfer, and curl then reports its own timeout — and only
@@ -119,6 +118,9 @@ final class ReactorCore: @unchecked Sendable {
             throw ReactorError.curlInitFailed("curl_multi_init returned NULL")
         }
         self.config = config
+        admission = Admission(
+            maxPerHost: config.maxInFlightPerHost, maxTotal: config.maxInFlightTotal, maxQueued: config.maxQueuedRequests,
+            idleHostsKept: ReactorCore.idleHostsKept)
         self.multi = multi
         self.epfd = epfd
         let pollCapacity = epfd >= 0 ? 256 : 1
@@ -276,7 +278,7 @@ final class ReactorCore: @unchecked Sendable {
     func snapshot() -> ReactorStats {
         assertOnQueue()
         return ReactorStats(
-            inFlight: active.count, queued: queuedCount, submitted: submitted, completed: completed,
+            inFlight: active.count, queued: admission.queued, submitted: submitted, completed: completed,
             connectionsOpened: connectionsOpened, socketsWatched: sockets.count + epollInterest.count, liveSources: liveSources,
             pendingCloses: pendingCloses, easyHandles: easyCount, timerFires: timerFires,
             socketActionCalls: socketActionCalls, socketEvents: socketEvents, deadlineRechecks: deadlineRechecks, backstopExpiries: backstopExpiries,

@@ -28,7 +28,9 @@ final class Transfer: @unchecked Sendable {
     var backstopDue: UInt64 = .max
     /// curl was asked to look at this request again after its deadline passed unseen (see `expireAdmitted`).
     var deadlineRechecked = false
-    var host: HostQueue?
+    /// Its id for admission (its submission number) and its host's admission slot (-1 when it holds no place).
+    var id: UInt64 = 0
+    var hostSlot = -1
     var easy: CurlEasy?
     var headerList: UnsafeMutablePointer<curl_slist>?
     /// Position in the reactor's `active` array while admitted.
@@ -111,20 +113,7 @@ final class Transfer: @unchecked Sendable {
     }
 }
 
-/// Per-host admission state: requests in flight to `scheme://host:port` and the FIFO of those waiting.
-final class HostQueue {
-    let key: String
-    var inFlight = 0
-    var waiting = Deque<Transfer>()
-    /// Entries of `waiting` that already finished (cancelled or expired while queued) and wait to be dropped.
-    var stale = 0
-    /// True while this host sits in the reactor's round-robin list of hosts that can admit a waiting request.
-    var inReadyList = false
-
-    init(key: String) { self.key = key }
-}
-
-/// A request's deadline, ordered for the reactor's min-heaps (queued: overall deadline; admitted: backstop).
+/// An admitted request's backstop deadline, ordered for the reactor's min-heap.
 struct DeadlineEntry: Comparable {
     let due: UInt64
     let transfer: Transfer

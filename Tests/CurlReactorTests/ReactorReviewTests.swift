@@ -336,7 +336,7 @@ class ReactorReviewTests: ReactorTestCase {
         }
         await tally.wait(seconds: 60)
         XCTAssertEqual(tally.snapshot.done, n)
-        let hosts = reactor.queue.sync { reactor.core.hosts.count }
+        let hosts = reactor.queue.sync { reactor.core.admission.hostCount }
         XCTAssertLessThanOrEqual(hosts, ReactorCore.idleHostsKept, "idle per-host records must not pile up")
         await assertReleased(reactor)
     }
@@ -353,7 +353,7 @@ class ReactorReviewTests: ReactorTestCase {
         for h in handles.reversed() { h.cancel() }
         await tally.wait(seconds: 10)
         XCTAssertEqual(tally.snapshot.failures[.cancelled], n)
-        let waiting = reactor.queue.sync { reactor.core.hosts.values.reduce(0) { $0 + $1.waiting.count } }
+        let waiting = reactor.queue.sync { reactor.core.admission.fifoEntries }
         XCTAssertEqual(waiting, 0, "cancelled requests must not wait in the admission queue")
         first.cancel()
         await assertReleased(reactor)
