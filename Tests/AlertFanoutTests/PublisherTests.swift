@@ -216,12 +216,13 @@ final class PublisherTests: XCTestCase {
         XCTAssertEqual(stats.submitted, 5 * n)
     }
 
+    /// Every vendor type against MockTarget's validating simulators, which answer a malformed payload, a missing
+    /// header or a bad signature with the vendor's own error, so a formatter regression fails here.
     func testVendorTargetsAgainstLoopbackVendorsIncludingRootlyResolveByStoredID() async throws {
+        let hookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
         let server = try MockTarget(routes: [
-            "/v2/enqueue": .text(#"{"status":"success","message":"Event processed","dedup_key":"k"}"#, status: 202),
-            "/v1/alerts/rootly-42/resolve": .text(#"{"data":{"id":"rootly-42","type":"alerts"}}"#, status: 200),
-            "/v1/alerts": .text(#"{"data":{"id":"rootly-42","type":"alerts"}}"#, status: 201),
-            "/slack": .text("ok"),
+            "/v2/enqueue": VendorSimulators.pagerDuty(), "/v1/alerts": VendorSimulators.rootly(), "/slack": VendorSimulators.slack(),
+            "/am": VendorSimulators.alertmanagerReceiver(), "/hook": VendorSimulators.signedWebhook(secret: hookSecret),
         ])
         defer { server.stop() }
         let publisher = try FanoutPublisher(
@@ -229,18 +230,19 @@ final class PublisherTests: XCTestCase {
                 Target(name: "pd", type: .pagerduty, url: server.baseURL, secret: Secret("R0123456789abcdef0123456789abcde")),
                 Target(name: "rootly", type: .rootly, url: server.baseURL, secret: Secret("k")),
                 Target(name: "slack", type: .slack, url: server.url("/slack")),
+                Target(name: "am", type: .alertmanager, url: server.url("/am")),
+                Target(name: "hook", type: .webhook, url: server.url("/hook"), secret: Secret(hookSecret)),
             ]))
         let fired = try await publisher.publish(Samples.firingFull)
         XCTAssertTrue(fired.allSucceeded, "\(fired.results)")
-        XCTAssertEqual(fired.results.map(\.httpStatus), [202, 201, 200])
-        XCTAssertEqual(fired.results[1].detail, "rootly-42")
+        XCTAssertEqual(fired.results.map(\.httpStatus), [202, 201, 200, 200, 200])
+        XCTAssertEqual(fired.results[1].detail, "r-1", "the id Rootly gave")
         let resolved = try await publisher.publish(Samples.resolved)
         XCTAssertTrue(resolved.allSucceeded, "\(resolved.results)")
-        XCTAssertEqual(resolved.results.map(\.action), ["resolve", "resolve", "post"])
+        XCTAssertEqual(resolved.results[0...2].map(\.action), ["resolve", "resolve", "post"])
         XCTAssertEqual(
             server.requests.map(\.path).sorted(),
-            ["/slack", "/slack", "/v1/alerts", "/v1/alerts/rootly-42/resolve", "/v2/enqueue", "/v2/enqueue"])
-        XCTAssertTrue(server.requests.contains { $0.path == "/v1/alerts/rootly-42/resolve" })
+            ["/am", "/am", "/hook", "/hook", "/slack", "/slack", "/v1/alerts", "/v1/alerts/r-1/resolve", "/v2/enqueue", "/v2/enqueue"])
         // Resolving again: the id was forgotten after the resolve, so the formatter reports missing state.
         let again = try await publisher.publish(Samples.resolved, options: .init(selection: .named(["rootly", "pd"])))
         XCTAssertEqual(again.results[0].errorKind, .missingState)

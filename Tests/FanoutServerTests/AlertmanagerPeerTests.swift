@@ -71,13 +71,13 @@ final class AlertmanagerPeerTests: XCTestCase {
                     body: body.map { Array($0.utf8) }, timeout: .seconds(5)))
             return (try? r.get().status) ?? 0
         }
-        try await waitFor(seconds: 20) { await amCall("GET", "/-/ready") == 200 }
+        try await waitUntil(seconds: 20) { await amCall("GET", "/-/ready") == 200 }
 
         let firing =
             #"[{"labels":{"alertname":"DiskFull","instance":"db-1"},"annotations":{"summary":"disk full"}},{"labels":{"alertname":"DiskFull","instance":"db-2"},"annotations":{"summary":"disk full"}}]"#
         let posted = await amCall("POST", "/api/v2/alerts", firing)
         XCTAssertEqual(posted, 200)
-        try await waitFor(seconds: 20) { sink.requestCount >= 2 }
+        try await waitUntil(seconds: 20) { sink.requestCount >= 2 }
         let first = sink.requests.compactMap { try? JSONValue.parse($0.body) }
         XCTAssertEqual(Set(first.compactMap { $0["data"]?["labels"]?["instance"]?.stringValue }), ["db-1", "db-2"])
 
@@ -85,7 +85,7 @@ final class AlertmanagerPeerTests: XCTestCase {
         let resolved =
             #"[{"labels":{"alertname":"DiskFull","instance":"db-1"},"annotations":{"summary":"disk full"},"startsAt":"2019-12-31T00:00:00Z","endsAt":"\#(past)"},{"labels":{"alertname":"DiskFull","instance":"db-2"},"annotations":{"summary":"disk full"},"startsAt":"2019-12-31T00:00:00Z","endsAt":"\#(past)"}]"#
         _ = await amCall("POST", "/api/v2/alerts", resolved)
-        try await waitFor(seconds: 20) {
+        try await waitUntil(seconds: 20) {
             sink.requests.compactMap { try? JSONValue.parse($0.body) }.filter { $0["data"]?["status"]?.stringValue == "resolved" }.count >= 2
         }
         let stats = await h.call("GET", "/api/v2/publishing/stats", headers: [HTTPHeader("Authorization", "Bearer am-to-fanout-token")])
@@ -105,16 +105,6 @@ func freeLoopbackPort() throws -> Int {
     let port = server.port
     server.stop()
     return port
-}
-
-/// Polls an async `condition` every 50 ms for up to `seconds`.
-func waitFor(seconds: Double, _ condition: @Sendable () async -> Bool, file: StaticString = #filePath, line: UInt = #line) async throws {
-    let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
-    while ContinuousClock.now < deadline {
-        if await condition() { return }
-        try await Task.sleep(for: .milliseconds(50))
-    }
-    XCTFail("condition not met within \(seconds) s", file: file, line: line)
 }
 
 final class DeployExampleTests: XCTestCase {

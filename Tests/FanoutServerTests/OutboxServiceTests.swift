@@ -7,6 +7,7 @@ import FanoutServer
 import FanoutStore
 import Foundation
 import MockTarget
+import TestSupport
 import XCTest
 
 final class OutboxServiceTests: XCTestCase {
@@ -34,8 +35,8 @@ final class OutboxServiceTests: XCTestCase {
         let reply = await h.call("POST", "/webhook", body: alertmanagerPayload(names))
         XCTAssertEqual(reply.status, 202, reply.text)
         XCTAssertEqual(reply.json?["deliveries"]?.intValue, 7, "5 webhook deliveries, one Slack message, one envelope")
-        try await waitFor(seconds: 10) { a.requestCount == 5 && slack.requestCount == 1 && am.requestCount == 1 }
-        try await waitFor(seconds: 10) { await h.stats()["deliveries"]?["pending"]?.intValue == 0 }
+        try await waitUntil(seconds: 10) { a.requestCount == 5 && slack.requestCount == 1 && am.requestCount == 1 }
+        try await waitUntil(seconds: 10) { await h.stats()["deliveries"]?["pending"]?.intValue == 0 }
         let s = await h.stats()
         XCTAssertEqual(s["deliveries"]?["delivered"]?.intValue, 7, "\(s)")
         // Group-aware: one Slack message listing the five alerts, one Alertmanager envelope as received.
@@ -62,12 +63,12 @@ final class OutboxServiceTests: XCTestCase {
             XCTAssertEqual(r.status, 202)
         }
         // Down for well past one publish deadline (the breaker opens, probes, opens again): nothing is lost.
-        try await waitFor(seconds: 10) { t.requestCount >= 6 }
+        try await waitUntil(seconds: 10) { t.requestCount >= 6 }
         let during = await h.stats()
         XCTAssertEqual(during["deliveries"]?["pending"]?.intValue, 10, "\(during)")
         XCTAssertEqual(during["deliveries"]?["dead"]?.intValue, 0)
         t.route("/flaky", .text("ok"))
-        try await waitFor(seconds: 15) { await h.stats()["deliveries"]?["delivered"]?.intValue == 10 }
+        try await waitUntil(seconds: 15) { await h.stats()["deliveries"]?["delivered"]?.intValue == 10 }
         let bodies = t.requests.filter { $0.path == "/flaky" }.compactMap { try? JSONValue.parse($0.body) }
         let delivered = Set(bodies.compactMap { $0["data"]?["labels"]?["alertname"]?.stringValue })
         XCTAssertEqual(delivered.count, 10)
@@ -86,7 +87,7 @@ final class OutboxServiceTests: XCTestCase {
             resilience: ResilienceConfig(breaker: .init(cooldownSeconds: 0.2)))
         let r = await h.call("POST", "/webhook", body: alertmanagerPayload(["Expiring"]))
         XCTAssertEqual(r.status, 202)
-        try await waitFor(seconds: 10) { await h.stats()["deliveries"]?["dead"]?.intValue == 1 }
+        try await waitUntil(seconds: 10) { await h.stats()["deliveries"]?["dead"]?.intValue == 1 }
         let dlq = await h.call("GET", "/api/v2/publishing/dlq?target=t")
         let letter = try XCTUnwrap(dlq.json?["dead_letters"]?.arrayValue?.first, dlq.text)
         XCTAssertTrue(letter["last_error"]?.stringValue?.contains("delivery_ttl") ?? false, dlq.text)
@@ -99,7 +100,7 @@ final class OutboxServiceTests: XCTestCase {
         let replay = await h.call("POST", "/api/v2/publishing/dlq/\(id)/replay")
         XCTAssertEqual(replay.status, 200, replay.text)
         XCTAssertEqual(replay.json?["replayed"]?.intValue, 1)
-        try await waitFor(seconds: 10) { await h.stats()["deliveries"]?["delivered"]?.intValue == 1 }
+        try await waitUntil(seconds: 10) { await h.stats()["deliveries"]?["delivered"]?.intValue == 1 }
         let missing = await h.call("POST", "/api/v2/publishing/dlq/999999/replay")
         XCTAssertEqual(missing.status, 404)
         try await h.stop()
@@ -116,7 +117,7 @@ final class OutboxServiceTests: XCTestCase {
             """, store: try tempStore())
         let r = await h.call("POST", "/webhook", body: alertmanagerPayload((0..<30).map { "Storm\($0)" }))
         XCTAssertEqual(r.status, 202)
-        try await waitFor(seconds: 15) { await h.stats()["deliveries"]?["delivered"]?.intValue == 30 }
+        try await waitUntil(seconds: 15) { await h.stats()["deliveries"]?["delivered"]?.intValue == 30 }
         XCTAssertEqual(t.requestCount, 30, "every alert delivered once, none dropped")
         let s = await h.stats()
         XCTAssertEqual(s["deliveries"]?["dead"]?.intValue, 0, "\(s)")
@@ -130,14 +131,14 @@ final class OutboxServiceTests: XCTestCase {
         let yaml = "targets:\n  - {name: rootly, type: rootly, url: '\(rootly.baseURL)', api_key: k}\n"
         let first = try await ServerHarness.start(yaml, store: try SQLiteStore(path: path))
         _ = await first.call("POST", "/webhook", body: alertmanagerPayload(["Outage"]))
-        try await waitFor(seconds: 10) { await first.stats()["deliveries"]?["delivered"]?.intValue == 1 }
+        try await waitUntil(seconds: 10) { await first.stats()["deliveries"]?["delivered"]?.intValue == 1 }
         try await first.stop()
         // A new process (new publisher, empty memory) on the same file.
         let second = try await ServerHarness.start(yaml, store: try SQLiteStore(path: path))
         _ = await second.call("POST", "/webhook", body: alertmanagerPayload(["Outage"], status: "resolved"))
-        try await waitFor(seconds: 10) { rootly.requestCount == 2 }
+        try await waitUntil(seconds: 10) { rootly.requestCount == 2 }
         XCTAssertTrue(rootly.requests[1].path.hasSuffix("/resolve"), "\(rootly.requests.map(\.path))")
-        try await waitFor(seconds: 10) { await second.stats()["deliveries"]?["pending"]?.intValue == 0 }
+        try await waitUntil(seconds: 10) { await second.stats()["deliveries"]?["pending"]?.intValue == 0 }
         let s = await second.stats()
         XCTAssertEqual(s["deliveries"]?["dead"]?.intValue, 0, "\(s)")
         try await second.stop()

@@ -297,9 +297,9 @@ final class ServerTests: XCTestCase {
               - {name: slow, type: webhook, url: '\(slow.url("/s?delay_ms=600"))'}
             """)
         async let inFlight = h.call("POST", "/webhook", body: alertmanagerPayload(["Slow"]))
-        try await waitFor { slow.requestCount == 1 }
+        try await waitUntil { slow.requestCount == 1 }
         async let stopped: Void = h.server.stop(grace: .seconds(10))
-        try await waitFor { h.service.isDraining }
+        try await waitUntil { h.service.isDraining }
         let ready = await h.call("GET", "/-/ready")
         XCTAssertEqual(ready.status, 503, "readiness fails while draining")
         let refused = await h.call("POST", "/webhook", body: alertmanagerPayload(["Late"]))
@@ -314,15 +314,6 @@ final class ServerTests: XCTestCase {
     }
 }
 
-/// Polls `condition` every 5 ms for up to 10 s.
-func waitFor(_ condition: @Sendable () -> Bool, file: StaticString = #filePath, line: UInt = #line) async throws {
-    for _ in 0..<2000 {
-        if condition() { return }
-        try await Task.sleep(for: .milliseconds(5))
-    }
-    XCTFail("condition not met within 10 s", file: file, line: line)
-}
-
 final class ServerConnectionTests: XCTestCase {
     func testAClientThatGoesAwayDoesNotCancelAcceptedDeliveries() async throws {
         let slow = try MockTarget()
@@ -334,7 +325,7 @@ final class ServerConnectionTests: XCTestCase {
                 method: "POST", url: h.url("/webhook"), body: Array(alertmanagerPayload(["Gone"]).utf8),
                 timeout: .milliseconds(100)))
         XCTAssertEqual(r.failureKind, .deadline)
-        try await waitFor(seconds: 10) { h.service.publisher.activePublishes == 0 && slow.requestCount == 1 }
+        try await waitUntil(seconds: 10) { h.service.publisher.activePublishes == 0 && slow.requestCount == 1 }
         let stats = await h.call("GET", "/api/v2/publishing/stats")
         XCTAssertEqual(stats.json?["deliveries"]?["delivered"]?.intValue, 1, "the accepted delivery completed: \(stats.text)")
         XCTAssertEqual(stats.json?["deliveries"]?["pending"]?.intValue, 0)

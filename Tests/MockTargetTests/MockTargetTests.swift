@@ -51,7 +51,7 @@ final class MockTargetTests: XCTestCase {
         let server = try MockTarget()
         let reactor = try CurlReactor()
         let pending = Task { await reactor.execute(HTTPRequest(url: server.url("/hang"), timeout: .seconds(10))) }
-        while server.requestCount < 1 { try await Task.sleep(for: .milliseconds(5)) }
+        try await waitUntil { server.requestCount >= 1 }
         XCTAssertEqual(server.openConnections, 1)
         XCTAssertEqual(server.connectionCount, 1)
         server.stop()

@@ -179,6 +179,18 @@ public func waitUntil(seconds: Double = 10, file: StaticString = #filePath, line
     }
 }
 
+/// Polls an async `condition` (one that asks a server, say) every 20 ms until it holds; fails the test after `seconds`.
+public func waitUntil(seconds: Double = 10, file: StaticString = #filePath, line: UInt = #line, _ condition: @Sendable () async -> Bool) async throws {
+    let end = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+    while !(await condition()) {
+        if ContinuousClock.now > end {
+            XCTFail("condition not met within \(seconds) s", file: file, line: line)
+            return
+        }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+}
+
 /// Results by index, for tests that inspect individual completions.
 public final class ResultBox: Sendable {
     private let box = TestLock<[Int: Result<HTTPResponse, TransferError>]>([:])

@@ -5,7 +5,8 @@ Throughput: the same URL on one loopback nginx, the same connections and duratio
 a C libcurl multi_socket + epoll loop, a C multi_perform loop, AsyncHTTPClient and URLSession; req/s and client
 CPU per request (user + system time of the client process), each with its ratio to `fanout load`.
 Then: idle cost (1,000 requests waiting 3 s), fan-out overhead (5 targets at 50/80/120/150/200 ms, 200 alerts/s)
-and connection churn (a new connection per request) against C libcurl. Called by compare.sh, which builds
+connection churn (a new connection per request) against C libcurl, and the publish path's CPU per delivery
+against a raw 1 KB POST of `fanout load` on the same nginx. Called by compare.sh, which builds
 everything first. Traffic goes to 127.0.0.1 only.
 """
 import json, os, re, subprocess, sys, time
@@ -123,6 +124,39 @@ def churn():
         print(f"  {name:<17}{rps:>10.0f} req/s{us:>10.1f} µs/request  ({rps / rows[1][1]:.2f}× C's req/s)")
 
 
+def publish_cost():
+    """CPU per delivery of `fanout publish` (alerts × 5 webhook targets on the loopback nginx) against CPU per
+    request of `fanout load` POSTing a body of the same size to the same nginx, with the same 64 connections."""
+    import tempfile
+    alerts = 1000 if QUICK else 4000
+    targets = 5
+    with tempfile.TemporaryDirectory() as d:
+        tf, af = os.path.join(d, "targets.yaml"), os.path.join(d, "alerts.json")
+        with open(tf, "w") as f:
+            f.write("targets:\n" + "".join(f"  - {{name: t{k}, type: webhook, url: '{NGINX}t{k}'}}\n" for k in range(targets)))
+        with open(af, "w") as f:
+            json.dump([{"labels": {"alertname": "CompareCost", "severity": "warning", "instance": f"host-{i}:9100", "i": str(i)},
+                        "annotations": {"summary": f"alert {i} for the publish-cost comparison"}} for i in range(alerts)], f)
+        body_len = 1024  # the issue's yardstick: a 1 KB POST (a webhook body for these alerts is of that order)
+        out, cpu, wall = timed([FANOUT, "publish", "--targets", tf, "--alerts", af, "--strategy", "publish_to_all", "--deadline", "60s", "--json"])
+        try:
+            reports = json.loads(out[out.index("["):out.rindex("]") + 1])
+            delivered = sum(1 for r in reports for t in r["results"] if t["outcome"] == "succeeded")
+        except ValueError:
+            delivered = 0
+        lout, lcpu, _ = timed([FANOUT, "load", NGINX + "raw", "-m", "POST", "--body", "x" * body_len, "-H", "Content-Type: application/json",
+                               "-n", str(alerts * targets), "-c", str(CONNS), "--no-progress", "--json"])
+        n, _ = requests_from("fanout load", lout)
+    print(f"publish path: {alerts} alerts × {targets} webhook targets on the loopback nginx, against {alerts * targets} raw {body_len}-byte POSTs")
+    if delivered == 0 or n == 0:
+        print("  (a run failed; no figures)")
+        return
+    per_delivery, per_request = cpu / delivered * 1e6, lcpu / n * 1e6
+    print(f"  fanout publish  {delivered} deliveries in {wall:.2f} s, {per_delivery:.1f} µs CPU per delivery")
+    print(f"  fanout load     {n} requests, {per_request:.1f} µs CPU per request")
+    print(f"  publish ÷ load  {per_delivery / per_request:.2f}× CPU (goal ≤ 1.5×)")
+
+
 def main():
     nginx = subprocess.Popen(["nginx", "-c", os.path.join(ROOT, "tools/compare/nginx.conf"), "-p", "/tmp"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -132,6 +166,7 @@ def main():
               f"{subprocess.run(['curl-config', '--version'], capture_output=True, text=True).stdout.strip() or 'libcurl'}")
         throughput()
         churn()
+        publish_cost()
     finally:
         nginx.terminate()
         nginx.wait()
