@@ -5,6 +5,7 @@ import FanoutCore
 import FanoutLoad
 import FanoutStore
 import Foundation
+import Synchronization
 
 struct PublishCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -100,19 +101,22 @@ struct PublishCommand: AsyncParsableCommand {
         if let rootlyStore, !rootlyTargets.isEmpty {
             try await rootlyStore.loadRootlyIDs(rootlyTargets.flatMap { t in batch.alerts.map { "\(t)|\($0.fingerprint)" } }, into: publisher)
         }
-        var outcomes: [Result<PublishReport, PublishError>] = []
-        await withTaskGroup(of: (Int, Result<PublishReport, PublishError>).self) { group in
-            for (i, alert) in batch.alerts.enumerated() {
-                group.addTask {
-                    do throws(PublishError) { return (i, .success(try await publisher.publish(alert, options: options, batch: batch))) } catch {
-                        return (i, .failure(error))
-                    }
-                }
+        // Every alert is published at once through the callback API: results land in their input slot on the
+        // reactor queue, and one wait covers them all (a task per alert costs more than the delivery itself).
+        let total = batch.alerts.count
+        let collected = Mutex((results: [Result<PublishReport, PublishError>?](repeating: nil, count: total), count: CountWaiter()))
+        for (i, alert) in batch.alerts.enumerated() {
+            publisher.publish(alert, options: options, batch: batch) { result in
+                collected.withLock { s -> CheckedContinuation<Void, Never>? in
+                    s.results[i] = result
+                    return s.count.add()
+                }?.resume()
             }
-            var collected: [(Int, Result<PublishReport, PublishError>)] = []
-            for await r in group { collected.append(r) }
-            outcomes = collected.sorted { $0.0 < $1.0 }.map(\.1)
         }
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            if !collected.withLock({ $0.count.park(c, until: total) }) { c.resume() }
+        }
+        let outcomes = collected.withLock { $0.results.compactMap { $0 } }
         if let rootlyStore {
             for case .success(let report) in outcomes {
                 for r in report.results where rootlyTargets.contains(r.target) && r.outcome == .succeeded {
