@@ -53,6 +53,9 @@ public final class PostgresStore: DeliveryStore {
         }
         completer = GroupCommitter(maxBatch: 512) { [client, logger] items in
             try await client.withTransaction(logger: logger) { conn in
+                // An outcome lost to a database crash only sends its delivery again (at least once, never lost), so
+                // its commit does not wait for the WAL flush; what a 2xx promised (the enqueue) still does.
+                try await drain(conn.query("SET LOCAL synchronous_commit TO off", logger: logger))
                 try await PostgresStore.apply(items, conn, logger)
                 return Array(repeating: true, count: items.count)
             }

@@ -132,6 +132,36 @@ final class LoadToolTests: XCTestCase {
         XCTAssertGreaterThan(h.valueAtPercentile(90), 300_000, "a third of the run was stalled")
     }
 
+    /// The progress line's data: about once a second, with counts that only grow and end at most at the result's;
+    /// an interrupt ends the run early with everything sent accounted for.
+    func testProgressComesOnceASecondAndInterruptStopsTheRun() async throws {
+        let server = try MockTarget(recordRequests: false)
+        defer { server.stop() }
+        let reactor = try CurlReactor(configuration: .init(maxInFlightPerHost: 4, maxInFlightTotal: 4))
+        let engine = try LoadEngine(reactor: reactor, plan: plan([server.url("/p")], concurrency: 4, duration: .seconds(30), rate: 200))
+        let seen = TestLock<[LoadProgress]>([])
+        engine.onProgress = { p in
+            let count = seen.withLock { s -> Int in
+                s.append(p)
+                return s.count
+            }
+            if count == 2 { engine.interrupt() }
+        }
+        let result = await engine.run()
+        await reactor.shutdown(.drain)
+        let progress = seen.withLock { $0 }
+        XCTAssertGreaterThanOrEqual(progress.count, 2)
+        XCTAssertGreaterThanOrEqual(progress[0].elapsedSeconds, 0.99, "the first report after a second")
+        XCTAssertGreaterThanOrEqual(progress[1].elapsedSeconds - progress[0].elapsedSeconds, 0.9, "then once a second")
+        XCTAssertLessThanOrEqual(progress[0].requests, progress[1].requests)
+        XCTAssertGreaterThan(progress[0].requests, 0)
+        XCTAssertLessThanOrEqual(progress[1].requests, result.total.requests)
+        XCTAssertTrue(result.interrupted)
+        XCTAssertLessThan(result.total.requests, 200 * 30, "the interrupt ended it long before 30 s")
+        XCTAssertEqual(result.total.requests, server.requestCount, "everything sent is accounted for")
+        XCTAssertEqual(result.total.lag.totalCount, UInt64(result.total.requests), "an open loop records each request's schedule lag")
+    }
+
     func testMergingTwoResultFilesEqualsTheirSum() async throws {
         let server = try MockTarget(recordRequests: false)
         defer { server.stop() }

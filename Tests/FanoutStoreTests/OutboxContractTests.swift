@@ -277,6 +277,23 @@ final class SQLiteStoreTests: OutboxContractTests {
         XCTAssertEqual(again.map(\.id), first.map(\.id), "not after the 60 s lease: the file's only process died")
     }
 
+    /// Outcomes commit with synchronous=NORMAL, and the writer is FULL again right after, so what a 2xx promises
+    /// (an enqueue) is still synced to disk.
+    func testOutcomesDoNotLeaveTheWriterUnsynced() async throws {
+        let sqlite = try XCTUnwrap(store as? SQLiteStore)
+        func writerSync() async throws -> Int { try await sqlite.pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 } }
+        let full = 2
+        let before = try await writerSync()
+        XCTAssertEqual(before, full)
+        _ = try await store.enqueue([note([NewDelivery(target: "a", alertIndex: 0, orderingKey: "k", status: "firing")])], now: 1000, ttl: 3600)
+        let claimed = try await store.claim(owner: "p", limit: 10, now: 1000, leaseSeconds: 60)
+        try await store.complete(claimed.map { DeliveryCompletion(id: $0.id, decision: .delivered, httpStatus: 200) }, owner: "p", now: 1001)
+        let delivered = try await store.counts().total("delivered")
+        XCTAssertEqual(delivered, 1, "the outcome was committed")
+        let after = try await writerSync()
+        XCTAssertEqual(after, full, "FULL again for the next enqueue")
+    }
+
     /// The statements run per delivery or per second use an index, never a scan of every retained row (schema
     /// version 1 let the planner scan every pending row per enqueue, which turned a backlog quadratic).
     func testHotStatementsUseTheirIndexes() async throws {
