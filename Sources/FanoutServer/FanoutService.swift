@@ -115,7 +115,8 @@ public final class FanoutService: Sendable {
         }
         stats.accepted(alerts: batch.alerts.count, deliveries: 0)
         if let metrics { Counter(label: FanoutMetricNames.alertsAccepted, factory: metrics).increment(by: batch.alerts.count) }
-        dispatcher.wake()
+        // Deliveries stored pending (no room, or waiting behind an older one of their key) are the claim loop's.
+        if stored.leased.count < deliveries.count { dispatcher.wake() }
         return deliveries.count
     }
 

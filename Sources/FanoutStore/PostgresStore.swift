@@ -134,6 +134,15 @@ public final class PostgresStore: DeliveryStore {
             CREATE INDEX IF NOT EXISTS deliveries_dead ON deliveries(target, id) WHERE state = 'dead'
             """
         ),
+        (
+            3,
+            // The foreign key's check ran a query per inserted delivery (half the cost of the insert). A notification
+            // and its deliveries are written in one transaction, and pruning and purging delete a notification only
+            // once no delivery refers to it, so the reference holds without it.
+            """
+            ALTER TABLE deliveries DROP CONSTRAINT IF EXISTS deliveries_notification_id_fkey
+            """
+        ),
     ]
 
     /// Versioned migrations, one replica at a time (an advisory lock), each in its own transaction.
@@ -167,53 +176,76 @@ public final class PostgresStore: DeliveryStore {
         return Enqueued(ids: out.flatMap(\.ids), leased: out.flatMap(\.leased))
     }
 
+    /// A group of notifications in three statements (plus BEGIN and COMMIT): the locks and every id; the
+    /// notifications with the store's older open rows of the group's keys; the deliveries.
     static func insert(_ items: [SQLiteStore.EnqueueItem], _ conn: PostgresConnection, _ logger: Logger) async throws -> [Enqueued] {
-        // Serialise writers of the same (target, key) so that id order is commit order for every key.
+        // Serialise writers of the same (target, key) so that id order is commit order for every key; ids are taken
+        // after the locks (the lock count is an argument of the first generate_series, so the locks are all held
+        // before the first nextval), in batch order, so every key's deliveries are numbered in the order stored.
+        // Delivery ids are taken for every planned row (resolving supersedes keeps the count).
         var keys = Set<Int64>()
-        for item in items { for d in item.notification.deliveries { keys.insert(lockKey(d.target, d.orderingKey)) } }
-        if !keys.isEmpty {
-            try await drain(conn.query("SELECT pg_advisory_xact_lock(k) FROM unnest(\(keys.sorted())::bigint[]) AS k ORDER BY k", logger: logger))
+        var deliveryCount = 0
+        for item in items {
+            deliveryCount += item.notification.deliveries.count
+            for d in item.notification.deliveries { keys.insert(lockKey(d.target, d.orderingKey)) }
         }
-        // Ids are taken after the locks, in batch order, so every key's deliveries are numbered in the order stored.
-        let nids = try await nextIDs("notifications_id_seq", count: items.count, conn, logger)
-        try await drain(
-            conn.query(
-                """
-                INSERT INTO notifications (id, received_at, payload)
-                SELECT * FROM unnest(\(nids)::bigint[], \(items.map { ms($0.notification.receivedAt) })::bigint[],
-                                     \(items.map { ByteBuffer(bytes: $0.notification.payload) })::bytea[])
-                """, logger: logger))
+        var nids: [Int64] = []
+        var dids: [Int64] = []
+        let idRows = try await conn.query(
+            """
+            SELECT 0, nextval('notifications_id_seq') FROM generate_series(1, \(items.count)
+                + 0 * (SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT k FROM unnest(\(keys.sorted())::bigint[]) AS k ORDER BY k) l))
+            UNION ALL
+            SELECT 1, nextval('deliveries_id_seq') FROM generate_series(1, \(deliveryCount))
+            """, logger: logger)
+        for try await (which, id) in idRows.decode((Int, Int64).self) {
+            if which == 0 { nids.append(id) } else { dids.append(id) }
+        }
+        nids.sort()
+        dids.sort()
+        guard nids.count == items.count, dids.count == deliveryCount else { throw StoreError("PostgreSQL returned too few ids") }
         let rows = EnqueuePlan(items: items, notificationIDs: nids)
-        guard !rows.deliveries.isEmpty else { return nids.map { Enqueued(ids: [$0], leased: []) } }
-        // Older pending deliveries of the batch's keys are superseded by the batch; which statuses they had
-        // decides whether a Rootly resolve still has something to resolve. Keys with a leased (in-flight) row
-        // keep the batch's rows pending. One statement: the CTE's UPDATE touches pending rows only, and the
-        // leased rows the outer query reads are the same before and after it.
+        // The notifications, and the store's open rows of the batch's keys: pending ones are superseded by the batch
+        // (their statuses decide whether a Rootly resolve still has something to resolve); a leased (in-flight) one
+        // keeps the batch's rows pending. The open rows are locked, so a claim racing this cannot lease a row that
+        // is reported pending here (FOR UPDATE waits for it and reports the row as it is then).
+        guard !rows.deliveries.isEmpty else {
+            try await drain(
+                conn.query(
+                    """
+                    INSERT INTO notifications (id, received_at, payload)
+                    SELECT * FROM unnest(\(nids)::bigint[], \(items.map { ms($0.notification.receivedAt) })::bigint[],
+                                         \(items.map { ByteBuffer(bytes: $0.notification.payload) })::bytea[])
+                    """, logger: logger))
+            return nids.map { Enqueued(ids: [$0], leased: []) }
+        }
         var supersededInStore: [EnqueuePlan.Key: Set<String>] = [:]
         var leasedInStore = Set<EnqueuePlan.Key>()
-        let keyList = Array(rows.firstSeen)
-        let sup = try await conn.query(
+        let keyList = rows.firstSeen
+        let open = try await conn.query(
             """
-            WITH k AS (SELECT * FROM unnest(\(keyList.map(\.target))::text[], \(keyList.map(\.orderingKey))::text[]) AS k(t, o)),
+            WITH n AS (
+                INSERT INTO notifications (id, received_at, payload)
+                SELECT * FROM unnest(\(nids)::bigint[], \(items.map { ms($0.notification.receivedAt) })::bigint[],
+                                     \(items.map { ByteBuffer(bytes: $0.notification.payload) })::bytea[])),
+            k AS (SELECT * FROM unnest(\(keyList.map(\.target))::text[], \(keyList.map(\.orderingKey))::text[]) AS k(t, o)),
+            open AS (
+                SELECT d.id, d.target, d.ordering_key, d.status, d.state FROM deliveries d JOIN k ON d.target = k.t AND d.ordering_key = k.o
+                WHERE d.state IN ('pending', 'leased') FOR UPDATE OF d),
             sup AS (
                 UPDATE deliveries d SET state = 'superseded', finished_at = \(rows.supersedeTime), last_error = \(EnqueuePlan.supersededReason)
-                FROM k WHERE d.target = k.t AND d.ordering_key = k.o AND d.state = 'pending'
-                RETURNING d.target, d.ordering_key, d.status)
-            SELECT target, ordering_key, status FROM sup
-            UNION ALL
-            SELECT DISTINCT d.target, d.ordering_key, 'leased' FROM deliveries d JOIN k ON d.target = k.t AND d.ordering_key = k.o
-            WHERE d.state = 'leased'
+                FROM open WHERE d.id = open.id AND open.state = 'pending')
+            SELECT target, ordering_key, status, state FROM open
             """, logger: logger)
-        for try await (t, o, status) in sup.decode((String, String, String).self) {
+        for try await (t, o, status, state) in open.decode((String, String, String, String).self) {
             let key = EnqueuePlan.Key(target: t, orderingKey: o)
-            if status == "leased" {
+            if state == "leased" {
                 leasedInStore.insert(key)
             } else {
                 supersededInStore[key, default: []].insert(status)
             }
         }
         let planned = rows.resolve(supersededInStore: supersededInStore, leasedInStore: leasedInStore)
-        let dids = try await nextIDs("deliveries_id_seq", count: planned.count, conn, logger)
         try await drain(
             conn.query(
                 """
@@ -233,16 +265,6 @@ public final class PostgresStore: DeliveryStore {
             leased[row.notificationID, default: []].append(EnqueuePlan.claimed(row, id: id))
         }
         return nids.map { Enqueued(ids: [$0], leased: leased[$0] ?? []) }
-    }
-
-    /// `count` fresh values of a sequence, in increasing order.
-    static func nextIDs(_ sequence: String, count: Int, _ conn: PostgresConnection, _ logger: Logger) async throws -> [Int64] {
-        guard count > 0 else { return [] }
-        var ids: [Int64] = []
-        ids.reserveCapacity(count)
-        let rows = try await conn.query("SELECT nextval(\(sequence)::regclass) FROM generate_series(1, \(count))", logger: logger)
-        for try await id in rows.decode(Int64.self) { ids.append(id) }
-        return ids.sorted()
     }
 
     /// 64-bit FNV-1a of target and key, for the advisory lock.

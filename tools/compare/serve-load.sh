@@ -4,6 +4,8 @@
 #   usage: tools/compare/serve-load.sh [none|sqlite|postgres|all] [seconds] [connections]
 #   ALERTS=N alerts per notification (default 1; Alertmanager sends a group's alerts together, so 10-100 is common
 #   under load); alerts/s is notifications/s times N.
+#   PG_STATS=1 loads pg_stat_statements and prints, after the PostgreSQL run, the statements by total server time
+#   (calls, execution and planning ms), to see where the database's CPU goes.
 #   TARGETS=nginx (default: one loopback nginx worker answering 200 on 5 ports, so the targets take little of the
 #   two cores) or TARGETS=mock (5 MockTarget processes, as the tests use).
 # Prints, per store: accepted alerts/s and 2xx share (wrk), p50/p99 accept latency, and the seconds from the
@@ -72,6 +74,11 @@ run() {
   local drain; drain=$(python3 -c "import time; print(round(time.time() - $t0, 2))")
   local stats; stats=$(curl -s http://127.0.0.1:19095/api/v2/publishing/stats)
   kill -TERM $spid; wait $spid 2>/dev/null || true
+  if [ "$name" = postgres ] && [ -n "${PG_STATS:-}" ]; then
+    "$pgbin/psql" -h 127.0.0.1 -p 19432 -U postgres -d fanout -P pager=off -c "SELECT calls, round(total_exec_time) AS exec_ms,
+      round(total_plan_time) AS plan_ms, rows, left(regexp_replace(query, '\s+', ' ', 'g'), 110) AS query
+      FROM pg_stat_statements ORDER BY total_exec_time + total_plan_time DESC LIMIT 15" >&2
+  fi
   python3 - "$name" "$drain" "$stats" "$per" <<PY
 import re, sys, json
 name, drain, stats, per = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), int(sys.argv[4])
@@ -92,7 +99,8 @@ PY
 if [ "$which" = postgres ] || [ "$which" = all ]; then
   pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1); pgdir="$work/pg"; mkdir -p "$pgdir"; chown postgres:postgres "$pgdir"
   runuser -u postgres -- "$pgbin/initdb" -D "$pgdir/data" -A trust -U postgres --no-locale --no-instructions >/dev/null
-  runuser -u postgres -- "$pgbin/pg_ctl" -D "$pgdir/data" -l "$pgdir/log" -w -o "-p 19432 -k $pgdir -c listen_addresses=127.0.0.1" start >/dev/null
+  runuser -u postgres -- "$pgbin/pg_ctl" -D "$pgdir/data" -l "$pgdir/log" -w -o "-p 19432 -k $pgdir -c listen_addresses=127.0.0.1 ${PG_STATS:+-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track_planning=on}" start >/dev/null
   "$pgbin/psql" -h 127.0.0.1 -p 19432 -U postgres -qc 'CREATE DATABASE fanout'
+  [ -z "${PG_STATS:-}" ] || "$pgbin/psql" -h 127.0.0.1 -p 19432 -U postgres -d fanout -qc 'CREATE EXTENSION pg_stat_statements'
   run postgres "postgres://postgres@127.0.0.1:19432/fanout?sslmode=disable"
 fi
