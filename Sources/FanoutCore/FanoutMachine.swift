@@ -183,7 +183,7 @@ public struct FanoutMachine: Sendable {
                 states[i] = .done(skipped(i, .disabled, now: now))
                 continue
             }
-            if book[c.name].endpointGone {
+            if book.peek(c.name, { $0.endpointGone }) {
                 states[i] = .done(skipped(i, .endpointGone, now: now))
                 continue
             }
@@ -349,7 +349,7 @@ public struct FanoutMachine: Sendable {
         let c = candidates[i]
         let left = deadline - now
         // Another publish learned meanwhile that the endpoint is gone: no retry, no further wait.
-        if book[c.name].endpointGone {
+        if book.peek(c.name, { $0.endpointGone }) {
             if let given { book.record(c.name, outcome: .neutral, latency: 0, timedOut: false, admission: given, now: now) }
             states[i] = .done(last ?? skipped(i, .endpointGone, now: now))
             return []
@@ -430,8 +430,7 @@ public struct FanoutMachine: Sendable {
     /// timeout), so a wait or a retry that would leave less than that is not started.
     func usefulAttempt(_ c: Candidate, book: GuardBook) -> Double {
         let timeout = c.timeoutSeconds ?? options.defaultTimeoutSeconds
-        let l = book[c.name].latency
-        let typical = l.samples > 0 ? 2 * l.mean : 0.05
+        let typical = book.peek(c.name) { $0.latency.samples > 0 ? 2 * $0.latency.mean : 0.05 }
         return min(timeout, max(0.05, typical))
     }
 

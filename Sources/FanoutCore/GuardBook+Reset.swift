@@ -13,7 +13,7 @@ extension GuardBook {
 
     /// Forgets an earlier `410 Gone` from `target` (an operator reloaded the configuration: deliveries resume).
     public mutating func clearGone(_ target: String) {
-        guard self[target].endpointGone else { return }
+        guard peek(target, { $0.endpointGone }) else { return }
         update(target) { $0.endpointGone = false }
     }
 }

@@ -93,7 +93,12 @@ public struct TargetLane: Sendable {
 /// publisher keeps one on its queue and lends it to `FanoutMachine` calls.
 public struct GuardBook: Sendable {
     public let config: ResilienceConfig
-    public private(set) var guards: [String: TargetGuard] = [:]
+    /// Every target's guard, by name (a snapshot; built on each call).
+    public var guards: [String: TargetGuard] { slots.mapValues { store[$0] } }
+    /// Where each target's guard is in `store`. Guards live in an array so that reading one field of a guard
+    /// reads it in place; a dictionary's getter copies the whole guard (a retain and a release per window array).
+    private var slots: [String: Int] = [:]
+    private var store: [TargetGuard] = []
     public private(set) var limiters: [String: TokenBucket] = [:]
     /// Per-target in-flight lanes (targets with a limit only).
     public private(set) var lanes: [String: TargetLane] = [:]
@@ -103,17 +108,26 @@ public struct GuardBook: Sendable {
     public init(config: ResilienceConfig = .init()) { self.config = config }
 
     public subscript(target: String) -> TargetGuard {
-        get { guards[target] ?? TargetGuard(config) }
-        set { guards[target] = newValue }
+        get { slots[target].map { store[$0] } ?? TargetGuard(config) }
+        set { update(target) { $0 = newValue } }
     }
 
     /// Changes `target`'s guard in place. Copying a guard out and back (`var g = self[t]; …; self[t] = g`)
     /// would copy its outcome windows' arrays on every attempt (copy-on-write while two copies exist).
     mutating func update<R>(_ target: String, _ body: (inout TargetGuard) -> R) -> R {
-        body(&guards[target, default: TargetGuard(config)])
+        if let i = slots[target] { return body(&store[i]) }
+        slots[target] = store.count
+        store.append(TargetGuard(config))
+        return body(&store[store.count - 1])
     }
 
-    public func health(_ target: String, now: Double) -> HealthStatus { self[target].health.status(now: now) }
+    /// Reads `target`'s guard in place (a fresh guard when the target has none yet).
+    func peek<R>(_ target: String, _ body: (borrowing TargetGuard) -> R) -> R {
+        if let i = slots[target] { return body(store[i]) }
+        return body(TargetGuard(config))
+    }
+
+    public func health(_ target: String, now: Double) -> HealthStatus { peek(target) { $0.health.status(now: now) } }
 
     /// Hands out (and forgets) the events since the last call.
     public mutating func takeEvents() -> [GuardEvent] {
@@ -147,7 +161,7 @@ public struct GuardBook: Sendable {
     /// still gets a trial request every `trialIntervalSeconds`, so it can prove it recovered.
     public mutating func healthGate(_ target: String, strategy: HealthStrategy, now: Double) -> SkipReason? {
         let status = health(target, now: now)
-        if status != self[target].reportedHealth { noteHealth(target, status) }
+        if status != peek(target, { $0.reportedHealth }) { noteHealth(target, status) }
         let reason: SkipReason?
         switch (strategy, status) {
         case (.publishToAll, _): reason = nil
@@ -172,7 +186,7 @@ public struct GuardBook: Sendable {
     }
 
     public func attemptTimeout(_ target: String, configured: Double) -> Double {
-        config.adaptiveDeadlines ? self[target].latency.deadline(configured: configured) : configured
+        config.adaptiveDeadlines ? peek(target) { $0.latency.deadline(configured: configured) } : configured
     }
 
     /// Records an attempt's outcome everywhere it matters.
@@ -187,7 +201,7 @@ public struct GuardBook: Sendable {
             if outcome == .success || timedOut { g.latency.record(latencySeconds: latency) }
             return g.health.status(now: now)
         }
-        if status != self[target].reportedHealth { noteHealth(target, status) }
+        if status != peek(target, { $0.reportedHealth }) { noteHealth(target, status) }
     }
 
     public mutating func deposit(_ target: String, now: Double) {
@@ -215,7 +229,7 @@ public struct GuardBook: Sendable {
             g.health.recordProbe(reachable: reachable, now: now)
             return g.health.status(now: now)
         }
-        if status != self[target].reportedHealth { noteHealth(target, status) }
+        if status != peek(target, { $0.reportedHealth }) { noteHealth(target, status) }
     }
 
     // MARK: lanes

@@ -47,6 +47,9 @@ final class ModelTests: XCTestCase {
         XCTAssertEqual(v.objectValue?.map(\.0), ["b", "a", "c"], "key order is kept")
         XCTAssertEqual(v.jsonText, #"{"b":1,"a":[true,false,null,-1.5e3,"x\"\\/\né😀"],"c":{}}"#)
         XCTAssertEqual(JSONValue.string("\u{1}\t").jsonText, #""\u0001\t""#)
+        XCTAssertEqual(JSONValue.string("\"a\u{7F}\\").jsonText, #""\"a\u007f\\""#, "escapes at both ends")
+        let every = String(decoding: (0..<128).map { UInt8($0) }, as: UTF8.self) + "é😀"
+        XCTAssertEqual(try JSONValue.parse(JSONValue.string(every).jsonText), .string(every), "every ASCII character round-trips")
         let errors: [(String, String)] = [
             ("{\"a\":1,}", "member name"), ("[1 2]", "',' or ']'"), ("{\"a\" 1}", "':'"), ("\"abc", "unterminated"),
             ("01", "after the JSON value"), ("{\"a\":tru}", "'true'"), ("\"\\ud800\"", "surrogate"), ("", "end of input"),

@@ -96,6 +96,7 @@ public struct AlertmanagerFormatter: AlertFormatter {
 
     /// 2xx is delivered; 408, 425, 429 and 5xx are retryable, the rest permanent; the message is a body excerpt.
     public func verdict(status: Int, body: [UInt8], retryAfter: String?) -> DeliveryVerdict {
+        if (200...299).contains(status) { return .delivered(detail: nil) }
         let text = bodyExcerpt(body)
         return defaultVerdict(status: status, message: text.isEmpty ? "HTTP \(status)" : text, retryAfter: retryAfter)
     }

@@ -148,8 +148,8 @@ public struct SlackFormatter: AlertFormatter {
     /// 2xx is delivered. Otherwise the message is Slack's error body (`invalid_blocks`, `no_text`, …), at most
     /// 300 characters on one line; 408, 425, 429 and 5xx are retryable, the rest permanent.
     public func verdict(status: Int, body: [UInt8], retryAfter: String?) -> DeliveryVerdict {
-        let text = bodyExcerpt(body)
         if status == 200 { return .delivered(detail: nil) }
+        let text = bodyExcerpt(body)
         return defaultVerdict(status: status, message: text.isEmpty ? "HTTP \(status)" : text, retryAfter: retryAfter)
     }
 

@@ -54,10 +54,10 @@ public struct WebhookFormatter: AlertFormatter {
     /// other status → retry ("The rest of the status codes should be treated as a failure"), honouring
     /// `Retry-After` ("429 … 502 … 504 … recommended to throttle").
     public func verdict(status: Int, body: [UInt8], retryAfter: String?) -> DeliveryVerdict {
+        if (200...299).contains(status) { return .delivered(detail: nil) }
         let text = bodyExcerpt(body)
         let message = text.isEmpty ? "HTTP \(status)" : text
         switch status {
-        case 200...299: return .delivered(detail: nil)
         case 410:
             return .gone(
                 message: (text.isEmpty ? "HTTP 410 Gone" : text)

@@ -15,6 +15,7 @@ extension JSONValue {
     /// Indented JSON text (two spaces), for people.
     public func prettyText() -> String {
         var out: [UInt8] = []
+        out.reserveCapacity(1024)
         writePretty(into: &out, indent: 0)
         return String(decoding: out, as: UTF8.self)
     }
@@ -47,7 +48,7 @@ extension JSONValue {
     private func writePretty(into out: inout [UInt8], indent: Int) {
         func newline(_ n: Int) {
             out.append(0x0A)
-            out.append(contentsOf: [UInt8](repeating: 0x20, count: n * 2))
+            out.append(contentsOf: repeatElement(0x20, count: n * 2))
         }
         switch self {
         case .array(let a) where !a.isEmpty:
@@ -77,20 +78,31 @@ extension JSONValue {
 
     static func writeString(_ s: String, into out: inout [UInt8]) {
         out.append(0x22)
-        for c in s.utf8 {
-            switch c {
-            case 0x22: out.append(contentsOf: [0x5C, 0x22])
-            case 0x5C: out.append(contentsOf: [0x5C, 0x5C])
-            case 0x0A: out.append(contentsOf: [0x5C, 0x6E])
-            case 0x0D: out.append(contentsOf: [0x5C, 0x72])
-            case 0x09: out.append(contentsOf: [0x5C, 0x74])
-            case 0x08: out.append(contentsOf: [0x5C, 0x62])
-            case 0x0C: out.append(contentsOf: [0x5C, 0x66])
-            case 0x00..<0x20, 0x7F:
-                let hex: [UInt8] = Array("0123456789abcdef".utf8)
-                out.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, hex[Int(c >> 4)], hex[Int(c & 0xF)]])
-            default: out.append(c)
+        var s = s
+        s.withUTF8 { bytes in
+            // Runs that need no escape (almost every string) are copied whole.
+            var start = 0
+            for (i, c) in bytes.enumerated() where c < 0x20 || c == 0x22 || c == 0x5C || c == 0x7F {
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<i]))
+                start = i + 1
+                out.append(0x5C)
+                switch c {
+                case 0x22, 0x5C: out.append(c)
+                case 0x0A: out.append(0x6E)
+                case 0x0D: out.append(0x72)
+                case 0x09: out.append(0x74)
+                case 0x08: out.append(0x62)
+                case 0x0C: out.append(0x66)
+                default:
+                    let hex = "0123456789abcdef".utf8
+                    out.append(0x75)
+                    out.append(0x30)
+                    out.append(0x30)
+                    out.append(hex[hex.index(hex.startIndex, offsetBy: Int(c >> 4))])
+                    out.append(hex[hex.index(hex.startIndex, offsetBy: Int(c & 0xF))])
+                }
             }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start...]))
         }
         out.append(0x22)
     }

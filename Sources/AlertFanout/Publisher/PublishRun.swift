@@ -17,7 +17,8 @@ final class PublishRun: @unchecked Sendable {
     var machine: FanoutMachine
     /// The machine's run id: names this publish in lane tickets and in the publisher's table of runs.
     var id: UInt64 { machine.runID }
-    var handles: [Int: RequestHandle] = [:]
+    /// The transfer in flight per target (by index).
+    var handles: [RequestHandle?]
     var finished = false
     /// What the targets' requests share (one webhook body for every webhook target).
     let memo = FormatMemo()
@@ -33,6 +34,7 @@ final class PublishRun: @unchecked Sendable {
         self.options = options
         self.batch = batch
         self.completion = completion
+        handles = Array(repeating: nil, count: targets.count)
         let candidates = targets.map { t in
             let limit = t.effectiveRateLimit
             return FanoutMachine.Candidate(
@@ -63,10 +65,10 @@ final class PublishRun: @unchecked Sendable {
 
     func cancel() {
         guard !finished else { return }
-        let inFlight = handles
-        handles.removeAll()
+        let inFlight = handles.compactMap { $0 }
+        for i in handles.indices { handles[i] = nil }
         apply(machine.cancel(now: WallClock.monotonic(), book: &publisher.book))
-        for (_, h) in inFlight { h.cancel() }
+        for h in inFlight { h.cancel() }
     }
 
     private func apply(_ actions: [FanoutMachine.Action]) {
@@ -124,18 +126,22 @@ final class PublishRun: @unchecked Sendable {
             method: request.method, url: request.url, headers: request.headers,
             body: request.body, timeout: .microseconds(Int64((timeout * 1e6).rounded(.up))),
             connectTimeout: .microseconds(Int64((min(timeout, 5) * 1e6).rounded(.up))),
-            captureHeaders: ["retry-after"], maxResponseBodyBytes: 64 * 1024, connection: target.connection)
+            captureHeaders: PublishRun.capturedHeaders, maxResponseBodyBytes: 64 * 1024, connection: target.connection)
+        // The completion keeps only what the response's reading needs (not the request's body and headers).
+        let action = request.action
+        let idempotent = request.idempotent
         handles[index] = publisher.reactor.submit(http) { [self] result in
             handles[index] = nil
-            received(index: index, target: target, request: request, formatter: formatter, result: result)
+            received(index: index, action: action, idempotent: idempotent, result: result)
         }
     }
 
-    private func received(
-        index: Int, target: Target, request: OutboundRequest, formatter: any AlertFormatter,
-        result: Result<HTTPResponse, TransferError>
-    ) {
+    static let capturedHeaders = ["retry-after"]
+
+    private func received(index: Int, action: String, idempotent: Bool, result: Result<HTTPResponse, TransferError>) {
         guard !finished else { return }
+        let target = targets[index]
+        let formatter = Formatters.formatter(for: target.type)
         let outcome: FanoutMachine.AttemptOutcome
         switch result {
         case .success(let response):
@@ -144,31 +150,31 @@ final class PublishRun: @unchecked Sendable {
             switch formatter.verdict(status: status, body: response.body, retryAfter: retryAfterHeader) {
             case .delivered(let detail):
                 if target.type == .rootly {
-                    if request.action == "create", let id = detail {
+                    if action == "create", let id = detail {
                         publisher.rootlyIndex.remember(target: target.name, fingerprint: alert.fingerprint, id: id)
-                    } else if request.action == "resolve" {
+                    } else if action == "resolve" {
                         publisher.rootlyIndex.forget(target: target.name, fingerprint: alert.fingerprint)
                     }
                 }
-                outcome = .delivered(status: status, action: request.action, detail: detail)
+                outcome = .delivered(status: status, action: action, detail: detail)
             case .permanent(let message):
                 outcome = .rejected(
-                    status: status, reading: .permanent, message: message, retryAfterSeconds: nil, idempotent: request.idempotent,
-                    action: request.action)
+                    status: status, reading: .permanent, message: message, retryAfterSeconds: nil, idempotent: idempotent,
+                    action: action)
             case .retryable(let message, let retryAfter):
                 outcome = .rejected(
                     status: status, reading: .retryable, message: message,
                     retryAfterSeconds: retryAfter.flatMap { RetryAfter.seconds($0, nowEpochSeconds: WallClock.epochSeconds()) },
-                    idempotent: request.idempotent, action: request.action)
+                    idempotent: idempotent, action: action)
             case .gone(let message):
                 // FanoutMachine remembers the target as gone (GuardBook) and skips it from now on.
                 outcome = .rejected(
-                    status: status, reading: .gone, message: message, retryAfterSeconds: nil, idempotent: request.idempotent,
-                    action: request.action)
+                    status: status, reading: .gone, message: message, retryAfterSeconds: nil, idempotent: idempotent,
+                    action: action)
             }
         case .failure(let error):
             outcome = .transportFailed(
-                PublishRun.failureKind(error.kind), message: error.message, idempotent: request.idempotent, action: request.action)
+                PublishRun.failureKind(error.kind), message: error.message, idempotent: idempotent, action: action)
         }
         finished(index, PublishRun.scrubbed(outcome, target: target))
     }
