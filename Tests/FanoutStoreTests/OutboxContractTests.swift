@@ -355,6 +355,35 @@ final class PostgresStoreTests: OutboxContractTests {
         return try await PostgresStore.open(url: cluster.url.replacingOccurrences(of: "/fanout?", with: "/\(database)?"))
     }
 
+    /// Another replica claims the older state of a key while this one stores a newer state: the enqueue waits for
+    /// that claim's commit and then sees the older one in flight, so the newer waits pending instead of being
+    /// leased at once (two states of one key in flight could arrive in either order).
+    func testAClaimRacingAnEnqueueIsSeenInFlight() async throws {
+        let pg = try XCTUnwrap(store as? PostgresStore)
+        _ = try await store.enqueue([note([NewDelivery(target: "a", alertIndex: 0, orderingKey: "k", status: "firing")])], now: 1000, ttl: 3600)
+        let (updated, signal) = AsyncStream<Void>.makeStream()
+        let claim = Task {
+            try await pg.client.withTransaction(logger: pg.logger) { conn in
+                try await drain(
+                    conn.query(
+                        "UPDATE deliveries SET state = 'leased', lease_owner = 'other', lease_until = 9999999999999, due_at = 9999999999999 WHERE state = 'pending'",
+                        logger: pg.logger))
+                signal.yield()
+                try await Task.sleep(for: .milliseconds(400))  // the row stays locked, not yet committed, meanwhile
+            }
+        }
+        for await _ in updated { break }
+        let newer = try await store.enqueue(
+            [note([NewDelivery(target: "a", alertIndex: 0, orderingKey: "k", status: "resolved")], at: 1001)], now: 1001, ttl: 3600,
+            lease: EnqueueLease(owner: "me", seconds: 60))
+        try await claim.value
+        XCTAssertTrue(newer.leased.isEmpty, "the older state is in flight at the other replica: the newer one waits")
+        let counts = try await store.counts()
+        XCTAssertEqual(counts.total("leased"), 1)
+        XCTAssertEqual(counts.total("pending"), 1)
+        XCTAssertEqual(counts.total("superseded"), 0, "a delivery in flight is not superseded")
+    }
+
     func testAnUnreachableServerIsAClearError() async throws {
         do {
             _ = try await PostgresStore.open(url: "postgres://postgres:pw-secret@127.0.0.1:1/none?sslmode=disable", deadline: .seconds(3))
