@@ -58,7 +58,8 @@ public final class CurlReactor: Sendable {
     ) -> RequestHandle {
         let t = Transfer(request: request, callbackQueue: callbackQueue, completion: completion)
         let core = self.core
-        core.onQueue { core.enqueue(t) }
+        // Submitted from a completion on the reactor queue (a load loop, a retry): no closure to allocate.
+        if core.isOnQueue { core.enqueue(t) } else { core.queue.async { core.enqueue(t) } }
         return RequestHandle(core: core, transfer: t)
     }
 

@@ -46,14 +46,16 @@ final class Transfer: @unchecked Sendable {
     /// At most this many captured headers per response, of at most this many bytes (names and values) in all.
     static let maxCapturedHeaders = 64
     static let maxCapturedHeaderBytes = 16 * 1024
-    let captureNames: [[UInt8]]
+    /// `request.captureHeaders`, lowercased (the request's own array when it already is: no copy per request).
+    let captureNames: [String]
 
     init(request: HTTPRequest, callbackQueue: DispatchQueue?, completion: @escaping @Sendable (Result<HTTPResponse, TransferError>) -> Void) {
         self.request = request
         self.callbackQueue = callbackQueue
         self.completion = completion
         self.submittedAt = DispatchTime.now().uptimeNanoseconds
-        self.captureNames = request.captureHeaders.map { Array($0.lowercased().utf8) }
+        let names = request.captureHeaders
+        self.captureNames = names.allSatisfy { !$0.utf8.contains { $0 >= 0x41 && $0 <= 0x5A } } ? names : names.map { $0.lowercased() }
     }
 
     deinit {
@@ -86,12 +88,12 @@ final class Transfer: @unchecked Sendable {
             return
         }
         guard let colon = line.firstIndex(of: 0x3A) else { return }
-        for name in captureNames where name.count == colon {
+        for name in captureNames where name.utf8.count == colon {
             var same = true
-            for i in 0..<colon {
+            for (i, expected) in name.utf8.enumerated() {
                 var c = line[i]
                 if c >= 0x41 && c <= 0x5A { c |= 0x20 }
-                if c != name[i] {
+                if c != expected {
                     same = false
                     break
                 }
@@ -103,11 +105,11 @@ final class Transfer: @unchecked Sendable {
             var end = n
             while start < end, line[start] == 0x20 || line[start] == 0x09 { start += 1 }
             while end > start, line[end - 1] == 0x0D || line[end - 1] == 0x0A || line[end - 1] == 0x20 || line[end - 1] == 0x09 { end -= 1 }
-            let size = name.count + (end - start)
+            let size = colon + (end - start)
             guard capturedBytes + size <= Transfer.maxCapturedHeaderBytes else { return }
             capturedBytes += size
             let value = String(decoding: UnsafeRawBufferPointer(rebasing: line[start..<end]), as: UTF8.self)
-            captured.append(HTTPHeader(String(decoding: name, as: UTF8.self), value))
+            captured.append(HTTPHeader(name, value))
             return
         }
     }

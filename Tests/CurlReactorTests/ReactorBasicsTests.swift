@@ -26,6 +26,10 @@ class ReactorBasicsTests: ReactorTestCase {
         XCTAssertEqual(rec.header("x-trace"), "abc 123")
         XCTAssertEqual(rec.header("accept"), "text/plain")
         XCTAssertTrue(rec.body.isEmpty)
+        // Capture names match whatever their case, and come back lowercased.
+        let mixed = await reactor.execute(HTTPRequest(url: server.url("/status/503?retry_after=9"), captureHeaders: ["Retry-AFTER", "x-none"]))
+        XCTAssertEqual(try XCTUnwrap(mixed.response).headers.map(\.name), ["retry-after"])
+        XCTAssertEqual(mixed.response?.header("retry-after"), "9")
         await assertReleased(reactor)
     }
 

@@ -33,12 +33,12 @@ public struct WebhookFormatter: AlertFormatter {
     ///   Webhooks secret (``WebhookSecret/key(_:)``).
     public func request(for alert: Alert, target: Target, context: FormatContext) throws(FormatError) -> OutboundRequest {
         let (id, body) = WebhookFormatter.envelope(alert, memo: context.memo)
-        var headers = [
-            HTTPHeader("Content-Type", "application/json"),
-            HTTPHeader("Idempotency-Key", id),
-            HTTPHeader("webhook-id", id),
-            HTTPHeader("webhook-timestamp", String(context.now.seconds)),
-        ]
+        var headers: [HTTPHeader] = []
+        headers.reserveCapacity(5 + target.headers.count)
+        headers.append(HTTPHeader("Content-Type", "application/json"))
+        headers.append(HTTPHeader("Idempotency-Key", id))
+        headers.append(HTTPHeader("webhook-id", id))
+        headers.append(HTTPHeader("webhook-timestamp", String(context.now.seconds)))
         if let secret = target.secret {
             headers.append(
                 HTTPHeader(
@@ -46,7 +46,7 @@ public struct WebhookFormatter: AlertFormatter {
                     try WebhookFormatter.signature(
                         secret: secret.reveal(), id: id, timestamp: context.now.seconds, body: body)))
         }
-        headers += target.headers.map { HTTPHeader($0.0, $0.1) }
+        for (name, value) in target.headers { headers.append(HTTPHeader(name, value)) }
         return OutboundRequest(url: target.url, headers: headers, body: body, idempotent: true, action: "post")
     }
 
