@@ -59,6 +59,14 @@ final class ModelTests: XCTestCase {
                 XCTAssertTrue("\(e)".contains(fragment), "\(input): \(e)")
             }
         }
+        // A string without escapes and one with: both refuse control characters and bytes that are not UTF-8.
+        for bytes: [UInt8] in [[0x22, 0x61, 0x0A, 0x22], [0x22, 0x5C, 0x6E, 0x0A, 0x22]] {
+            XCTAssertThrowsError(try JSONValue.parse(bytes)) { XCTAssertTrue("\($0)".contains("control character"), "\($0)") }
+        }
+        for bytes: [UInt8] in [[0x22, 0x61, 0xFF, 0x22], [0x22, 0x5C, 0x6E, 0xC3, 0x28, 0x22]] {
+            XCTAssertThrowsError(try JSONValue.parse(bytes)) { XCTAssertTrue("\($0)".contains("not valid UTF-8"), "\($0)") }
+        }
+        XCTAssertEqual(try JSONValue.parse(Array(#""a\"b\u00e9c""#.utf8)), .string("a\"béc"))
         XCTAssertThrowsError(try JSONValue.parse("{\n  \"a\": [1,\n  x]\n}")) { e in
             XCTAssertTrue("\(e)".contains("line 3, column 3"), "\(e)")
         }

@@ -180,7 +180,17 @@ private struct JSONParser {
 
     mutating func string() throws(JSONParseError) -> String {
         i += 1
-        var out: [UInt8] = []
+        // Most strings have no escape: they are made from the input bytes in one step.
+        let start = i
+        while i < bytes.count, bytes[i] != 0x22, bytes[i] != 0x5C, bytes[i] >= 0x20 { i += 1 }
+        if i < bytes.count, bytes[i] == 0x22 {
+            let end = i
+            i += 1
+            let s = bytes.withUnsafeBufferPointer { String(validating: UnsafeBufferPointer(rebasing: $0[start..<end]), as: UTF8.self) }
+            guard let s else { throw error("string is not valid UTF-8") }
+            return s
+        }
+        var out = Array(bytes[start..<i])
         while true {
             guard i < bytes.count else { throw error("unterminated string") }
             let c = bytes[i]
@@ -219,7 +229,7 @@ private struct JSONParser {
                     throw error("unpaired surrogate in \\u escape")
                 }
                 guard let u = Unicode.Scalar(scalar) else { throw error("invalid \\u escape") }
-                out.append(contentsOf: Array(String(Character(u)).utf8))
+                out.append(contentsOf: String(Character(u)).utf8)
             default:
                 throw error("invalid escape '\\\(Character(Unicode.Scalar(e)))'")
             }

@@ -88,10 +88,10 @@ public struct Alert: Sendable, Hashable {
             h ^= UInt64(b)
             h = h &* 1_099_511_628_211
         }
-        for name in labels.keys.sorted(by: { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }) {
+        for (name, value) in sorted(labels) {
             for b in name.utf8 { feed(b) }
             feed(0xFF)
-            for b in labels[name]!.utf8 { feed(b) }
+            for b in value.utf8 { feed(b) }
             feed(0xFF)
         }
         let hex = String(h, radix: 16)
@@ -104,6 +104,9 @@ public struct Alert: Sendable, Hashable {
     public var sortedAnnotations: [(String, String)] { Alert.sorted(annotations) }
 
     static func sorted(_ d: [String: String]) -> [(String, String)] {
-        d.sorted { Array($0.key.utf8).lexicographicallyPrecedes(Array($1.key.utf8)) }.map { ($0.key, $0.value) }
+        // Byte order, compared on the UTF-8 views in place (no array per comparison).
+        var pairs = d.map { ($0.key, $0.value) }
+        pairs.sort { $0.0.utf8.lexicographicallyPrecedes($1.0.utf8) }
+        return pairs
     }
 }
