@@ -5,6 +5,7 @@ import CurlReactor
 import Dispatch
 import FanoutLoad
 import Foundation
+import Synchronization
 
 struct LoadCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -93,6 +94,11 @@ struct LoadRunCommand: AsyncParsableCommand {
     @Option(help: "Exit 0 even when up to this percentage of requests failed without a response (default 0: any failure exits 1).")
     var maxErrorPercent: Double = 0
 
+    @Option(
+        name: [.customShort("t"), .long],
+        help: "Reactors to run side by side (like wrk -t): each has its own libcurl multi handle and queue, and a share of -c, -n and --rate; one result.")
+    var threads = 1
+
     @OptionGroup var observability: ObservabilityOptions
 
     func validate() throws {
@@ -107,6 +113,23 @@ struct LoadRunCommand: AsyncParsableCommand {
         for u in urls { try LoadRunCommand.checkURL(u) }
         for h in header where parseHeader(h) == nil { throw ValidationError("header '\(h)' is not of the form 'Name: value'") }
         if method.isEmpty || method.contains(" ") { throw ValidationError("-m '\(method)' is not an HTTP method") }
+        guard threads >= 1 else { throw ValidationError("-t must be at least 1 (got \(threads))") }
+        if threads > concurrency { throw ValidationError("-t \(threads) needs at least as many connections: -c is \(concurrency)") }
+        if let n = requests, threads > n { throw ValidationError("-t \(threads) needs at least as many requests: -n is \(n)") }
+        if threads > 1 && hdrLog != nil { throw ValidationError("--hdr-log records one reactor's histograms: use it with -t 1") }
+    }
+
+    /// `plan` cut into `n` shares run side by side: connections, the request count and the rate split as evenly as
+    /// they go (the first shares take the remainders), each share with its own seed.
+    static func shares(of plan: LoadPlan, _ n: Int) -> [LoadPlan] {
+        (0..<n).map { i in
+            var p = plan
+            p.concurrency = plan.concurrency / n + (i < plan.concurrency % n ? 1 : 0)
+            if plan.maxRequests != Int.max { p.maxRequests = plan.maxRequests / n + (i < plan.maxRequests % n ? 1 : 0) }
+            p.rate = plan.rate.map { $0 / Double(n) }
+            p.seed = plan.seed &+ UInt64(i)
+            return p
+        }
     }
 
     /// A URL libcurl would refuse is a usage error (exit 64) before anything is sent.
@@ -156,18 +179,23 @@ struct LoadRunCommand: AsyncParsableCommand {
     func run() async throws {
         let plan = try makePlan()
         let obs = try Observability(observability)
-        let reactor = try CurlReactor(
-            configuration: .init(
-                maxInFlightPerHost: plan.concurrency, maxInFlightTotal: plan.concurrency, defaultTimeout: plan.timeout,
-                label: "alertfanout.load", socketWatching: perSocket ? .sourcePerSocket : epoll ? .epollSet : ReactorConfiguration().socketWatching))
-        let reactorMetrics = obs.reactorMetrics(reactor)
-        let engine: LoadEngine
-        do { engine = try LoadEngine(reactor: reactor, plan: plan) } catch let e as LoadError { throw ValidationError(e.message) }
+        let watching = perSocket ? SocketWatching.sourcePerSocket : epoll ? .epollSet : ReactorConfiguration().socketWatching
+        var reactors: [CurlReactor] = []
+        var engines: [LoadEngine] = []
+        for share in LoadRunCommand.shares(of: plan, threads) {
+            let reactor = try CurlReactor(
+                configuration: .init(
+                    maxInFlightPerHost: share.concurrency, maxInFlightTotal: share.concurrency, defaultTimeout: share.timeout,
+                    label: "alertfanout.load", socketWatching: watching))
+            reactors.append(reactor)
+            do { engines.append(try LoadEngine(reactor: reactor, plan: share)) } catch let e as LoadError { throw ValidationError(e.message) }
+        }
+        let reactorMetrics = obs.reactorMetrics(reactors[0])
         var log: HdrLogWriter?
         if let path = hdrLog {
             do {
                 let w = try HdrLogWriter(path: path, startEpochSeconds: Date().timeIntervalSince1970)
-                engine.onInterval = { start, length, h in w.write(startOffset: start, length: length, histogram: h) }
+                engines[0].onInterval = { start, length, h in w.write(startOffset: start, length: length, histogram: h) }
                 log = w
             } catch let e as LoadError {
                 throw ValidationError(e.message)
@@ -175,38 +203,58 @@ struct LoadRunCommand: AsyncParsableCommand {
         }
         let showProgress = !noProgress && isatty(STDERR_FILENO) != 0
         if showProgress {
-            engine.onProgress = { p in
-                let rate = p.elapsedSeconds > 0 ? Double(p.requests) / p.elapsedSeconds : 0
-                FileHandle.standardError.write(
-                    Data(
-                        String(
-                            format: "\r[%5.1fs] %d requests, %.0f req/s, %d errors, p99 %.3f ms   ",
-                            p.elapsedSeconds, p.requests, rate, p.errors, Double(p.p99Micros) / 1000
-                        ).utf8))
+            // Every share reports once a second; the first one's report prints the sum (p99: the largest share's).
+            let latest = Mutex([LoadProgress?](repeating: nil, count: engines.count))
+            for (i, engine) in engines.enumerated() {
+                engine.onProgress = { p in
+                    let all = latest.withLock { l -> [LoadProgress] in
+                        l[i] = p
+                        return l.compactMap { $0 }
+                    }
+                    guard i == 0 else { return }
+                    let requests = all.reduce(0) { $0 + $1.requests }
+                    let rate = p.elapsedSeconds > 0 ? Double(requests) / p.elapsedSeconds : 0
+                    FileHandle.standardError.write(
+                        Data(
+                            String(
+                                format: "\r[%5.1fs] %d requests, %.0f req/s, %d errors, p99 %.3f ms   ",
+                                p.elapsedSeconds, requests, rate, all.reduce(0) { $0 + $1.errors }, Double(all.map(\.p99Micros).max() ?? 0) / 1000
+                            ).utf8))
+                }
             }
         }
         signal(SIGINT, SIG_IGN)
         let sigint = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
-        sigint.setEventHandler { engine.interrupt() }
+        sigint.setEventHandler { for e in engines { e.interrupt() } }
         sigint.activate()
-        let result = await engine.run()
+        let results = await withTaskGroup(of: (Int, LoadResult).self) { group in
+            for (i, engine) in engines.enumerated() { group.addTask { (i, await engine.run()) } }
+            var out = [LoadResult?](repeating: nil, count: engines.count)
+            for await (i, r) in group { out[i] = r }
+            return out.compactMap { $0 }
+        }
         sigint.cancel()
         signal(SIGINT, SIG_DFL)
         if showProgress { FileHandle.standardError.write(Data("\n".utf8)) }
         log?.close()
         reactorMetrics?.sample()
         reactorMetrics?.stop()
-        await reactor.shutdown(.drain)
+        for reactor in reactors { await reactor.shutdown(.drain) }
         try obs.finish()
-        let report = LoadReport(result)
+        var report = LoadReport.empty
+        for r in results { report.merge(LoadReport(r)) }
+        // One run of one process: each share measured the whole process's CPU over the same time.
+        report.runs = 1
+        report.cpuSeconds = results.map(\.cpuSeconds).max() ?? 0
         if json {
             print(report.json.prettyText())
         } else {
             let mode = plan.rate.map { "open loop at \(fmt($0, 0)) req/s, at most \(plan.concurrency) in flight" } ?? "\(plan.concurrency) in flight"
-            print(report.render(title: "fanout load \(plan.urls.map(\.url).joined(separator: " ")): \(mode), \(CurlReactor.curlShortVersion)"))
+            let reactorsNote = threads > 1 ? ", \(threads) reactors" : ""
+            print(report.render(title: "fanout load \(plan.urls.map(\.url).joined(separator: " ")): \(mode)\(reactorsNote), \(CurlReactor.curlShortVersion)"))
         }
         // Exit 1 when more requests failed without a response than --max-error-percent allows (default: any).
-        let total = result.total
+        let total = report.total
         if total.requests > 0 && Double(total.errors) * 100 > maxErrorPercent * Double(total.requests) { throw ExitCode(1) }
     }
 }

@@ -160,6 +160,27 @@ final class CLIPromiseTests: XCTestCase {
         XCTAssertTrue(missing.err.contains("none.json"), missing.err)
     }
 
+    /// `fanout load -t 2`: two reactors side by side share -c and -n, and the result is one run whose counts are
+    /// what the server saw; more reactors than connections is a usage error.
+    func testLoadWithTwoReactorsIsOneRun() throws {
+        let server = try MockTarget(recordRequests: false)
+        defer { server.stop() }
+        let r = try runFanout(["load", "run", server.url("/t"), "-n", "301", "-c", "5", "-t", "2", "--json"])
+        XCTAssertEqual(r.status, 0, r.err)
+        let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any], r.out)
+        XCTAssertEqual(json["requests"] as? Int, 301)
+        XCTAssertEqual(json["errors"] as? Int, 0)
+        XCTAssertEqual(json["concurrency"] as? Int, 5)
+        XCTAssertEqual(json["runs"] as? Int, 1)
+        XCTAssertEqual(server.requestCount, 301)
+        let text = try runFanout(["load", "run", server.url("/t"), "-n", "10", "-c", "2", "-t", "2"])
+        XCTAssertEqual(text.status, 0, text.err)
+        XCTAssertTrue(text.out.contains("2 reactors"), text.out)
+        let bad = try runFanout(["load", "run", server.url("/t"), "-c", "2", "-t", "3"])
+        XCTAssertEqual(bad.status, 64)
+        XCTAssertTrue(bad.err.contains("-t 3"), bad.err)
+    }
+
     /// `fanout measure stragglers` runs both variants on loopback servers it starts itself and prints their
     /// percentiles. One response in ten takes 100 ms, so with a fixed timeout the slowest publish waited for one.
     func testMeasureStragglersComparesFixedAndAdaptiveDeadlines() throws {

@@ -57,6 +57,7 @@ def throughput():
         ("fanout load", [FANOUT, "load", NGINX, "-c", str(CONNS), "-d", f"{SECS}s", "--no-progress", "--json"]),
         ("fanout --epoll", [FANOUT, "load", NGINX, "-c", str(CONNS), "-d", f"{SECS}s", "--no-progress", "--json", "--epoll"]),
         ("fanout --per-socket", [FANOUT, "load", NGINX, "-c", str(CONNS), "-d", f"{SECS}s", "--no-progress", "--json", "--per-socket"]),
+        ("fanout load -t 2", [FANOUT, "load", NGINX, "-c", str(CONNS), "-d", f"{SECS}s", "--no-progress", "--json", "-t", "2"]),
         ("wrk", ["wrk", "-t1", "-c", str(CONNS), "-d", f"{SECS}s", NGINX]),
         ("hey", ["hey", "-c", str(CONNS), "-z", f"{SECS}s", NGINX]),
         ("C multi_socket", [C_SOCKET, NGINX, str(CONNS), str(SECS)]),
