@@ -180,9 +180,9 @@ public final class Dispatcher: Sendable {
                 failures = 0
                 state.withLockedValue { $0.lastError = nil }
                 if claimed.isEmpty {
-                    // Nothing due: wake-ups that arrive now (every completion and accept sends one) are served
-                    // together after a short gap, so a busy service does not ask an empty outbox hundreds of
-                    // times a second (each claim is planned by the database anew).
+                    // Nothing due: wake-ups that arrive now (every completion sends one, and an accept that stored
+                    // something pending) are served together after a short gap, so a busy service does not ask an
+                    // empty outbox hundreds of times a second (each claim is planned by the database anew).
                     try? await Task.sleep(for: .milliseconds(20))
                     await sleep(0.18)
                     continue
