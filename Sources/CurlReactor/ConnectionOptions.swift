@@ -1,7 +1,9 @@
 // ConnectionOptions: how a request reaches its host — proxy, trusted CA, client certificate (mTLS), TLS floor.
 
 /// Per-request connection settings, passed to libcurl as they are. `nil` fields keep libcurl's defaults, which
-/// include honouring the `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` environment variables.
+/// include honouring the `https_proxy`, `http_proxy` (lower case only), `all_proxy` and `no_proxy` environment
+/// variables. A reactor checks once, as it starts, whether any of them is set: when none is, requests without a
+/// proxy of their own go direct without libcurl looking the variables up again per request.
 /// libcurl reuses a connection only for requests whose proxy and TLS settings match, so targets with different
 /// client certificates never share a connection.
 public struct ConnectionOptions: Sendable, Hashable {

@@ -1,6 +1,10 @@
 // CurlEasy: one libcurl easy handle with its error buffer; typed option setters, reused across requests.
 import CCurl
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// An easy handle. Owned by the reactor queue; reused for many requests (options are set anew on each use).
 final class CurlEasy {
     let raw: UnsafeMutableRawPointer
@@ -9,13 +13,28 @@ final class CurlEasy {
     private(set) var setupFailure: (code: CURLcode, option: String)?
     /// The connection options this handle carries now (`nil`: libcurl's defaults).
     private var appliedConnection: ConnectionOptions?
+    /// Whether the environment named a proxy as the reactor started. When it did not, a request without a proxy
+    /// of its own carries `CURLOPT_NOPROXY` `*`: libcurl then neither reads five environment variables per
+    /// request nor copies a proxy string; with a proxy of its own and no `noProxy`, the list is empty.
+    private let environmentProxies: Bool
+    /// True while `CURLOPT_HEADERFUNCTION` is installed (requests that capture response headers).
+    var headerCallbackInstalled = false
 
-    init?() {
+    init?(environmentProxies: Bool) {
         guard let h = curl_easy_init() else { return nil }
         raw = h
+        self.environmentProxies = environmentProxies
         errorBuffer = .allocate(capacity: Int(CURL_ERROR_SIZE))
         errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE))
         _ = cc_easy_setopt_ptr(h, CURLOPT_ERRORBUFFER, errorBuffer)
+        if !environmentProxies { _ = cc_easy_setopt_string(h, CURLOPT_NOPROXY, "*") }
+    }
+
+    /// True when the process environment names a proxy libcurl would use (`http_proxy`, `https_proxy`,
+    /// `all_proxy` and their upper-case forms but `HTTP_PROXY`, which libcurl ignores) or a `no_proxy` list.
+    static func environmentNamesProxy() -> Bool {
+        let names: [String] = ["http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"]
+        return names.contains { getenv($0) != nil }
     }
 
     deinit {
@@ -51,7 +70,7 @@ final class CurlEasy {
     }
     func set(_ o: CURLoption, offset v: Int64) { check(cc_easy_setopt_off_t(raw, o, curl_off_t(v)), "option \(o.rawValue)") }
     func set(_ o: CURLoption, list v: UnsafeMutablePointer<curl_slist>?) { check(cc_easy_setopt_slist(raw, o, v), "header list") }
-    func set(_ o: CURLoption, callback v: curl_write_callback) { check(cc_easy_setopt_write_cb(raw, o, v), "callback \(o.rawValue)") }
+    func set(_ o: CURLoption, callback v: curl_write_callback?) { check(cc_easy_setopt_write_cb(raw, o, v), "callback \(o.rawValue)") }
     func setOpenSocket(_ v: curl_opensocket_callback) { check(cc_easy_setopt_opensocket_cb(raw, v), "opensocket") }
     func setCloseSocket(_ v: curl_closesocket_callback) { check(cc_easy_setopt_closesocket_cb(raw, v), "closesocket") }
 
@@ -62,7 +81,7 @@ final class CurlEasy {
         guard wanted != appliedConnection else { return }
         let o = wanted ?? ConnectionOptions()
         set(CURLOPT_PROXY, string: o.proxy)
-        set(CURLOPT_NOPROXY, string: o.noProxy)
+        set(CURLOPT_NOPROXY, string: o.noProxy ?? (environmentProxies ? nil : o.proxy == nil ? "*" : ""))
         set(CURLOPT_CAINFO, string: o.caFile ?? CurlEasy.defaultCAFile)
         set(CURLOPT_SSLCERT, string: o.clientCertificateFile)
         set(CURLOPT_SSLCERTTYPE, string: o.clientCertificateFile == nil ? nil : "PEM")

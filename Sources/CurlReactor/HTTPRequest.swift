@@ -54,7 +54,11 @@ public struct HTTPRequest: Sendable {
     /// Response headers to keep, matched case-insensitively; captured names are returned lowercased.
     public var captureHeaders: [String]
     /// Response bodies larger than this fail with `.bodyTooLarge`. `nil` uses the reactor's configured cap.
+    /// Applies to kept bodies only (see `keepResponseBody`).
     public var maxResponseBodyBytes: Int?
+    /// False: the response body is counted (`HTTPResponse.bodyBytes`) but not kept, whatever its size — what a
+    /// load generator wants (no buffer per response). True (the default): kept in `HTTPResponse.body`.
+    public var keepResponseBody: Bool
     /// Open a new connection for this request and close it afterwards (`CURLOPT_FORBID_REUSE`).
     public var forbidReuse: Bool
     /// The HTTP version to ask for.
@@ -73,6 +77,7 @@ public struct HTTPRequest: Sendable {
         connectTimeout: Duration? = nil,
         captureHeaders: [String] = ["retry-after"],
         maxResponseBodyBytes: Int? = nil,
+        keepResponseBody: Bool = true,
         forbidReuse: Bool = false,
         httpVersion: HTTPVersion = .http1_1,
         connection: ConnectionOptions? = nil
@@ -87,6 +92,7 @@ public struct HTTPRequest: Sendable {
         self.connectTimeout = connectTimeout
         self.captureHeaders = captureHeaders
         self.maxResponseBodyBytes = maxResponseBodyBytes
+        self.keepResponseBody = keepResponseBody
         self.forbidReuse = forbidReuse
         self.httpVersion = httpVersion
     }

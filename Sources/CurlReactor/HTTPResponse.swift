@@ -33,18 +33,23 @@ public struct HTTPResponse: Sendable {
     public var status: Int
     /// The captured headers (see `HTTPRequest.captureHeaders`), names lowercased, in arrival order.
     public var headers: [HTTPHeader]
-    /// The response body (at most the request's or the reactor's cap).
+    /// The response body (at most the request's or the reactor's cap); empty when the request did not keep it.
     public var body: [UInt8]
+    /// Bytes of response body received: `body.count`, or the count alone for a request that did not keep it.
+    public var bodyBytes: Int
     /// Where the time went.
     public var timings: TransferTimings
     /// True when this request opened a new connection instead of reusing a pooled one.
     public var newConnection: Bool
 
     /// A response (the reactor makes these; tests and fakes may too).
-    public init(status: Int, headers: [HTTPHeader] = [], body: [UInt8] = [], timings: TransferTimings = .init(), newConnection: Bool = false) {
+    public init(
+        status: Int, headers: [HTTPHeader] = [], body: [UInt8] = [], bodyBytes: Int? = nil, timings: TransferTimings = .init(), newConnection: Bool = false
+    ) {
         self.status = status
         self.headers = headers
         self.body = body
+        self.bodyBytes = bodyBytes ?? body.count
         self.timings = timings
         self.newConnection = newConnection
     }

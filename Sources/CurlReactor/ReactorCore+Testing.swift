@@ -31,7 +31,7 @@ extension ReactorCore {
 
     /// The sockets curl now asks the reactor to watch.
     func testingWatchedSockets() -> [Int32] {
-        usesEpollSet ? Array(epollInterest.keys) : sockets.values.filter { $0.wantRead || $0.wantWrite }.map(\.fd)
+        usesEpollSet ? epollInterest.keys : sockets.values.filter { $0.wantRead || $0.wantWrite }.map(\.fd)
     }
 
     /// Drives curl for `fd` as if it were readable (it need not be): curl runs the transfers on it.

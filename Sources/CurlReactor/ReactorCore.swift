@@ -40,7 +40,7 @@ final class ReactorCore: @unchecked Sendable {
     // `.epollSet` watching: the set, its one Dispatch source, curl's interest per socket, poll buffers.
     var epfd: Int32 = -1
     var epollSource: DispatchSourceRead?
-    var epollInterest: [Int32: UInt32] = [:]
+    var epollInterest = FDTable()
     let epollFDs: UnsafeMutablePointer<Int32>
     let epollEvents: UnsafeMutablePointer<UInt32>
     var liveSources = 0
@@ -100,6 +100,8 @@ final class ReactorCore: @unchecked Sendable {
     var shutdownWaiters: [@Sendable () -> Void] = []
     /// Keeps the core alive while libcurl holds pointers to it; released when the phase reaches `released`.
     var selfRetain: Unmanaged<ReactorCore>?
+    /// Whether the environment named a proxy when this reactor started (read once; see `CurlEasy.environmentProxies`).
+    let environmentProxies = CurlEasy.environmentNamesProxy()
 
     init(config: ReactorConfiguration) throws {
         let problems = config.problems()
@@ -259,7 +261,7 @@ final class ReactorCore: @unchecked Sendable {
     // MARK: - Easy handles
 
     func makeEasy() -> CurlEasy? {
-        guard let easy = CurlEasy() else { return nil }
+        guard let easy = CurlEasy(environmentProxies: environmentProxies) else { return nil }
         easyCount += 1
         configureOnce(easy)
         return easy

@@ -38,6 +38,9 @@ final class Transfer: @unchecked Sendable {
 
     // Response accumulation, written by curl's write and header callbacks on the reactor queue.
     var body: [UInt8] = []
+    /// Body bytes received (kept or not), and whether they are kept (`HTTPRequest.keepResponseBody`).
+    var bodyBytes = 0
+    var keepBody = true
     var bodyCap: Int = 0
     var bodyOverflow = false
     var captured: [HTTPHeader] = []
@@ -70,6 +73,8 @@ final class Transfer: @unchecked Sendable {
     /// Appends body bytes; false (and `bodyOverflow`) once the cap would be exceeded.
     @inline(__always)
     func appendBody(_ p: UnsafeRawPointer, _ n: Int) -> Bool {
+        bodyBytes += n
+        guard keepBody else { return true }
         if body.count + n > bodyCap {
             bodyOverflow = true
             return false

@@ -57,7 +57,15 @@ struct URLTarget: Sendable, Hashable {
     let scheme: String
     let host: String
     let port: Int
-    var key: String { "\(scheme)://\(host):\(port)" }
+    /// Made once per parse (the reactor caches parsed URLs), not once per request.
+    let key: String
+
+    init(scheme: String, host: String, port: Int) {
+        self.scheme = scheme
+        self.host = host
+        self.port = port
+        key = "\(scheme)://\(host):\(port)"
+    }
 
     enum ParseError: Error {
         case malformed(String)

@@ -101,7 +101,7 @@ public struct LoadPlan: Sendable {
     public func request(_ urlIndex: Int) -> HTTPRequest {
         HTTPRequest(
             method: method, url: urls[urlIndex].url, headers: headers, body: body, timeout: timeout,
-            captureHeaders: [], forbidReuse: !keepAlive, httpVersion: http2 ? .http2 : .http1_1)
+            captureHeaders: [], keepResponseBody: false, forbidReuse: !keepAlive, httpVersion: http2 ? .http2 : .http1_1)
     }
 }
 

@@ -20,7 +20,23 @@ public struct LoadStats: Sendable {
     /// Response body bytes received.
     public var bytes = 0
     /// Responses by HTTP status.
-    public var statuses: [Int: Int] = [:]
+    public var statuses: [Int: Int] {
+        get {
+            var all = statusCounts
+            if runStatus >= 0 { all[runStatus, default: 0] += runCount }
+            return all
+        }
+        set {
+            statusCounts = newValue
+            runStatus = -1
+            runCount = 0
+        }
+    }
+    /// Statuses counted so far but the current run of equal ones, which is counted without hashing (a load run
+    /// sees one status for long stretches).
+    private var statusCounts: [Int: Int] = [:]
+    private var runStatus = -1
+    private var runCount = 0
     /// Failures by `TransferError.Kind` raw value.
     public var errorKinds: [String: Int] = [:]
     /// Completion minus intended send time (open loop) or actual send time (closed loop).
@@ -41,8 +57,13 @@ public struct LoadStats: Sendable {
         _ = latency.record(max(1, min(latencyMicros, 3_600_000_000)))
         switch result {
         case .success(let r):
-            statuses[r.status, default: 0] += 1
-            bytes += r.body.count
+            if r.status != runStatus {
+                if runStatus >= 0 { statusCounts[runStatus, default: 0] += runCount }
+                runStatus = r.status
+                runCount = 0
+            }
+            runCount += 1
+            bytes += r.bodyBytes
             if r.newConnection, r.timings.connect > .zero { _ = connect.record(UInt64(max(1, micros(r.timings.connect)))) }
             if r.timings.firstByte > .zero { _ = firstByte.record(UInt64(max(1, micros(r.timings.firstByte)))) }
         case .failure(let e):
@@ -56,7 +77,9 @@ public struct LoadStats: Sendable {
         requests += o.requests
         errors += o.errors
         bytes += o.bytes
-        for (k, v) in o.statuses { statuses[k, default: 0] += v }
+        var mine = statuses
+        for (k, v) in o.statuses { mine[k, default: 0] += v }
+        statuses = mine
         for (k, v) in o.errorKinds { errorKinds[k, default: 0] += v }
         latency.add(o.latency)
         connect.add(o.connect)

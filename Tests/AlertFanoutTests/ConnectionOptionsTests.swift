@@ -128,6 +128,37 @@ final class ConnectionOptionsTests: XCTestCase {
         await assertDrained(publisher)
     }
 
+    /// Environment proxies are read as a reactor starts. Set then, a request without a proxy of its own goes
+    /// through it (an empty proxy of its own still turns it off); unset then, requests go direct, also after the
+    /// variable appears (libcurl is not asked to look the variables up per request).
+    func testEnvironmentProxyIsReadAsTheReactorStarts() async throws {
+        let proxy = try MockTarget()
+        defer { proxy.stop() }
+        defer { unsetenv("http_proxy") }
+        // Port 9 on 127.0.0.2 has no server: only a proxy can answer for it.
+        setenv("http_proxy", "http://127.0.0.1:\(proxy.port)", 1)
+        let withEnvironment = try CurlReactor()
+        let viaEnvironment = await withEnvironment.execute(HTTPRequest(url: "http://127.0.0.2:9/env"))
+        XCTAssertEqual(try viaEnvironment.get().status, 200, "\(viaEnvironment)")
+        let ownEmpty = await withEnvironment.execute(HTTPRequest(url: "http://127.0.0.2:9/own-empty", connection: ConnectionOptions(proxy: "")))
+        XCTAssertEqual(ownEmpty.failureKind, .refused, "\(ownEmpty)")
+        await withEnvironment.shutdown(.drain)
+
+        unsetenv("http_proxy")
+        let withoutEnvironment = try CurlReactor()
+        setenv("http_proxy", "http://127.0.0.1:\(proxy.port)", 1)
+        let direct = await withoutEnvironment.execute(HTTPRequest(url: "http://127.0.0.2:9/direct"))
+        XCTAssertEqual(direct.failureKind, .refused, "the environment as the reactor started (no proxy) holds: \(direct)")
+        let own = await withoutEnvironment.execute(
+            HTTPRequest(url: "http://127.0.0.2:9/own", connection: ConnectionOptions(proxy: "http://127.0.0.1:\(proxy.port)")))
+        XCTAssertEqual(try own.get().status, 200, "a request's own proxy is used: \(own)")
+        let ownExcluded = await withoutEnvironment.execute(
+            HTTPRequest(url: "http://127.0.0.2:9/excluded", connection: ConnectionOptions(proxy: "http://127.0.0.1:\(proxy.port)", noProxy: "127.0.0.2")))
+        XCTAssertEqual(ownExcluded.failureKind, .refused, "a request's own no-proxy list is honoured: \(ownExcluded)")
+        await withoutEnvironment.shutdown(.drain)
+        XCTAssertEqual(proxy.requests.map(\.uri), ["http://127.0.0.2:9/env", "http://127.0.0.2:9/own"])
+    }
+
     func testBadConnectionKeysAreReportedWithoutValues() throws {
         let yaml = """
             defaults:

@@ -106,4 +106,31 @@ final class AdmissionTests: XCTestCase {
         XCTAssertEqual(a.submit("x", id: 99, host: reused, deadline: .max), .admitted)
         XCTAssertEqual(a.inFlight, 1)
     }
+
+    /// The epoll set's per-descriptor interest table: present/absent, overwrite, removal, growth, count and keys.
+    func testFDTableIsAMapByDescriptor() {
+        var t = FDTable()
+        XCTAssertNil(t[3])
+        XCTAssertNil(t[-1])
+        t[3] = 0
+        t[200] = 5
+        t[3] = 1
+        t[-1] = 7
+        XCTAssertEqual(t[3], 1)
+        XCTAssertEqual(t[200], 5)
+        XCTAssertNil(t[-1], "a negative descriptor is never stored")
+        XCTAssertEqual(t.count, 2)
+        XCTAssertEqual(t.keys, [3, 200])
+        XCTAssertEqual(t.removeValue(forKey: 3), 1)
+        XCTAssertNil(t.removeValue(forKey: 3))
+        XCTAssertNil(t.removeValue(forKey: 10_000))
+        t[200] = nil
+        XCTAssertEqual(t.count, 0)
+        XCTAssertEqual(t.keys, [])
+        t[4] = 0
+        XCTAssertEqual(t[4], 0, "a zero interest is present, not absent")
+        t.removeAll()
+        XCTAssertNil(t[4])
+        XCTAssertEqual(t.count, 0)
+    }
 }

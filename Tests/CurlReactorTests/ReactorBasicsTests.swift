@@ -125,6 +125,28 @@ class ReactorBasicsTests: ReactorTestCase {
         await assertReleased(reactor)
     }
 
+    /// A body that is not kept is counted, whatever the cap; header capture on and off on the same easy handles.
+    func testUnkeptBodyIsCountedAndCaptureSwitchesPerRequest() async throws {
+        let server = try MockTarget()
+        defer { server.stop() }
+        let reactor = try makeReactor(.init(maxInFlightTotal: 1, maxResponseBodyBytes: 1000))
+        let counted = await reactor.execute(HTTPRequest(url: server.url("/big?bytes=50000&retry_after=3"), keepResponseBody: false))
+        let resp = try XCTUnwrap(counted.response, "\(counted)")
+        XCTAssertEqual(resp.bodyBytes, 50000)
+        XCTAssertTrue(resp.body.isEmpty)
+        XCTAssertEqual(resp.header("retry-after"), "3", "capture works with an unkept body")
+        let kept = await reactor.execute(HTTPRequest(url: server.url("/k?body=hello&retry_after=4"), captureHeaders: []))
+        XCTAssertEqual(kept.response?.bodyText, "hello")
+        XCTAssertEqual(kept.response?.bodyBytes, 5)
+        XCTAssertEqual(kept.response?.headers.count, 0, "nothing captured when nothing is asked for")
+        let again = await reactor.execute(HTTPRequest(url: server.url("/k?body=again&retry_after=5")))
+        XCTAssertEqual(again.response?.header("retry-after"), "5", "the same easy handle captures again")
+        XCTAssertEqual(again.response?.bodyText, "again")
+        let capped = await reactor.execute(HTTPRequest(url: server.url("/big?bytes=50000")))
+        XCTAssertEqual(capped.failureKind, .bodyTooLarge, "a kept body still has the cap: \(capped)")
+        await assertReleased(reactor)
+    }
+
     func testLargeBodiesRoundTrip() async throws {
         let server = try MockTarget()
         defer { server.stop() }
