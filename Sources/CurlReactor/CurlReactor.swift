@@ -52,7 +52,7 @@ public final class CurlReactor: Sendable {
     /// when called off the reactor queue.
     @discardableResult
     public func submit(
-        _ request: HTTPRequest,
+        _ request: consuming HTTPRequest,
         callbackQueue: DispatchQueue? = nil,
         completion: @escaping @Sendable (Result<HTTPResponse, TransferError>) -> Void
     ) -> RequestHandle {
@@ -65,7 +65,7 @@ public final class CurlReactor: Sendable {
 
     /// Submits a request and waits for its outcome. Cancelling the task cancels the request — also when the task
     /// was cancelled before this was called (the request is then never sent).
-    public func execute(_ request: HTTPRequest) async -> Result<HTTPResponse, TransferError> {
+    public func execute(_ request: consuming HTTPRequest) async -> Result<HTTPResponse, TransferError> {
         let waiter = ResultWaiter()
         let t = Transfer(request: request, callbackQueue: nil) { waiter.resume($0) }
         // The handle exists before anything is submitted, so no cancellation can fall between submission and

@@ -79,7 +79,12 @@ extension ReactorCore {
             // back (7.88 closes a still-connecting socket with plain close(), which also took it out of the epoll
             // set) without POLL_REMOVE. curl knows sockets by number only: for it nothing changed, and it will not
             // ask again. Watch the new socket as curl last asked for the number.
-            if let events = epollInterest[fd] { _ = cc_epoll_ctl(epfd, EPOLL_CTL_ADD, fd, events) }
+            // A parked record was an idle connection curl no longer wanted: nothing to watch for the new socket.
+            if epollInterest.isParked(fd) {
+                epollInterest[fd] = nil
+            } else if let events = epollInterest[fd] {
+                _ = cc_epoll_ctl(epfd, EPOLL_CTL_ADD, fd, events)
+            }
             return fd
         }
         // The number is free again, so whatever we knew under it was closed by curl without telling us.

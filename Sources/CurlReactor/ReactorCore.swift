@@ -15,6 +15,10 @@ import Synchronization
 /// call `settle()` drains `curl_multi_info_read`, admits waiting requests, honours curl's "run now" timer
 /// requests and re-arms the timer. curl's callbacks (socket, timer, open/close socket, write, header) only
 /// record intent: they never call back into curl (DESIGN.md, reactor rules 2 and 3).
+///
+/// The collections touched on every request are `@exclusivity(unchecked)`: the queue serialises every access, and
+/// no access to one of them spans a call that could reach it again (callbacks only record intent), so the
+/// runtime's dynamic exclusivity check — about 1 % of the CPU per request (issue 12) — has nothing to find.
 final class ReactorCore: @unchecked Sendable {
     let queue: DispatchQueue
     let queueKey = DispatchSpecificKey<UInt8>()
@@ -31,7 +35,7 @@ final class ReactorCore: @unchecked Sendable {
     var inSettle = false
 
     // Sockets.
-    var sockets: [Int32: SocketWatch] = [:]
+    @exclusivity(unchecked) var sockets: [Int32: SocketWatch] = [:]
     /// Owned sockets set aside at `POLL_REMOVE` before they ever connected: curl either closes them through
     /// the close callback (found here) or, in 7.88, with a plain `close()` (forgotten when the number returns).
     var limbo: [Int32: SocketWatch] = [:]
@@ -40,17 +44,17 @@ final class ReactorCore: @unchecked Sendable {
     // `.epollSet` watching: the set, its one Dispatch source, curl's interest per socket, poll buffers.
     var epfd: Int32 = -1
     var epollSource: DispatchSourceRead?
-    var epollInterest = FDTable()
+    @exclusivity(unchecked) var epollInterest = FDTable()
     let epollFDs: UnsafeMutablePointer<Int32>
     let epollEvents: UnsafeMutablePointer<UInt32>
     var liveSources = 0
     var pendingCloses = 0
 
     // Requests.
-    var active: [Transfer] = []
+    @exclusivity(unchecked) var active: [Transfer] = []
     /// Which request goes to curl next: per-host FIFO, hosts round-robin, caps, the bounded queue and queued
     /// requests' overall deadlines.
-    var admission: Admission<Transfer>
+    @exclusivity(unchecked) var admission: Admission<Transfer>
     /// Idle per-host records kept for reuse; past this many, a host's record goes when it becomes idle.
     static let idleHostsKept = 64
     /// Admitted requests' deadlines (counted from curl's first run of the request) plus `backstopGrace`: the
@@ -62,9 +66,9 @@ final class ReactorCore: @unchecked Sendable {
     /// of a transfer whose millisecond-truncated distance is 0, so a transfer that runs for any reason (a socket
     /// event, a connect completing) in the last millisecond before its deadline loses the deadline's expiry,
     /// while `Curl_timeleft` still sees ≥ 1 ms left; on a hanging peer nothing runs it again.
-    var activeDeadlines = Heap<DeadlineEntry>()
+    @exclusivity(unchecked) var activeDeadlines = Heap<DeadlineEntry>()
     /// Admitted requests curl has not run yet: their deadline clock starts when it does (see `socketAction`).
-    var startingDeadlines: [Transfer] = []
+    @exclusivity(unchecked) var startingDeadlines: [Transfer] = []
     static let backstopGrace: UInt64 = 3_000_000
     static let recheckGrace: UInt64 = 20_000_000
     /// Requests completed by the backstop instead of curl.
@@ -80,11 +84,11 @@ final class ReactorCore: @unchecked Sendable {
     nonisolated(unsafe) static var testingFailEpollCreate = false
     /// Cores alive in this process (created and not yet deinitialised): a leak shows here.
     static let liveCores = Atomic<Int>(0)
-    var freeEasy: [CurlEasy] = []
+    @exclusivity(unchecked) var freeEasy: [CurlEasy] = []
     var easyCount = 0
-    var urlCache: [String: URLTarget] = [:]
+    @exclusivity(unchecked) var urlCache: [String: URLTarget] = [:]
     /// Scratch space for one request header line on its way to `curl_slist_append` (queue only).
-    var headerLine: [UInt8] = []
+    @exclusivity(unchecked) var headerLine: [UInt8] = []
 
     // Counters.
     var submitted = 0
@@ -197,6 +201,7 @@ final class ReactorCore: @unchecked Sendable {
             socketAction(cc_socket_timeout(), 0)
         }
         inSettle = false
+        if usesEpollSet { deleteParkedSockets() }
         rearmTimer()
         checkShutdownProgress()
     }

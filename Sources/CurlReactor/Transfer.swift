@@ -36,14 +36,15 @@ final class Transfer: @unchecked Sendable {
     /// Position in the reactor's `active` array while admitted.
     var activeIndex: Int = -1
 
-    // Response accumulation, written by curl's write and header callbacks on the reactor queue.
-    var body: [UInt8] = []
+    // Response accumulation, written by curl's write and header callbacks on the reactor queue (one at a time:
+    // no dynamic exclusivity check needed, see `ReactorCore`).
+    @exclusivity(unchecked) var body: [UInt8] = []
     /// Body bytes received (kept or not), and whether they are kept (`HTTPRequest.keepResponseBody`).
     var bodyBytes = 0
     var keepBody = true
     var bodyCap: Int = 0
     var bodyOverflow = false
-    var captured: [HTTPHeader] = []
+    @exclusivity(unchecked) var captured: [HTTPHeader] = []
     /// Bytes (names and values) in `captured`.
     var capturedBytes = 0
     /// At most this many captured headers per response, of at most this many bytes (names and values) in all.
@@ -52,13 +53,13 @@ final class Transfer: @unchecked Sendable {
     /// `request.captureHeaders`, lowercased (the request's own array when it already is: no copy per request).
     let captureNames: [String]
 
-    init(request: HTTPRequest, callbackQueue: DispatchQueue?, completion: @escaping @Sendable (Result<HTTPResponse, TransferError>) -> Void) {
-        self.request = request
+    init(request: consuming HTTPRequest, callbackQueue: DispatchQueue?, completion: @escaping @Sendable (Result<HTTPResponse, TransferError>) -> Void) {
         self.callbackQueue = callbackQueue
         self.completion = completion
         self.submittedAt = DispatchTime.now().uptimeNanoseconds
         let names = request.captureHeaders
         self.captureNames = names.allSatisfy { !$0.utf8.contains { $0 >= 0x41 && $0 <= 0x5A } } ? names : names.map { $0.lowercased() }
+        self.request = request  // the last use: moved in, not copied
     }
 
     deinit {

@@ -47,8 +47,9 @@ public final class LoadEngine: @unchecked Sendable {
     public let reactor: CurlReactor
     /// The plan being run.
     public let plan: LoadPlan
-    private var schedule: LoadSchedule
-    private var perURL: [LoadStats]
+    // Touched on every request, only on the reactor queue, never across a call that could reach them again.
+    @exclusivity(unchecked) private var schedule: LoadSchedule
+    @exclusivity(unchecked) private var perURL: [LoadStats]
     private var issued = 0
     private var inFlight = 0
     private var start: UInt64 = 0
@@ -59,7 +60,7 @@ public final class LoadEngine: @unchecked Sendable {
     private var reporter: DispatchSourceTimer?
     private var done: CheckedContinuation<LoadResult, Never>?
     private var cpuStart = 0.0
-    private var interval: MicrosHistogram?
+    @exclusivity(unchecked) private var interval: MicrosHistogram?
     private var intervalStart: UInt64 = 0
     /// Called once a second on the reactor queue (progress line).
     public var onProgress: (@Sendable (LoadProgress) -> Void)?

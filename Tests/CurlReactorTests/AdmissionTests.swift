@@ -129,6 +129,27 @@ final class AdmissionTests: XCTestCase {
         XCTAssertEqual(t.keys, [])
         t[4] = 0
         XCTAssertEqual(t[4], 0, "a zero interest is present, not absent")
+        // Parking: kept with its interest, not counted or listed, removed by removeParked unless taken back.
+        t[5] = 1
+        t[6] = 1
+        XCTAssertTrue(t.park(5))
+        XCTAssertTrue(t.park(6))
+        XCTAssertFalse(t.park(6), "already parked")
+        XCTAssertFalse(t.park(7), "nothing to park")
+        XCTAssertEqual(t.count, 1)
+        XCTAssertEqual(t.keys, [4])
+        XCTAssertEqual(t[5], 1)
+        XCTAssertTrue(t.isParked(5) && !t.isWanted(5))
+        t[6] = 4  // taken back
+        XCTAssertTrue(t.isWanted(6))
+        var removed: [Int32] = []
+        t.removeParked { removed.append($0) }
+        XCTAssertEqual(removed, [5])
+        XCTAssertNil(t[5])
+        XCTAssertEqual(t.keys, [4, 6])
+        XCTAssertEqual(t.count, 2)
+        t.removeParked { removed.append($0) }
+        XCTAssertEqual(removed, [5], "nothing parked any more")
         t.removeAll()
         XCTAssertNil(t[4])
         XCTAssertEqual(t.count, 0)

@@ -478,6 +478,48 @@ class ReactorReviewTests: ReactorTestCase {
         await assertReleased(reactor)
     }
 
+    /// An idle keep-alive socket (curl read from it, then removed it) is parked: it stays in the epoll set until
+    /// the end of the settling round. Taken back within the round it is watched again (as it was, or with the new
+    /// interest); not taken back, it leaves the set, so an idle pooled connection never wakes the reactor. A
+    /// socket that only ever waited to connect leaves the set at once (7.88 may close it behind our back).
+    func testARemovedReadSocketIsParkedUntilTheRoundEnds() async throws {
+        try XCTSkipUnless(watching == .epollSet, "parking belongs to the epoll set")
+        let reactor = try makeReactor()
+        let core = reactor.core
+        let fd = reactor.queue.sync { core.testingOpenSocket() }
+        // One block: an unconnected socket is ready at once, so the reactor ends a round as soon as it can.
+        reactor.queue.sync {
+            core.testingInterest(fd, read: true, write: false)
+            core.testingInterest(fd, read: false, write: false)
+            XCTAssertEqual(core.testingWatchedSockets(), [], "a parked socket is not watched for curl")
+            XCTAssertTrue(core.testingEpollWatches(fd), "but still in the set within the round")
+            core.testingInterest(fd, read: true, write: false)
+            core.settle()
+        }
+        XCTAssertEqual(reactor.queue.sync { core.testingWatchedSockets() }, [fd])
+        XCTAssertTrue(reactor.queue.sync { core.testingEpollWatches(fd) }, "taken back as it was: watched")
+        reactor.queue.sync {
+            core.testingInterest(fd, read: false, write: false)
+            core.testingInterest(fd, read: false, write: true)
+            core.settle()
+        }
+        XCTAssertEqual(reactor.queue.sync { core.testingWatchedSockets() }, [fd])
+        XCTAssertTrue(reactor.queue.sync { core.testingEpollWatches(fd) }, "taken back with another interest: watched")
+        reactor.queue.sync {
+            core.testingInterest(fd, read: false, write: false)
+        }
+        XCTAssertFalse(reactor.queue.sync { core.testingEpollWatches(fd) }, "only waited to write (connect): out at once")
+        reactor.queue.sync {
+            core.testingInterest(fd, read: true, write: false)
+            core.testingInterest(fd, read: false, write: false)
+            core.settle()
+        }
+        XCTAssertFalse(reactor.queue.sync { core.testingEpollWatches(fd) }, "not taken back: out of the set at the round's end")
+        XCTAssertEqual(reactor.stats().socketsWatched, 0)
+        reactor.queue.sync { core.testingCloseSocket(fd) }
+        await assertReleased(reactor)
+    }
+
     /// A foreign socket (the resolver's) on a number whose earlier socket curl closed without `POLL_REMOVE`:
     /// the same interest as recorded must still put the new socket in the epoll set.
     func testAForeignSocketWithTheSameInterestIsWatched() async throws {
