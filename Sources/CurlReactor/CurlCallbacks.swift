@@ -3,13 +3,14 @@ import CCurl
 
 let curlSocketCallback: curl_socket_callback = { _, fd, what, userp, _ in
     guard let userp else { return 0 }
-    Unmanaged<ReactorCore>.fromOpaque(userp).takeUnretainedValue().onSocket(fd: fd, what: what)
+    // The core outlives every callback (it retains itself while curl holds its pointer): no retain per call.
+    Unmanaged<ReactorCore>.fromOpaque(userp)._withUnsafeGuaranteedRef { $0.onSocket(fd: fd, what: what) }
     return 0
 }
 
 let curlTimerCallback: curl_multi_timer_callback = { _, ms, userp in
     guard let userp else { return 0 }
-    Unmanaged<ReactorCore>.fromOpaque(userp).takeUnretainedValue().onCurlTimer(ms: ms)
+    Unmanaged<ReactorCore>.fromOpaque(userp)._withUnsafeGuaranteedRef { $0.onCurlTimer(ms: ms) }
     return 0
 }
 
@@ -27,13 +28,13 @@ let curlWriteCallback: curl_write_callback = { ptr, size, nmemb, userdata in
     let n = size * nmemb
     guard let userdata else { return 0 }
     guard n > 0, let ptr else { return n }
-    let t = Unmanaged<Transfer>.fromOpaque(userdata).takeUnretainedValue()
-    return t.appendBody(ptr, n) ? n : 0
+    // The transfer is held by the reactor's active list while curl runs it.
+    return Unmanaged<Transfer>.fromOpaque(userdata)._withUnsafeGuaranteedRef { $0.appendBody(ptr, n) } ? n : 0
 }
 
 let curlHeaderCallback: curl_write_callback = { ptr, size, nmemb, userdata in
     let n = size * nmemb
     guard let userdata, let ptr, n > 0 else { return n }
-    Unmanaged<Transfer>.fromOpaque(userdata).takeUnretainedValue().headerLine(ptr, n)
+    Unmanaged<Transfer>.fromOpaque(userdata)._withUnsafeGuaranteedRef { $0.headerLine(ptr, n) }
     return n
 }

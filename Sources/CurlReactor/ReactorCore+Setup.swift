@@ -8,14 +8,14 @@ import CCurl
 extension ReactorCore {
     /// A reason the request cannot be sent, or nil. Runs on the queue before anything reaches curl.
     func validate(_ r: HTTPRequest) -> String? {
-        if r.method.isEmpty || !r.method.utf8.allSatisfy(isTokenByte) {
+        if r.method.isEmpty || !allBytes(of: r.method, isTokenByte) {
             return "invalid HTTP method '\(r.method)': it must be a non-empty token (letters, digits, !#$%&'*+-.^_`|~)"
         }
         for h in r.headers {
-            if h.name.isEmpty || !h.name.utf8.allSatisfy(isTokenByte) {
+            if h.name.isEmpty || !allBytes(of: h.name, isTokenByte) {
                 return "invalid header name '\(h.name.debugDescription)': it must be a non-empty token"
             }
-            if h.value.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A || $0 == 0 }) {
+            if !allBytes(of: h.value, { $0 != 0x0D && $0 != 0x0A && $0 != 0 }) {
                 return "header '\(h.name)' has a CR, LF or NUL in its value"
             }
         }
@@ -81,7 +81,7 @@ extension ReactorCore {
             // The line is built in a reused buffer (curl copies it), not in a new String per header.
             headerLine.removeAll(keepingCapacity: true)
             headerLine.append(contentsOf: h.name.utf8)
-            if h.value.utf8.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) {
+            if allBytes(of: h.value, { $0 == 0x20 || $0 == 0x09 }) {
                 // curl drops "Name:" with nothing after the colon (that form removes a header); "Name;" sends it empty.
                 headerLine.append(UInt8(ascii: ";"))
             } else {
@@ -191,9 +191,26 @@ extension ReactorCore {
 /// RFC 9110 `tchar`: the bytes allowed in a method or header name.
 @inline(__always)
 package func isTokenByte(_ c: UInt8) -> Bool {
-    switch c {
-    case 0x30...0x39, 0x41...0x5A, 0x61...0x7A: return true
-    case 0x21, 0x23, 0x24, 0x25, 0x26, 0x27, 0x2A, 0x2B, 0x2D, 0x2E, 0x5E, 0x5F, 0x60, 0x7C, 0x7E: return true
-    default: return false
-    }
+    c < 0x80 && (c < 0x40 ? tokenBytesLow >> c : tokenBytesHigh >> (c &- 0x40)) & 1 != 0
+}
+
+/// Bit n set: byte n (`tokenBytesLow`) or 0x40 + n (`tokenBytesHigh`) is a token byte: digits, letters and
+/// `!#$%&'*+-.^_`|~`.
+private let tokenBytesLow: UInt64 = {
+    var m: UInt64 = 0
+    for c in Array("0123456789!#$%&'*+-.".utf8) { m |= 1 << c }
+    return m
+}()
+private let tokenBytesHigh: UInt64 = {
+    var m: UInt64 = 0
+    for c in Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz^_`|~".utf8) { m |= 1 << (c - 0x40) }
+    return m
+}()
+
+/// Whether every UTF-8 byte of `s` satisfies `test`, over the string's contiguous bytes when it has them (native
+/// strings do): the per-request header checks run for every header of every request.
+@inline(__always)
+func allBytes(of s: String, _ test: (UInt8) -> Bool) -> Bool {
+    if let r = s.utf8.withContiguousStorageIfAvailable({ $0.allSatisfy(test) }) { return r }
+    return s.utf8.allSatisfy(test)
 }

@@ -481,11 +481,13 @@ public struct FanoutMachine: Sendable {
 
     private mutating func completionIfDone(now: Double) -> [Action] {
         guard !completed else { return [] }
-        var results: [TargetResult] = []
+        // Called after every attempt: look before building anything (the results array is made once, at the end).
         for s in states {
-            guard case .done(let r) = s else { return [] }
-            results.append(r)
+            guard case .done = s else { return [] }
         }
+        var results: [TargetResult] = []
+        results.reserveCapacity(states.count)
+        for case .done(let r) in states { results.append(r) }
         completed = true
         return [
             .complete(

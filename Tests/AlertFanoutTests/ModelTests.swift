@@ -74,6 +74,21 @@ final class ModelTests: XCTestCase {
 
     let now = Timestamp.parse("2024-05-01T12:00:00Z")!
 
+    /// Milliseconds are written as `.double` writes the microsecond-rounded value, without printing a Double.
+    func testMillisecondsMatchTheDoubleText() {
+        var rng = SystemRandomNumberGenerator()
+        var values: [Double] = [0, 0.0000004, 0.0000005, 0.001, 0.0015, 0.1, 0.15182600000001, 1, 2.5, 10, 59.9999999, 3600.123456, 1e9, 2e12, -0.0004, -1.25]
+        let scales: [Double] = [1e-4, 1e-3, 1e-2, 0.1, 1, 10, 100, 1e3, 1e4, 1e5, 1e6]
+        for _ in 0..<20_000 { values.append(Double.random(in: 0..<1, using: &rng) * scales.randomElement(using: &rng)!) }
+        for v in values {
+            XCTAssertEqual(JSONValue.milliseconds(v).jsonText, JSONValue.double((v * 1000 * 1000).rounded() / 1000).jsonText, "\(v) s")
+        }
+        XCTAssertEqual(JSONValue.milliseconds(0.151826).jsonText, "151.826")
+        XCTAssertEqual(JSONValue.milliseconds(0.0001).jsonText, "0.1")
+        XCTAssertEqual(JSONValue.milliseconds(0.000007).jsonText, "0.007")
+        XCTAssertEqual(JSONValue.milliseconds(.nan).jsonText, "null")
+    }
+
     func testDecodesOneAlertAnArrayAndAnAlertmanagerPayload() throws {
         let one = try AlertInput.decode(
             json: Array(

@@ -154,4 +154,15 @@ final class AdmissionTests: XCTestCase {
         XCTAssertNil(t[4])
         XCTAssertEqual(t.count, 0)
     }
+
+    /// The token table is RFC 9110's tchar, byte for byte.
+    func testTokenBytesAreRFC9110Tchar() {
+        let tchar = Set(Array("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz".utf8))
+        for c in 0...255 {
+            XCTAssertEqual(isTokenByte(UInt8(c)), tchar.contains(UInt8(c)), "byte \(c)")
+        }
+        XCTAssertTrue(allBytes(of: "X-Trace", isTokenByte))
+        XCTAssertFalse(allBytes(of: "X Trace", isTokenByte))
+        XCTAssertFalse(allBytes(of: "Nämé", isTokenByte))
+    }
 }

@@ -10,8 +10,8 @@ extension PublishReport {
             ("alert", .string(alertName)),
             ("fingerprint", .string(fingerprint)),
             ("status", .string(status)),
-            ("duration_ms", .double(ms(durationSeconds))),
-            ("deadline_ms", .double(ms(deadlineSeconds))),
+            ("duration_ms", .milliseconds(durationSeconds)),
+            ("deadline_ms", .milliseconds(deadlineSeconds)),
             ("succeeded", .int(succeeded)),
             ("failed", .int(failed)),
             ("skipped", .int(skipped)),
@@ -26,7 +26,11 @@ extension TargetResult {
     /// always `attempts`; `retryable` for failed targets; `duration_ms`, then `deadline_ms` and `detail` when set.
     /// Times are milliseconds with up to three decimals. Never contains URLs or secrets.
     public var json: JSONValue {
-        var m: [(String, JSONValue)] = [("target", .string(target)), ("type", .string(type)), ("outcome", .string(outcome.rawValue))]
+        var m: [(String, JSONValue)] = []
+        m.reserveCapacity(12)  // every key below: one allocation per result
+        m.append(("target", .string(target)))
+        m.append(("type", .string(type)))
+        m.append(("outcome", .string(outcome.rawValue)))
         if let action { m.append(("action", .string(action))) }
         if let httpStatus { m.append(("http_status", .int(httpStatus))) }
         if let errorKind { m.append(("error_kind", .string(errorKind.rawValue))) }
@@ -34,14 +38,12 @@ extension TargetResult {
         if let message { m.append(("message", .string(message))) }
         m.append(("attempts", .int(attempts)))
         if outcome == .failed { m.append(("retryable", .bool(retryable))) }
-        m.append(("duration_ms", .double(ms(durationSeconds))))
-        if let deadlineSeconds { m.append(("deadline_ms", .double(ms(deadlineSeconds)))) }
+        m.append(("duration_ms", .milliseconds(durationSeconds)))
+        if let deadlineSeconds { m.append(("deadline_ms", .milliseconds(deadlineSeconds))) }
         if let detail { m.append(("detail", .string(detail))) }
         return .object(m)
     }
 }
-
-private func ms(_ seconds: Double) -> Double { (seconds * 1000 * 1000).rounded() / 1000 }
 
 extension PublishError {
     /// The `fanout publish --json` item for a failed publish: `{error, …report}` (just `{error}` when no target
