@@ -46,35 +46,49 @@ extension JSONValue {
     }
 
     private func writePretty(into out: inout [UInt8], indent: Int) {
-        func newline(_ n: Int) {
-            out.append(0x0A)
-            out.append(contentsOf: repeatElement(0x20, count: n * 2))
-        }
         switch self {
         case .array(let a) where !a.isEmpty:
             out.append(0x5B)
-            for (i, v) in a.enumerated() {
-                if i > 0 { out.append(0x2C) }
-                newline(indent + 1)
+            var first = true
+            for v in a {
+                if !first { out.append(0x2C) }
+                first = false
+                JSONValue.newline(into: &out, indent + 1)
                 v.writePretty(into: &out, indent: indent + 1)
             }
-            newline(indent)
+            JSONValue.newline(into: &out, indent)
             out.append(0x5D)
         case .object(let o) where !o.isEmpty:
             out.append(0x7B)
-            for (i, (k, v)) in o.enumerated() {
-                if i > 0 { out.append(0x2C) }
-                newline(indent + 1)
-                JSONValue.writeString(k, into: &out)
-                out.append(contentsOf: ": ".utf8)
-                v.writePretty(into: &out, indent: indent + 1)
+            var first = true
+            for member in o {
+                if !first { out.append(0x2C) }
+                first = false
+                JSONValue.newline(into: &out, indent + 1)
+                JSONValue.writeString(member.0, into: &out)
+                out.append(0x3A)
+                out.append(0x20)
+                member.1.writePretty(into: &out, indent: indent + 1)
             }
-            newline(indent)
+            JSONValue.newline(into: &out, indent)
             out.append(0x7D)
         default:
             write(into: &out)
         }
     }
+
+    /// A line break and `level` two-space indents, copied from one buffer of spaces.
+    private static func newline(into out: inout [UInt8], _ level: Int) {
+        out.append(0x0A)
+        var n = level * 2
+        while n > 0 {
+            let k = min(n, JSONValue.spaces.count)
+            JSONValue.spaces.withUnsafeBufferPointer { out.append(contentsOf: UnsafeBufferPointer(rebasing: $0[0..<k])) }
+            n -= k
+        }
+    }
+
+    private static let spaces = [UInt8](repeating: 0x20, count: 64)
 
     static func writeString(_ s: String, into out: inout [UInt8]) {
         out.append(0x22)
