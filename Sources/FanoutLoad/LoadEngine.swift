@@ -132,8 +132,9 @@ public final class LoadEngine: @unchecked Sendable {
         !stopped && issued < plan.maxRequests && t < stopAt
     }
 
-    private func issueClosed() {
-        let t = now()
+    /// `at`: the clock now, when the caller has just read it (a completion), so a request costs one clock read less.
+    private func issueClosed(at current: UInt64? = nil) {
+        let t = current ?? now()
         guard mayIssue(t) else {
             stopIssuing()
             return
@@ -170,11 +171,12 @@ public final class LoadEngine: @unchecked Sendable {
 
     private func completed(urlIndex: Int, intended: UInt64, result: Result<HTTPResponse, TransferError>) {
         inFlight -= 1
-        let latency = (now() &- intended) / 1000
+        let completedAt = now()
+        let latency = (completedAt &- intended) / 1000
         perURL[urlIndex].record(result, latencyMicros: latency)
         if interval != nil { _ = interval!.record(max(1, min(latency, 3_600_000_000))) }
         if plan.rate == nil {
-            issueClosed()
+            issueClosed(at: completedAt)
         } else if !stopped {
             pumpOpenLoop()
         }
