@@ -76,27 +76,7 @@ extension ReactorCore {
             easy.set(CURLOPT_CUSTOMREQUEST, string: method == "GET" ? nil : method)
         }
 
-        var list: UnsafeMutablePointer<curl_slist>? = nil
-        for h in r.headers {
-            // The line is built in a reused buffer (curl copies it), not in a new String per header.
-            headerLine.removeAll(keepingCapacity: true)
-            headerLine.append(contentsOf: h.name.utf8)
-            if allBytes(of: h.value, { $0 == 0x20 || $0 == 0x09 }) {
-                // curl drops "Name:" with nothing after the colon (that form removes a header); "Name;" sends it empty.
-                headerLine.append(UInt8(ascii: ";"))
-            } else {
-                headerLine.append(UInt8(ascii: ":"))
-                headerLine.append(UInt8(ascii: " "))
-                headerLine.append(contentsOf: h.value.utf8)
-            }
-            headerLine.append(0)
-            list = headerLine.withUnsafeBufferPointer { buf in
-                buf.withMemoryRebound(to: CChar.self) { curl_slist_append(list, $0.baseAddress!) }
-            }
-        }
-        if r.body != nil {
-            list = curl_slist_append(list, "Expect:")  // no 100-continue round trip for webhook bodies
-        }
+        let list = HeaderBlock.make(r.headers, expectOff: r.body != nil)
         t.headerList = list
         easy.set(CURLOPT_HTTPHEADER, list: list)
 

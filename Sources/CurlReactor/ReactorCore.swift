@@ -87,8 +87,6 @@ final class ReactorCore: @unchecked Sendable {
     @exclusivity(unchecked) var freeEasy: [CurlEasy] = []
     var easyCount = 0
     @exclusivity(unchecked) var urlCache: [String: URLTarget] = [:]
-    /// Scratch space for one request header line on its way to `curl_slist_append` (queue only).
-    @exclusivity(unchecked) var headerLine: [UInt8] = []
 
     // Counters.
     var submitted = 0

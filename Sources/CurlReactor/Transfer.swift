@@ -32,6 +32,7 @@ final class Transfer: @unchecked Sendable {
     var id: UInt64 = 0
     var hostSlot = -1
     var easy: CurlEasy?
+    /// The request's header lines for curl (`HeaderBlock`), kept until the transfer leaves curl.
     var headerList: UnsafeMutablePointer<curl_slist>?
     /// Position in the reactor's `active` array while admitted.
     var activeIndex: Int = -1
@@ -63,11 +64,11 @@ final class Transfer: @unchecked Sendable {
     }
 
     deinit {
-        if let headerList { curl_slist_free_all(headerList) }
+        HeaderBlock.free(headerList)
     }
 
     func freeHeaderList() {
-        if let headerList { curl_slist_free_all(headerList) }
+        HeaderBlock.free(headerList)
         headerList = nil
     }
 
