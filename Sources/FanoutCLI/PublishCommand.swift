@@ -135,7 +135,9 @@ struct PublishCommand: AsyncParsableCommand {
         try obs.finish()
 
         if json {
-            print(JSONValue.array(outcomes.map(\.json)).prettyText())
+            var out = StandardOutput()
+            JSONValue.writePrettyLines(outcomes.lazy.map(\.json)) { out.write($0) }
+            out.flush()
         } else {
             for (alert, r) in zip(batch.alerts, outcomes) { print(renderPublish(alert: alert, r)) }
         }
@@ -206,5 +208,36 @@ func table(_ rows: [[String]]) -> [String] {
     for r in rows { for (i, c) in r.enumerated() { widths[i] = max(widths[i], c.count) } }
     return rows.map { r in
         r.enumerated().map { i, c in i == r.count - 1 ? c : c.padding(toLength: widths[i], withPad: " ", startingAt: 0) }.joined(separator: "  ")
+    }
+}
+
+/// Bytes to standard output in 64 KiB writes, after whatever `print` buffered (long JSON output without a
+/// `String` of all of it).
+struct StandardOutput {
+    private var buffer: [UInt8] = []
+
+    init() {
+        fflush(nil)
+        buffer.reserveCapacity(1 << 16)
+    }
+
+    mutating func write(_ bytes: UnsafeBufferPointer<UInt8>) {
+        buffer.append(contentsOf: bytes)
+        if buffer.count >= 1 << 16 { flush() }
+    }
+
+    mutating func flush() {
+        buffer.withUnsafeBytes { raw in
+            var done = 0
+            while done < raw.count {
+                let n = Foundation.write(1, raw.baseAddress! + done, raw.count - done)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    return  // stdout closed: nothing more to do here
+                }
+                done += n
+            }
+        }
+        buffer.removeAll(keepingCapacity: true)
     }
 }

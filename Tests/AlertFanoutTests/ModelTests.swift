@@ -74,6 +74,19 @@ final class ModelTests: XCTestCase {
 
     let now = Timestamp.parse("2024-05-01T12:00:00Z")!
 
+    /// Writing an array item by item gives the array's indented text, byte for byte.
+    func testPrettyLinesAreThePrettyArray() throws {
+        let items: [JSONValue] = [
+            .object([("a", .int(1)), ("b", .array([.string("x\n"), .null]))]), .array([]), .object([]), .string("é"),
+            .object([("nested", .object([("deep", .array([.bool(true)]))]))]),
+        ]
+        for n in 0...items.count {
+            var bytes: [UInt8] = []
+            JSONValue.writePrettyLines(items.prefix(n)) { bytes.append(contentsOf: $0) }
+            XCTAssertEqual(String(decoding: bytes, as: UTF8.self), JSONValue.array(Array(items.prefix(n))).prettyText() + "\n", "\(n) items")
+        }
+    }
+
     /// Milliseconds are written as `.double` writes the microsecond-rounded value, without printing a Double.
     func testMillisecondsMatchTheDoubleText() {
         var rng = SystemRandomNumberGenerator()

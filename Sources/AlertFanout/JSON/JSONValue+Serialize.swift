@@ -12,6 +12,25 @@ extension JSONValue {
     /// Compact JSON text.
     public var jsonText: String { String(decoding: serialized(), as: UTF8.self) }
 
+    /// The indented text of an array of `items` — `JSONValue.array(items).prettyText()` plus a line break —
+    /// written item by item through `write`, one reused buffer: a long array never exists as one tree nor as
+    /// one string (`fanout publish --json` of thousands of alerts).
+    public static func writePrettyLines<S: Sequence>(_ items: S, to write: (UnsafeBufferPointer<UInt8>) -> Void) where S.Element == JSONValue {
+        var out: [UInt8] = []
+        out.reserveCapacity(4096)
+        var first = true
+        for item in items {
+            out.append(first ? 0x5B : 0x2C)
+            first = false
+            newline(into: &out, 1)
+            item.writePretty(into: &out, indent: 1)
+            out.withUnsafeBufferPointer(write)
+            out.removeAll(keepingCapacity: true)
+        }
+        out.append(contentsOf: first ? "[]\n".utf8 : "\n]\n".utf8)
+        out.withUnsafeBufferPointer(write)
+    }
+
     /// Indented JSON text (two spaces), for people.
     public func prettyText() -> String {
         var out: [UInt8] = []
