@@ -19,44 +19,55 @@ enum HeaderBlock {
         let nodeBytes = lines * MemoryLayout<curl_slist>.stride
         let block = UnsafeMutableRawPointer.allocate(byteCount: nodeBytes + textBytes, alignment: MemoryLayout<curl_slist>.alignment)
         let nodes = block.bindMemory(to: curl_slist.self, capacity: lines)
-        var text = (block + nodeBytes).bindMemory(to: UInt8.self, capacity: textBytes)
+        let textStart = (block + nodeBytes).bindMemory(to: UInt8.self, capacity: textBytes)
+        var text = textStart
         var index = 0
-
-        func put(_ s: String) {
-            var s = s
-            s.withUTF8 { bytes in
-                if let base = bytes.baseAddress { text.update(from: base, count: bytes.count) }
-                text += bytes.count
+        // Straight-line code, no nested functions: captured locals would be boxed on the heap.
+        for h in headers {
+            let line = text
+            text = copy(h.name, to: text)
+            if allBytes(of: h.value, { $0 == 0x20 || $0 == 0x09 }) {
+                text[0] = UInt8(ascii: ";")
+                text += 1
+            } else {
+                text[0] = UInt8(ascii: ":")
+                text[1] = UInt8(ascii: " ")
+                text = copy(h.value, to: text + 2)
             }
-        }
-        func put(_ byte: UInt8) {
-            text.pointee = byte
+            text[0] = 0
             text += 1
-        }
-        func line(_ body: () -> Void) {
-            let start = text
-            body()
-            put(0)
-            let next = index + 1 < lines ? nodes + index + 1 : nil
-            (nodes + index).initialize(to: curl_slist(data: UnsafeMutableRawPointer(start).assumingMemoryBound(to: CChar.self), next: next))
+            (nodes + index).initialize(to: curl_slist(data: UnsafeMutableRawPointer(line).assumingMemoryBound(to: CChar.self), next: nil))
+            if index > 0 { nodes[index - 1].next = nodes + index }
             index += 1
         }
-
-        for h in headers {
-            line {
-                put(h.name)
-                if allBytes(of: h.value, { $0 == 0x20 || $0 == 0x09 }) {
-                    put(UInt8(ascii: ";"))
-                } else {
-                    put(UInt8(ascii: ":"))
-                    put(UInt8(ascii: " "))
-                    put(h.value)
-                }
-            }
+        if expectOff {
+            let line = text
+            text = copy("Expect:", to: text)
+            text[0] = 0
+            text += 1
+            (nodes + index).initialize(to: curl_slist(data: UnsafeMutableRawPointer(line).assumingMemoryBound(to: CChar.self), next: nil))
+            if index > 0 { nodes[index - 1].next = nodes + index }
+            index += 1
         }
-        if expectOff { line { put("Expect:") } }
-        assert(index == lines && text == (block + nodeBytes + textBytes).assumingMemoryBound(to: UInt8.self), "header block size")
+        assert(index == lines && text == textStart + textBytes, "header block size")
         return nodes
+    }
+
+    /// Copies the UTF-8 bytes of `s` to `p`; returns the position after them.
+    @inline(__always)
+    private static func copy(_ s: String, to p: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
+        if let end = s.utf8.withContiguousStorageIfAvailable({ bytes -> UnsafeMutablePointer<UInt8> in
+            if let base = bytes.baseAddress { p.update(from: base, count: bytes.count) }
+            return p + bytes.count
+        }) {
+            return end
+        }
+        var q = p
+        for b in s.utf8 {
+            q.pointee = b
+            q += 1
+        }
+        return q
     }
 
     /// Frees a list `make` returned (nil: nothing).
