@@ -69,13 +69,6 @@ struct FDTable {
         parked.removeAll(keepingCapacity: true)
     }
 
-    /// Removes `fd`, returning its interest if it was present (parked or not).
-    mutating func removeValue(forKey fd: Int32) -> UInt32? {
-        let old = self[fd]
-        if old != nil { self[fd] = nil }
-        return old
-    }
-
     /// The descriptors present and not parked, ascending.
     var keys: [Int32] { slots.indices.filter { slots[$0] != 0 && slots[$0] & FDTable.parkedBit == 0 }.map { Int32($0) } }
 

@@ -13,8 +13,7 @@ enum HeaderBlock {
         guard lines > 0 else { return nil }
         var textBytes = expectOff ? 8 : 0  // "Expect:" and its NUL
         for h in headers {
-            let empty = allBytes(of: h.value, { $0 == 0x20 || $0 == 0x09 })
-            textBytes += h.name.utf8.count + (empty ? 2 : 3 + h.value.utf8.count)  // ";" NUL, or ": " value NUL
+            textBytes += h.name.utf8.count + (isBlank(h.value) ? 2 : 3 + h.value.utf8.count)  // ";" NUL, or ": " value NUL
         }
         let nodeBytes = lines * MemoryLayout<curl_slist>.stride
         let block = UnsafeMutableRawPointer.allocate(byteCount: nodeBytes + textBytes, alignment: MemoryLayout<curl_slist>.alignment)
@@ -26,7 +25,7 @@ enum HeaderBlock {
         for h in headers {
             let line = text
             text = copy(h.name, to: text)
-            if allBytes(of: h.value, { $0 == 0x20 || $0 == 0x09 }) {
+            if isBlank(h.value) {
                 text[0] = UInt8(ascii: ";")
                 text += 1
             } else {
@@ -34,23 +33,31 @@ enum HeaderBlock {
                 text[1] = UInt8(ascii: " ")
                 text = copy(h.value, to: text + 2)
             }
-            text[0] = 0
-            text += 1
-            (nodes + index).initialize(to: curl_slist(data: UnsafeMutableRawPointer(line).assumingMemoryBound(to: CChar.self), next: nil))
-            if index > 0 { nodes[index - 1].next = nodes + index }
-            index += 1
+            append(line: line, end: &text, to: nodes, at: &index)
         }
         if expectOff {
             let line = text
             text = copy("Expect:", to: text)
-            text[0] = 0
-            text += 1
-            (nodes + index).initialize(to: curl_slist(data: UnsafeMutableRawPointer(line).assumingMemoryBound(to: CChar.self), next: nil))
-            if index > 0 { nodes[index - 1].next = nodes + index }
-            index += 1
+            append(line: line, end: &text, to: nodes, at: &index)
         }
         assert(index == lines && text == textStart + textBytes, "header block size")
         return nodes
+    }
+
+    /// A value of only spaces and tabs: curl would drop `Name:` with it, so it goes as `Name;`.
+    @inline(__always)
+    private static func isBlank(_ value: String) -> Bool { allBytes(of: value, { $0 == 0x20 || $0 == 0x09 }) }
+
+    /// Ends the line that starts at `line` with its NUL at `end`, and links it as node `index` after the previous.
+    @inline(__always)
+    private static func append(
+        line: UnsafeMutablePointer<UInt8>, end: inout UnsafeMutablePointer<UInt8>, to nodes: UnsafeMutablePointer<curl_slist>, at index: inout Int
+    ) {
+        end[0] = 0
+        end += 1
+        (nodes + index).initialize(to: curl_slist(data: UnsafeMutableRawPointer(line).assumingMemoryBound(to: CChar.self), next: nil))
+        if index > 0 { nodes[index - 1].next = nodes + index }
+        index += 1
     }
 
     /// Copies the UTF-8 bytes of `s` to `p`; returns the position after them.

@@ -20,9 +20,11 @@ final class ReactorPartsTests: XCTestCase {
         XCTAssertNil(t[-1], "a negative descriptor is never stored")
         XCTAssertEqual(t.count, 2)
         XCTAssertEqual(t.keys, [3, 200])
-        XCTAssertEqual(t.removeValue(forKey: 3), 1)
-        XCTAssertNil(t.removeValue(forKey: 3))
-        XCTAssertNil(t.removeValue(forKey: 10_000))
+        t[3] = nil
+        XCTAssertNil(t[3])
+        t[10_000] = nil
+        XCTAssertNil(t[10_000], "removing an absent descriptor beyond the table is harmless")
+        XCTAssertEqual(t.count, 1)
         t[200] = nil
         XCTAssertEqual(t.count, 0)
         XCTAssertEqual(t.keys, [])
