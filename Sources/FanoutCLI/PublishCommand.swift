@@ -135,9 +135,8 @@ struct PublishCommand: AsyncParsableCommand {
         try obs.finish()
 
         if json {
-            var out = StandardOutput()
-            JSONValue.writePrettyLines(outcomes.lazy.map(\.json)) { out.write($0) }
-            out.flush()
+            fflush(nil)  // after whatever `print` buffered
+            JSONValue.writePrettyLines(outcomes, to: writeStandardOutput) { w, r in r.write(to: &w) }
         } else {
             for (alert, r) in zip(batch.alerts, outcomes) { print(renderPublish(alert: alert, r)) }
         }
@@ -211,33 +210,15 @@ func table(_ rows: [[String]]) -> [String] {
     }
 }
 
-/// Bytes to standard output in 64 KiB writes, after whatever `print` buffered (long JSON output without a
-/// `String` of all of it).
-struct StandardOutput {
-    private var buffer: [UInt8] = []
-
-    init() {
-        fflush(nil)
-        buffer.reserveCapacity(1 << 16)
-    }
-
-    mutating func write(_ bytes: UnsafeBufferPointer<UInt8>) {
-        buffer.append(contentsOf: bytes)
-        if buffer.count >= 1 << 16 { flush() }
-    }
-
-    mutating func flush() {
-        buffer.withUnsafeBytes { raw in
-            var done = 0
-            while done < raw.count {
-                let n = Foundation.write(1, raw.baseAddress! + done, raw.count - done)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    return  // stdout closed: nothing more to do here
-                }
-                done += n
-            }
+/// `bytes` to standard output, unbuffered (callers write large chunks).
+func writeStandardOutput(_ bytes: UnsafeBufferPointer<UInt8>) {
+    var done = 0
+    while done < bytes.count {
+        let n = Foundation.write(1, bytes.baseAddress! + done, bytes.count - done)
+        if n < 0 {
+            if errno == EINTR { continue }
+            return  // stdout closed: nothing more to do here
         }
-        buffer.removeAll(keepingCapacity: true)
+        done += n
     }
 }

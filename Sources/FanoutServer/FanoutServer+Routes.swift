@@ -235,8 +235,18 @@ extension FanoutServer {
         } else {
             status = "partial"
         }
-        let body: JSONValue = .object([("status", .string(status)), ("alerts", .int(results.count)), ("reports", .array(results.map(\.json)))])
-        return jsonResponse(reached == results.count ? .ok : .badGateway, body)
+        return jsonResponse(reached == results.count ? .ok : .badGateway) { w in
+            w.beginObject()
+            w.key("status")
+            w.string(status)
+            w.key("alerts")
+            w.int(results.count)
+            w.key("reports")
+            w.beginArray()
+            for r in results { r.write(to: &w) }
+            w.endArray()
+            w.endObject()
+        }
     }
 
     /// A target as `GET /targets` shows it: no secret, no Slack URL (it is a credential), no URL query or user info.

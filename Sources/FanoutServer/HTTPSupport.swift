@@ -5,11 +5,17 @@ import NIOCore
 
 /// A response with a JSON body.
 func jsonResponse(_ status: HTTPResponse.Status, _ body: JSONValue, headers extra: HTTPFields = [:]) -> Response {
+    jsonResponse(status, headers: extra) { $0.value(body) }
+}
+
+/// `status` with the compact JSON text `write` writes (one value) and a line break.
+func jsonResponse(_ status: HTTPResponse.Status, headers extra: HTTPFields = [:], write: (inout JSONWriter) -> Void) -> Response {
     var headers: HTTPFields = [.contentType: "application/json"]
     headers.append(contentsOf: extra)
-    var bytes = body.serialized()
-    bytes.append(0x0A)
-    return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
+    var w = JSONWriter(capacity: 1024)
+    write(&w)
+    w.bytes.append(0x0A)
+    return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: w.bytes)))
 }
 
 /// `{"error": message}` with `status`.

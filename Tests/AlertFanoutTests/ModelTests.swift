@@ -1,3 +1,4 @@
+import FanoutCore
 import XCTest
 
 // ModelTests: timestamps, fingerprints, JSON parsing and serialisation, and alert input decoding with field-named errors.
@@ -85,6 +86,96 @@ final class ModelTests: XCTestCase {
             JSONValue.writePrettyLines(items.prefix(n)) { bytes.append(contentsOf: $0) }
             XCTAssertEqual(String(decoding: bytes, as: UTF8.self), JSONValue.array(Array(items.prefix(n))).prettyText() + "\n", "\(n) items")
         }
+    }
+
+    /// The writer's text, compact and indented, for a tree with every kind of value, escapes, empty containers
+    /// and nesting — written out in full, so a change of layout shows here.
+    func testJSONWriterTextIsTheDocumentedLayout() throws {
+        let tree: JSONValue = .object([
+            ("s", .string("a\"b\\c\n\u{1}é/")), ("n", .int(-42)), ("f", .number("1.5e3")), ("t", .bool(true)), ("z", .null),
+            ("empty", .object([])), ("list", .array([.array([]), .object([("k", .int(0))]), .string("x")])),
+        ])
+        XCTAssertEqual(tree.jsonText, #"{"s":"a\"b\\c\n\u0001é/","n":-42,"f":1.5e3,"t":true,"z":null,"empty":{},"list":[[],{"k":0},"x"]}"#)
+        XCTAssertEqual(
+            tree.prettyText(),
+            """
+            {
+              "s": "a\\"b\\\\c\\n\\u0001é/",
+              "n": -42,
+              "f": 1.5e3,
+              "t": true,
+              "z": null,
+              "empty": {},
+              "list": [
+                [],
+                {
+                  "k": 0
+                },
+                "x"
+              ]
+            }
+            """)
+        XCTAssertEqual(try JSONValue.parse(tree.prettyText()), tree)
+        // Integers at the ends of Int, written without a String in between.
+        for v in [0, 7, -1, 10, 99, 100, Int.max, Int.min] { XCTAssertEqual(JSONValue.int(v).jsonText, String(v)) }
+        var w = JSONWriter()
+        for v in [Int.max, Int.min, 0] {
+            w.bytes.removeAll()
+            w.int(v)
+            XCTAssertEqual(String(decoding: w.bytes, as: UTF8.self), String(v))
+        }
+    }
+
+    /// A publish report written straight to text is its tree's text, for a full report, a failed publish with
+    /// its report, and one without; the tree (`json`) reads back with every field.
+    func testReportsWriteTheirTreesText() throws {
+        let report = PublishReport(
+            alertName: "Disk \"full\"", fingerprint: "abc", status: "firing",
+            results: [
+                TargetResult(
+                    target: "pd", type: "pagerduty", outcome: .succeeded, httpStatus: 202, attempts: 1, durationSeconds: 0.0123456, deadlineSeconds: 2,
+                    action: "trigger", detail: "dedup-1"),
+                TargetResult(
+                    target: "hook", type: "webhook", outcome: .failed, errorKind: .httpStatus, httpStatus: 503, message: "HTTP 503\nretry", attempts: 3,
+                    retryable: true, durationSeconds: 1.5),
+                TargetResult(target: "off", type: "slack", outcome: .skipped, skipReason: .disabled),
+            ],
+            durationSeconds: 1.5004, deadlineSeconds: 10)
+        let expected: JSONValue = .object([
+            ("alert", .string("Disk \"full\"")), ("fingerprint", .string("abc")), ("status", .string("firing")), ("duration_ms", .number("1500.4")),
+            ("deadline_ms", .number("10000")), ("succeeded", .int(1)), ("failed", .int(1)), ("skipped", .int(1)), ("partial_success", .bool(true)),
+            (
+                "results",
+                .array([
+                    .object([
+                        ("target", .string("pd")), ("type", .string("pagerduty")), ("outcome", .string("succeeded")), ("action", .string("trigger")),
+                        ("http_status", .int(202)), ("attempts", .int(1)), ("duration_ms", .number("12.346")), ("deadline_ms", .number("2000")),
+                        ("detail", .string("dedup-1")),
+                    ]),
+                    .object([
+                        ("target", .string("hook")), ("type", .string("webhook")), ("outcome", .string("failed")), ("http_status", .int(503)),
+                        ("error_kind", .string("http_status")), ("message", .string("HTTP 503\nretry")), ("attempts", .int(3)), ("retryable", .bool(true)),
+                        ("duration_ms", .number("1500")),
+                    ]),
+                    .object([
+                        ("target", .string("off")), ("type", .string("slack")), ("outcome", .string("skipped")), ("skip_reason", .string("disabled")),
+                        ("attempts", .int(0)), ("duration_ms", .number("0")),
+                    ]),
+                ])
+            ),
+        ])
+        XCTAssertEqual(report.json.jsonText, expected.jsonText)
+        var pretty = JSONWriter(pretty: true)
+        report.write(to: &pretty)
+        XCTAssertEqual(String(decoding: pretty.bytes, as: UTF8.self), expected.prettyText())
+
+        let failed: Result<PublishReport, PublishError> = .failure(.allFailed(report))
+        let withError = JSONValue.object([("error", .string(PublishError.allFailed(report).description))] + expected.objectValue!)
+        XCTAssertEqual(failed.json.jsonText, withError.jsonText)
+        XCTAssertEqual(Result<PublishReport, PublishError>.failure(.noEnabledTargets).json.jsonText, #"{"error":"no enabled targets to publish to"}"#)
+        var lines: [UInt8] = []
+        JSONValue.writePrettyLines([.success(report), failed], to: { lines.append(contentsOf: $0) }) { w, r in r.write(to: &w) }
+        XCTAssertEqual(String(decoding: lines, as: UTF8.self), JSONValue.array([expected, withError]).prettyText() + "\n")
     }
 
     /// Milliseconds are written as `.double` writes the microsecond-rounded value, without printing a Double.

@@ -61,25 +61,14 @@ public enum JSONValue: Sendable, Hashable {
 
     /// Milliseconds from seconds, rounded to the microsecond and written with up to three decimals, trailing
     /// zeros dropped (`151.826`, `0.5`, `2`): the text `.double` writes for such a value, made with integer
-    /// arithmetic (reports write two of these per target; printing a `Double` costs more than the rest of it).
+    /// arithmetic (reports write two of these per target; printing a `Double` costs more than the rest of it);
+    /// ``JSONWriter/milliseconds(_:)`` writes the same text.
     public static func milliseconds(_ seconds: Double) -> JSONValue {
         let micros = (seconds * 1000 * 1000).rounded()
         guard micros.isFinite, abs(micros) < 1e15 else { return .double(micros / 1000) }
-        let m = Int64(micros)
-        let whole = m / 1000
-        var frac = (m % 1000).magnitude
-        var text = m < 0 && whole == 0 ? "-0" : String(whole)
-        guard frac != 0 else { return .number(text) }
-        var digits = 3
-        while frac % 10 == 0 {
-            frac /= 10
-            digits -= 1
-        }
-        text.append(".")
-        let f = String(frac)
-        if f.utf8.count < digits { text.append(String(repeating: "0", count: digits - f.utf8.count)) }
-        text.append(f)
-        return .number(text)
+        var w = JSONWriter(capacity: 24)
+        w.milliseconds(seconds)
+        return .number(String(decoding: w.bytes, as: UTF8.self))
     }
 
     /// An object from string pairs, in the given order.

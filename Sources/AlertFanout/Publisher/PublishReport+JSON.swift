@@ -5,19 +5,38 @@ extension PublishReport {
     /// `{alert, fingerprint, status, duration_ms, deadline_ms, succeeded, failed, skipped, partial_success, results: [...]}`;
     /// each result: `target, type, outcome` and, when they apply, `action, http_status, error_kind, skip_reason,
     /// message, attempts, retryable, duration_ms, deadline_ms, detail`. Never contains URLs or secrets.
-    public var json: JSONValue {
-        .object([
-            ("alert", .string(alertName)),
-            ("fingerprint", .string(fingerprint)),
-            ("status", .string(status)),
-            ("duration_ms", .milliseconds(durationSeconds)),
-            ("deadline_ms", .milliseconds(deadlineSeconds)),
-            ("succeeded", .int(succeeded)),
-            ("failed", .int(failed)),
-            ("skipped", .int(skipped)),
-            ("partial_success", .bool(isPartialSuccess)),
-            ("results", .array(results.map(\.json))),
-        ])
+    public var json: JSONValue { JSONValue(writtenBy: write) }
+
+    /// Writes ``json``'s text (one object) without building the tree.
+    public func write(to w: inout JSONWriter) {
+        w.beginObject()
+        writeMembers(to: &w)
+        w.endObject()
+    }
+
+    fileprivate func writeMembers(to w: inout JSONWriter) {
+        w.key("alert")
+        w.string(alertName)
+        w.key("fingerprint")
+        w.string(fingerprint)
+        w.key("status")
+        w.string(status)
+        w.key("duration_ms")
+        w.milliseconds(durationSeconds)
+        w.key("deadline_ms")
+        w.milliseconds(deadlineSeconds)
+        w.key("succeeded")
+        w.int(succeeded)
+        w.key("failed")
+        w.int(failed)
+        w.key("skipped")
+        w.int(skipped)
+        w.key("partial_success")
+        w.bool(isPartialSuccess)
+        w.key("results")
+        w.beginArray()
+        for r in results { r.write(to: &w) }
+        w.endArray()
     }
 }
 
@@ -25,41 +44,81 @@ extension TargetResult {
     /// `{target, type, outcome}` then, when they apply, `action, http_status, error_kind, skip_reason, message`;
     /// always `attempts`; `retryable` for failed targets; `duration_ms`, then `deadline_ms` and `detail` when set.
     /// Times are milliseconds with up to three decimals. Never contains URLs or secrets.
-    public var json: JSONValue {
-        var m: [(String, JSONValue)] = []
-        m.reserveCapacity(12)  // every key below: one allocation per result
-        m.append(("target", .string(target)))
-        m.append(("type", .string(type)))
-        m.append(("outcome", .string(outcome.rawValue)))
-        if let action { m.append(("action", .string(action))) }
-        if let httpStatus { m.append(("http_status", .int(httpStatus))) }
-        if let errorKind { m.append(("error_kind", .string(errorKind.rawValue))) }
-        if let skipReason { m.append(("skip_reason", .string(skipReason.rawValue))) }
-        if let message { m.append(("message", .string(message))) }
-        m.append(("attempts", .int(attempts)))
-        if outcome == .failed { m.append(("retryable", .bool(retryable))) }
-        m.append(("duration_ms", .milliseconds(durationSeconds)))
-        if let deadlineSeconds { m.append(("deadline_ms", .milliseconds(deadlineSeconds))) }
-        if let detail { m.append(("detail", .string(detail))) }
-        return .object(m)
+    public var json: JSONValue { JSONValue(writtenBy: write) }
+
+    /// Writes ``json``'s text (one object) without building the tree.
+    public func write(to w: inout JSONWriter) {
+        w.beginObject()
+        w.key("target")
+        w.string(target)
+        w.key("type")
+        w.string(type)
+        w.key("outcome")
+        w.string(outcome.rawValue)
+        if let action {
+            w.key("action")
+            w.string(action)
+        }
+        if let httpStatus {
+            w.key("http_status")
+            w.int(httpStatus)
+        }
+        if let errorKind {
+            w.key("error_kind")
+            w.string(errorKind.rawValue)
+        }
+        if let skipReason {
+            w.key("skip_reason")
+            w.string(skipReason.rawValue)
+        }
+        if let message {
+            w.key("message")
+            w.string(message)
+        }
+        w.key("attempts")
+        w.int(attempts)
+        if outcome == .failed {
+            w.key("retryable")
+            w.bool(retryable)
+        }
+        w.key("duration_ms")
+        w.milliseconds(durationSeconds)
+        if let deadlineSeconds {
+            w.key("deadline_ms")
+            w.milliseconds(deadlineSeconds)
+        }
+        if let detail {
+            w.key("detail")
+            w.string(detail)
+        }
+        w.endObject()
     }
 }
 
 extension PublishError {
     /// The `fanout publish --json` item for a failed publish: `{error, …report}` (just `{error}` when no target
     /// was attempted).
-    public var json: JSONValue {
-        if let rep = report { return .object([("error", .string(description))] + (rep.json.objectValue ?? [])) }
-        return .object([("error", .string(description))])
+    public var json: JSONValue { JSONValue(writtenBy: write) }
+
+    /// Writes ``json``'s text (one object) without building the tree.
+    public func write(to w: inout JSONWriter) {
+        w.beginObject()
+        w.key("error")
+        w.string(description)
+        report?.writeMembers(to: &w)
+        w.endObject()
     }
 }
 
 extension Result where Success == PublishReport, Failure == PublishError {
     /// One item of `fanout publish --json` and of the service's answers: the report, or the error with its report.
-    public var json: JSONValue {
+    public var json: JSONValue { JSONValue(writtenBy: write) }
+
+    /// Writes ``json``'s text without building the tree.
+    public func write(to w: inout JSONWriter) {
         switch self {
-        case .success(let r): return r.json
-        case .failure(let e): return e.json
+        case .success(let r): r.write(to: &w)
+        case .failure(let e): e.write(to: &w)
         }
     }
 
