@@ -41,6 +41,21 @@ struct Admission<Item> {
         let deadline: UInt64
     }
 
+    /// A waiting request's id as the key of `waiting`, hashed with the SplitMix64 finaliser instead of SipHash:
+    /// ids are the reactor's own sequence numbers (nobody outside chooses them, so no flooding to defend
+    /// against), and this map is on the path of every request that waits.
+    private struct WaitingKey: Hashable {
+        let id: UInt64
+        init(_ id: UInt64) { self.id = id }
+        func hash(into h: inout Hasher) { h.combine(id) }
+        func _rawHashValue(seed: Int) -> Int {
+            var x = id ^ UInt64(UInt(bitPattern: seed))
+            x = (x ^ (x >> 30)) &* 0xbf58_476d_1ce4_e5b9
+            x = (x ^ (x >> 27)) &* 0x94d0_49bb_1331_11eb
+            return Int(truncatingIfNeeded: x ^ (x >> 31))
+        }
+    }
+
     private struct Due: Comparable {
         let due: UInt64
         let id: UInt64
@@ -57,7 +72,7 @@ struct Admission<Item> {
     private var freeSlots: [Int] = []
     /// Hosts that have a request waiting and room for it, in turn order.
     private var ready = Deque<Int>()
-    private var waiting: [UInt64: Waiting] = [:]
+    private var waiting: [WaitingKey: Waiting] = [:]
     private var deadlines = Heap<Due>()
     /// Admitted requests not yet finished.
     private(set) var inFlight = 0
@@ -103,7 +118,7 @@ struct Admission<Item> {
             forgetIfIdle(s)
             return .overloaded
         }
-        waiting[id] = Waiting(item: item, host: s, deadline: deadline)
+        waiting[WaitingKey(id)] = Waiting(item: item, host: s, deadline: deadline)
         hosts[s].waiting.append(id)
         if deadline != .max { deadlines.insert(Due(due: deadline, id: id)) }
         markReady(s)
@@ -118,7 +133,7 @@ struct Admission<Item> {
             hosts[s].inReadyList = false
             var admitted: Item?
             while hosts[s].inFlight < maxPerHost, let id = hosts[s].waiting.popFirst() {
-                guard let w = waiting.removeValue(forKey: id) else {
+                guard let w = waiting.removeValue(forKey: WaitingKey(id)) else {
                     hosts[s].stale -= 1  // left the queue earlier
                     continue
                 }
@@ -145,7 +160,7 @@ struct Admission<Item> {
 
     /// Takes a waiting request out (a cancel). Nil when it is not waiting (admitted or gone already).
     mutating func remove(id: UInt64) -> Item? {
-        guard let w = waiting.removeValue(forKey: id) else { return nil }
+        guard let w = waiting.removeValue(forKey: WaitingKey(id)) else { return nil }
         left(w.host)
         return w.item
     }
@@ -162,11 +177,11 @@ struct Admission<Item> {
 
     /// The earliest overall deadline of a waiting request, if any.
     mutating func nextDeadline() -> UInt64? {
-        while let first = deadlines.min, waiting[first.id] == nil { _ = deadlines.popMin() }
+        while let first = deadlines.min, waiting[WaitingKey(first.id)] == nil { _ = deadlines.popMin() }
         // Entries of admitted or removed requests leave lazily from the top; one long wait at the top would let
         // the rest pile up, so rebuild the heap once it holds far more entries than waiting requests.
         if deadlines.count > 2 * waiting.count + 1024 {
-            deadlines = Heap(waiting.compactMap { id, w in w.deadline == .max ? nil : Due(due: w.deadline, id: id) })
+            deadlines = Heap(waiting.compactMap { key, w in w.deadline == .max ? nil : Due(due: w.deadline, id: key.id) })
         }
         return deadlines.min?.due
     }
@@ -176,7 +191,7 @@ struct Admission<Item> {
         var out: [Item] = []
         out.reserveCapacity(waiting.count)
         for s in hosts.indices where hosts[s].inUse {
-            for id in hosts[s].waiting { if let w = waiting.removeValue(forKey: id) { out.append(w.item) } }
+            for id in hosts[s].waiting { if let w = waiting.removeValue(forKey: WaitingKey(id)) { out.append(w.item) } }
             hosts[s].waiting.removeAll()
             hosts[s].stale = 0
         }
@@ -199,13 +214,13 @@ struct Admission<Item> {
     /// first, and compact the FIFO when gone entries make half of it.
     private mutating func left(_ s: Int) {
         hosts[s].stale += 1
-        while let first = hosts[s].waiting.first, waiting[first] == nil {
+        while let first = hosts[s].waiting.first, waiting[WaitingKey(first)] == nil {
             hosts[s].waiting.removeFirst()
             hosts[s].stale -= 1
         }
         if hosts[s].stale > 0 && hosts[s].stale * 2 >= hosts[s].waiting.count {
             let live = waiting
-            hosts[s].waiting.removeAll { live[$0] == nil }
+            hosts[s].waiting.removeAll { live[WaitingKey($0)] == nil }
             hosts[s].stale = 0
         }
         forgetIfIdle(s)

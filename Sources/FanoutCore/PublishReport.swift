@@ -81,11 +81,22 @@ public struct PublishReport: Sendable, Hashable {
         self.deadlineSeconds = deadlineSeconds
     }
 
-    public var succeeded: Int { results.count(where: { $0.outcome == .succeeded }) }
-    public var failed: Int { results.count(where: { $0.outcome == .failed }) }
-    public var skipped: Int { results.count(where: { $0.outcome == .skipped }) }
+    public var succeeded: Int { count(.succeeded) }
+    public var failed: Int { count(.failed) }
+    public var skipped: Int { count(.skipped) }
     /// Targets the operator switched off (`enabled: false`): listed as skipped, but not a delivery failure.
-    public var disabled: Int { results.count(where: { $0.skipReason == .disabled }) }
+    public var disabled: Int {
+        var n = 0
+        for i in results.indices where results[i].skipReason == .disabled { n += 1 }
+        return n
+    }
+
+    /// Results with `outcome`, read in place (a `count(where:)` copies every result, strings and all).
+    private func count(_ outcome: TargetOutcome) -> Int {
+        var n = 0
+        for i in results.indices where results[i].outcome == outcome { n += 1 }
+        return n
+    }
     /// Every selected, enabled target succeeded (disabled targets are the operator's choice, not a failure).
     public var allSucceeded: Bool { succeeded > 0 && succeeded + disabled == results.count }
     /// Some enabled targets succeeded and some did not (failed, or skipped for a reason other than being
@@ -98,7 +109,7 @@ public struct PublishReport: Sendable, Hashable {
 
     /// What the publish as a whole amounts to (the publish-result policy, in one place).
     public var outcome: PublishOutcome {
-        let cancelled = results.contains { $0.errorKind == .cancelled }
+        let cancelled = results.indices.contains { results[$0].errorKind == .cancelled }
         if cancelled && succeeded < results.count { return .cancelled }
         if succeeded > 0 { return .succeeded }
         if failed > 0 { return .allFailed }

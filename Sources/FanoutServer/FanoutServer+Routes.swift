@@ -237,11 +237,11 @@ extension FanoutServer {
         }
         return jsonResponse(reached == results.count ? .ok : .badGateway) { w in
             w.beginObject()
-            w.key("status")
+            w.key(literal: "status")
             w.string(status)
-            w.key("alerts")
+            w.key(literal: "alerts")
             w.int(results.count)
-            w.key("reports")
+            w.key(literal: "reports")
             w.beginArray()
             for r in results { r.write(to: &w) }
             w.endArray()

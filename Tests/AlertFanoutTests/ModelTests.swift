@@ -116,6 +116,13 @@ final class ModelTests: XCTestCase {
             }
             """)
         XCTAssertEqual(try JSONValue.parse(tree.prettyText()), tree)
+        // Deeper than one copy of the indent: 40 levels.
+        var deep: JSONValue = .int(1)
+        for _ in 0..<40 { deep = .array([deep]) }
+        var lines = (0..<40).map { String(repeating: "  ", count: $0) + "[" }
+        lines.append(String(repeating: "  ", count: 40) + "1")
+        lines += (0..<40).reversed().map { String(repeating: "  ", count: $0) + "]" }
+        XCTAssertEqual(deep.prettyText(), lines.joined(separator: "\n"))
         // Integers at the ends of Int, written without a String in between.
         for v in [0, 7, -1, 10, 99, 100, Int.max, Int.min] { XCTAssertEqual(JSONValue.int(v).jsonText, String(v)) }
         var w = JSONWriter()

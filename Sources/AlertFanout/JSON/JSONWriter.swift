@@ -59,13 +59,20 @@ public struct JSONWriter: Sendable {
 
     /// An object member's name; its value comes next.
     public mutating func key(_ name: String) {
-        if !empty { bytes.append(0x2C) }
-        empty = false
-        newline()
+        beforeKey()
         JSONWriter.appendString(name, to: &bytes)
-        bytes.append(0x3A)
-        if pretty { bytes.append(0x20) }
-        afterKey = true
+        afterName()
+    }
+
+    /// An object member's name given as a literal that needs no escaping (letters, digits, `_`, `-`…: checked
+    /// in debug builds), copied as is.
+    public mutating func key(literal name: StaticString) {
+        assert(UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount).allSatisfy { $0 >= 0x20 && $0 != 0x22 && $0 != 0x5C && $0 != 0x7F })
+        beforeKey()
+        bytes.append(0x22)
+        bytes.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+        bytes.append(0x22)
+        afterName()
     }
 
     // MARK: - Values
@@ -174,16 +181,30 @@ public struct JSONWriter: Sendable {
     /// In pretty output: a line break and the current depth's indent.
     private mutating func newline() {
         guard pretty else { return }
-        bytes.append(0x0A)
-        var n = depth * 2
-        while n > 0 {
-            let k = min(n, JSONWriter.spaces.count)
-            JSONWriter.spaces.withUnsafeBufferPointer { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: $0[0..<k])) }
-            n -= k
+        let text = JSONWriter.lineBreakAndIndent
+        var k = min(1 + depth * 2, text.utf8CodeUnitCount)
+        bytes.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: k))
+        var more = 1 + depth * 2 - k
+        while more > 0 {  // deeper than the literal's indent: further spaces from it
+            k = min(more, text.utf8CodeUnitCount - 1)
+            bytes.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start + 1, count: k))
+            more -= k
         }
     }
 
-    private static let spaces = [UInt8](repeating: 0x20, count: 64)
+    private mutating func beforeKey() {
+        if !empty { bytes.append(0x2C) }
+        empty = false
+        newline()
+    }
+
+    private mutating func afterName() {
+        bytes.append(0x3A)
+        if pretty { bytes.append(0x20) }
+        afterKey = true
+    }
+
+    private static let lineBreakAndIndent: StaticString = "\n                                                                "
 
     /// `v` in decimal.
     static func appendDecimal(_ v: Int, to out: inout [UInt8]) {

@@ -15,27 +15,27 @@ extension PublishReport {
     }
 
     fileprivate func writeMembers(to w: inout JSONWriter) {
-        w.key("alert")
+        w.key(literal: "alert")
         w.string(alertName)
-        w.key("fingerprint")
+        w.key(literal: "fingerprint")
         w.string(fingerprint)
-        w.key("status")
+        w.key(literal: "status")
         w.string(status)
-        w.key("duration_ms")
+        w.key(literal: "duration_ms")
         w.milliseconds(durationSeconds)
-        w.key("deadline_ms")
+        w.key(literal: "deadline_ms")
         w.milliseconds(deadlineSeconds)
-        w.key("succeeded")
+        w.key(literal: "succeeded")
         w.int(succeeded)
-        w.key("failed")
+        w.key(literal: "failed")
         w.int(failed)
-        w.key("skipped")
+        w.key(literal: "skipped")
         w.int(skipped)
-        w.key("partial_success")
+        w.key(literal: "partial_success")
         w.bool(isPartialSuccess)
-        w.key("results")
+        w.key(literal: "results")
         w.beginArray()
-        for r in results { r.write(to: &w) }
+        for i in results.indices { results[i].write(to: &w) }  // in place: no copy of each result
         w.endArray()
     }
 }
@@ -49,46 +49,46 @@ extension TargetResult {
     /// Writes ``json``'s text (one object) without building the tree.
     public func write(to w: inout JSONWriter) {
         w.beginObject()
-        w.key("target")
+        w.key(literal: "target")
         w.string(target)
-        w.key("type")
+        w.key(literal: "type")
         w.string(type)
-        w.key("outcome")
+        w.key(literal: "outcome")
         w.string(outcome.rawValue)
         if let action {
-            w.key("action")
+            w.key(literal: "action")
             w.string(action)
         }
         if let httpStatus {
-            w.key("http_status")
+            w.key(literal: "http_status")
             w.int(httpStatus)
         }
         if let errorKind {
-            w.key("error_kind")
+            w.key(literal: "error_kind")
             w.string(errorKind.rawValue)
         }
         if let skipReason {
-            w.key("skip_reason")
+            w.key(literal: "skip_reason")
             w.string(skipReason.rawValue)
         }
         if let message {
-            w.key("message")
+            w.key(literal: "message")
             w.string(message)
         }
-        w.key("attempts")
+        w.key(literal: "attempts")
         w.int(attempts)
         if outcome == .failed {
-            w.key("retryable")
+            w.key(literal: "retryable")
             w.bool(retryable)
         }
-        w.key("duration_ms")
+        w.key(literal: "duration_ms")
         w.milliseconds(durationSeconds)
         if let deadlineSeconds {
-            w.key("deadline_ms")
+            w.key(literal: "deadline_ms")
             w.milliseconds(deadlineSeconds)
         }
         if let detail {
-            w.key("detail")
+            w.key(literal: "detail")
             w.string(detail)
         }
         w.endObject()
@@ -103,7 +103,7 @@ extension PublishError {
     /// Writes ``json``'s text (one object) without building the tree.
     public func write(to w: inout JSONWriter) {
         w.beginObject()
-        w.key("error")
+        w.key(literal: "error")
         w.string(description)
         report?.writeMembers(to: &w)
         w.endObject()
