@@ -70,22 +70,38 @@ public struct WebhookFormatter: AlertFormatter {
     /// The message id and the body, which depend on the alert alone (kept in `memo` for the publish's other targets).
     static func envelope(_ alert: Alert, memo: FormatMemo?) -> (id: String, body: [UInt8]) {
         if let made = memo?.webhook { return made }
-        var data: [(String, JSONValue)] = [
-            ("fingerprint", .string(alert.fingerprint)),
-            ("status", .string(alert.status.rawValue)),
-            ("labels", alert.labelsJSON),
-            ("annotations", alert.annotationsJSON),
-            ("startsAt", .string(alert.startsAt.rfc3339)),
-        ]
-        if let e = alert.endsAt { data.append(("endsAt", .string(e.rfc3339))) }
-        data.append(("generatorURL", .string(alert.generatorURL)))
-        if let c = alert.classification { data.append(("classification", c.json)) }
-        let envelope: JSONValue = .object([
-            ("type", .string("alert.\(alert.status.rawValue)")),
-            ("timestamp", .string(WebhookFormatter.eventTime(alert).rfc3339)),
-            ("data", .object(data)),
-        ])
-        let made = (messageID(alert), envelope.serialized())
+        let startsAt = alert.startsAt.rfc3339
+        var w = JSONWriter(capacity: 512)
+        w.beginObject()
+        w.key(literal: "type")
+        w.string(alert.status == .resolved ? "alert.resolved" : "alert.firing")
+        w.key(literal: "timestamp")
+        w.string(alert.status == .resolved ? WebhookFormatter.eventTime(alert).rfc3339 : startsAt)
+        w.key(literal: "data")
+        w.beginObject()
+        w.key(literal: "fingerprint")
+        w.string(alert.fingerprint)
+        w.key(literal: "status")
+        w.string(alert.status.rawValue)
+        w.key(literal: "labels")
+        w.strings(alert.sortedLabels)
+        w.key(literal: "annotations")
+        w.strings(alert.sortedAnnotations)
+        w.key(literal: "startsAt")
+        w.string(startsAt)
+        if let e = alert.endsAt {
+            w.key(literal: "endsAt")
+            w.string(e.rfc3339)
+        }
+        w.key(literal: "generatorURL")
+        w.string(alert.generatorURL)
+        if let c = alert.classification {
+            w.key(literal: "classification")
+            w.value(c.json)
+        }
+        w.endObject()
+        w.endObject()
+        let made = (messageID(alert, startsAt: startsAt), w.bytes)
         memo?.webhook = made
         return made
     }
@@ -97,9 +113,16 @@ public struct WebhookFormatter: AlertFormatter {
     }
 
     /// `msg_` + 32 hex digits of SHA-256(`fingerprint:status:startsAt`).
-    public static func messageID(_ alert: Alert) -> String {
-        let digest = SHA256.hash(data: Array("\(alert.fingerprint):\(alert.status.rawValue):\(alert.startsAt.rfc3339)".utf8))
-        return "msg_" + lowercaseHex(digest.prefix(16))
+    public static func messageID(_ alert: Alert) -> String { messageID(alert, startsAt: alert.startsAt.rfc3339) }
+
+    /// ``messageID(_:)`` with `startsAt` already formatted.
+    static func messageID(_ alert: Alert, startsAt: String) -> String {
+        var h = SHA256()
+        for part in [alert.fingerprint, ":", alert.status.rawValue, ":", startsAt] {
+            var part = part
+            part.withUTF8 { h.update(bufferPointer: UnsafeRawBufferPointer($0)) }
+        }
+        return "msg_" + lowercaseHex(h.finalize().prefix(16))
     }
 
     /// `v1,<base64(HMAC-SHA256(key, "id.timestamp.body"))>`, the key read by `WebhookSecret.key`.

@@ -136,6 +136,16 @@ public struct JSONWriter: Sendable {
         }
     }
 
+    /// An object of string members, in the given order (``JSONValue/strings(_:)``'s text).
+    public mutating func strings(_ pairs: [(String, String)]) {
+        beginObject()
+        for i in pairs.indices {
+            key(pairs[i].0)
+            string(pairs[i].1)
+        }
+        endObject()
+    }
+
     /// A whole tree as one value.
     public mutating func value(_ v: JSONValue) {
         switch v {

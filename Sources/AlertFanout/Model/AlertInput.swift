@@ -116,10 +116,14 @@ public enum AlertInput {
         return batch
     }
 
-    static func alert(_ v: JSONValue, path: String, now: Timestamp, problems: inout [InputProblem]) -> Alert? {
-        func p(_ field: String) -> String { path.isEmpty ? field : "\(path).\(field)" }
+    static func alert(_ v: JSONValue, path: @autoclosure () -> String, now: Timestamp, problems: inout [InputProblem]) -> Alert? {
+        // Paths are made only for problems (an interpolation per field cost more than the field's check).
+        func p(_ field: String) -> String {
+            let base = path()
+            return base.isEmpty ? field : "\(base).\(field)"
+        }
         guard case .object = v else {
-            problems.append(InputProblem(path, "an alert must be an object, not \(v.typeName)"))
+            problems.append(InputProblem(path(), "an alert must be an object, not \(v.typeName)"))
             return nil
         }
         let before = problems.count
@@ -168,9 +172,9 @@ public enum AlertInput {
             generatorURL: generatorURL, fingerprint: fingerprint, classification: classification)
     }
 
-    static func decodeClassification(_ v: JSONValue, _ path: String, _ problems: inout [InputProblem]) -> Classification? {
+    static func decodeClassification(_ v: JSONValue, _ path: @autoclosure () -> String, _ problems: inout [InputProblem]) -> Classification? {
         guard case .object = v else {
-            problems.append(InputProblem(path, "must be an object, not \(v.typeName)"))
+            problems.append(InputProblem(path(), "must be an object, not \(v.typeName)"))
             return nil
         }
         let before = problems.count
@@ -178,43 +182,44 @@ public enum AlertInput {
         if let raw = v["severity"]?.stringValue, let s = Classification.Severity(rawValue: raw) {
             severity = s
         } else {
-            problems.append(InputProblem(path + ".severity", "must be one of critical, warning, info, noise, not \(v["severity"]?.jsonText ?? "missing")"))
+            problems.append(InputProblem(path() + ".severity", "must be one of critical, warning, info, noise, not \(v["severity"]?.jsonText ?? "missing")"))
         }
         var confidence = 1.0
         if let c = v["confidence"] {
             if let d = c.doubleValue, d >= 0, d <= 1 {
                 confidence = d
             } else {
-                problems.append(InputProblem(path + ".confidence", "must be a number from 0 to 1, not \(c.jsonText)"))
+                problems.append(InputProblem(path() + ".confidence", "must be a number from 0 to 1, not \(c.jsonText)"))
             }
         }
-        let reasoning = optionalString(v["reasoning"], path + ".reasoning", &problems)
+        let reasoning = optionalString(v["reasoning"], path() + ".reasoning", &problems)
         var recs: [String] = []
         if let r = v["recommendations"], !r.isNull {
             if let items = r.arrayValue, items.allSatisfy({ $0.stringValue != nil }) {
                 recs = items.compactMap(\.stringValue)
             } else {
-                problems.append(InputProblem(path + ".recommendations", "must be an array of strings"))
+                problems.append(InputProblem(path() + ".recommendations", "must be an array of strings"))
             }
         }
         guard problems.count == before else { return nil }
         return Classification(severity: severity, confidence: confidence, reasoning: reasoning, recommendations: recs)
     }
 
-    static func stringMap(_ v: JSONValue?, _ path: String, _ problems: inout [InputProblem]) -> [String: String]? {
+    static func stringMap(_ v: JSONValue?, _ path: @autoclosure () -> String, _ problems: inout [InputProblem]) -> [String: String]? {
         guard let v, !v.isNull else { return nil }
         guard let members = v.objectValue else {
-            problems.append(InputProblem(path, "must be an object of string values, not \(v.typeName)"))
+            problems.append(InputProblem(path(), "must be an object of string values, not \(v.typeName)"))
             return nil
         }
         var out: [String: String] = [:]
+        out.reserveCapacity(members.count)
         for (k, value) in members {
             if k.isEmpty {
-                problems.append(InputProblem(path, "has an empty name"))
+                problems.append(InputProblem(path(), "has an empty name"))
                 continue
             }
             guard let s = value.stringValue else {
-                problems.append(InputProblem("\(path).\(k)", "must be a string, not \(value.typeName)"))
+                problems.append(InputProblem("\(path()).\(k)", "must be a string, not \(value.typeName)"))
                 continue
             }
             out[k] = s
@@ -222,19 +227,19 @@ public enum AlertInput {
         return out
     }
 
-    static func optionalString(_ v: JSONValue?, _ path: String, _ problems: inout [InputProblem]) -> String? {
+    static func optionalString(_ v: JSONValue?, _ path: @autoclosure () -> String, _ problems: inout [InputProblem]) -> String? {
         guard let v, !v.isNull else { return nil }
         guard let s = v.stringValue else {
-            problems.append(InputProblem(path, "must be a string, not \(v.typeName)"))
+            problems.append(InputProblem(path(), "must be a string, not \(v.typeName)"))
             return nil
         }
         return s
     }
 
-    static func time(_ v: JSONValue?, _ path: String, _ problems: inout [InputProblem]) -> Timestamp? {
-        guard let s = optionalString(v, path, &problems), !s.isEmpty else { return nil }
+    static func time(_ v: JSONValue?, _ path: @autoclosure () -> String, _ problems: inout [InputProblem]) -> Timestamp? {
+        guard let s = optionalString(v, path(), &problems), !s.isEmpty else { return nil }
         guard let t = Timestamp.parse(s) else {
-            problems.append(InputProblem(path, "\"\(s)\" is not an RFC 3339 time (example: 2024-05-01T12:00:00Z)"))
+            problems.append(InputProblem(path(), "\"\(s)\" is not an RFC 3339 time (example: 2024-05-01T12:00:00Z)"))
             return nil
         }
         return t
