@@ -38,6 +38,12 @@ struct PublishCommand: AsyncParsableCommand {
     @Option(help: "Requests in flight at once per target.")
     var maxInFlight: Int?
 
+    @Option(
+        help:
+            "Alerts being published at once; the next starts as one finishes. Each alert's --deadline counts from its start. Bounds memory for long alert files without slowing them: the targets' connections stay busy."
+    )
+    var alertsInFlight: Int = 256
+
     @Flag(help: "Print the reports as JSON instead of tables.")
     var json = false
 
@@ -55,6 +61,7 @@ struct PublishCommand: AsyncParsableCommand {
         }
         guard deadline > .zero else { throw ValidationError("--deadline must be positive") }
         if let m = maxInFlight, m < 1 { throw ValidationError("--max-in-flight must be at least 1") }
+        guard alertsInFlight >= 1 else { throw ValidationError("--alerts-in-flight must be at least 1") }
         if let s = store {
             switch StoreLocation.parse(s) {
             case .failure(let e): throw ValidationError("--store: \(e.message)")
@@ -101,18 +108,44 @@ struct PublishCommand: AsyncParsableCommand {
         if let rootlyStore, !rootlyTargets.isEmpty {
             try await rootlyStore.loadRootlyIDs(rootlyTargets.flatMap { t in batch.alerts.map { "\(t)|\($0.fingerprint)" } }, into: publisher)
         }
-        // Every alert is published at once through the callback API: results land in their input slot on the
-        // reactor queue, and one wait covers them all (a task per alert costs more than the delivery itself).
+        // Alerts are published through the callback API, `alertsInFlight` at a time: a completion stores its
+        // result in its input slot (on the reactor queue) and starts the next alert; one wait covers them all (a
+        // task per alert costs more than the delivery itself). Thousands of alerts at once would only queue their
+        // requests in the reactor — same throughput, a heap and cache footprint that slows every request.
         let total = batch.alerts.count
-        let collected = Mutex((results: [Result<PublishReport, PublishError>?](repeating: nil, count: total), count: CountWaiter()))
-        for (i, alert) in batch.alerts.enumerated() {
-            publisher.publish(alert, options: options, batch: batch) { result in
-                collected.withLock { s -> CheckedContinuation<Void, Never>? in
-                    s.results[i] = result
-                    return s.count.add()
-                }?.resume()
+        let window = min(total, alertsInFlight)
+        let collected = Mutex(
+            (
+                results: [Result<PublishReport, PublishError>?](repeating: nil, count: total), count: CountWaiter(), next: window,
+                pending: [Int](), launching: false
+            ))
+        // Starts alert `i`, or leaves it to the caller already starting alerts: a publish that ends at once (every
+        // target skipped) completes inside `publish` and starts the next from there, which would nest one call
+        // per alert.
+        @Sendable func start(_ i: Int) {
+            let mine = collected.withLock { s in
+                s.pending.append(i)
+                defer { s.launching = true }
+                return !s.launching
+            }
+            guard mine else { return }
+            while let j = collected.withLock({ s -> Int? in
+                if let j = s.pending.popLast() { return j }
+                s.launching = false
+                return nil
+            }) {
+                publisher.publish(batch.alerts[j], options: options, batch: batch) { result in
+                    let (done, next) = collected.withLock { s -> (CheckedContinuation<Void, Never>?, Int?) in
+                        s.results[j] = result
+                        defer { s.next += 1 }
+                        return (s.count.add(), s.next < total ? s.next : nil)
+                    }
+                    if let next { start(next) }
+                    done?.resume()
+                }
             }
         }
+        for i in 0..<window { start(i) }
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             if !collected.withLock({ $0.count.park(c, until: total) }) { c.resume() }
         }

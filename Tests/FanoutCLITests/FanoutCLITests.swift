@@ -117,6 +117,43 @@ final class FanoutCLITests: XCTestCase {
         }
     }
 
+    /// `--alerts-in-flight` bounds the alerts being published at once and keeps every report in its input slot;
+    /// publishes that end inside `publish` (a Rootly resolve with no stored id fails before sending) start the
+    /// next alert from a loop, not one nested call per alert.
+    func testAlertsInFlightKeepsOrderAndEveryReport() throws {
+        let server = try MockTarget()
+        defer { server.stop() }
+        let targets = try targetsFile(
+            """
+            targets:
+              - {name: hook, type: webhook, url: '\(server.url("/hook?delay_ms=5"))'}
+            """)
+        let alerts = (0..<40).map { #"{"labels":{"alertname":"A\#($0)"}}"# }
+        for window in ["1", "3", "1000"] {
+            let out = try run(
+                ["publish", "--targets", targets, "--alerts", "-", "--json", "--alerts-in-flight", window], stdin: "[\(alerts.joined(separator: ","))]")
+            XCTAssertEqual(out.status, 0, out.err)
+            let reports = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(out.out.utf8)) as? [[String: Any]])
+            XCTAssertEqual(reports.map { $0["alert"] as? String }, (0..<40).map { "A\($0)" }, "window \(window)")
+        }
+        // A refused port: the first alerts fail (retried), the target's breaker opens, and every later alert is
+        // skipped inside `publish` — with a window of 1, thousands of publishes end one inside another's completion.
+        let refused = try targetsFile(
+            """
+            targets:
+              - {name: down, type: webhook, url: 'http://127.0.0.1:1/x'}
+            """)
+        let many = (0..<3000).map { #"{"labels":{"alertname":"R\#($0)"}}"# }
+        let out = try run(["publish", "--targets", refused, "--alerts", "-", "--json", "--alerts-in-flight", "1"], stdin: "[\(many.joined(separator: ","))]")
+        XCTAssertEqual(out.status, 2, String(out.err.suffix(2000)))
+        let reports = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(out.out.utf8)) as? [[String: Any]])
+        XCTAssertEqual(reports.map { $0["alert"] as? String }, (0..<3000).map { "R\($0)" })
+        let skipped = reports.filter { (($0["results"] as? [[String: Any]])?.first?["outcome"] as? String) == "skipped" }
+        XCTAssertGreaterThan(skipped.count, 2900, "skipped without a request once the breaker opened")
+        XCTAssertEqual(try run(["publish", "--targets", refused, "--alerts", "-", "--alerts-in-flight", "0"], stdin: "{}").status, 64)
+        XCTAssertEqual(server.requestCount, 120, "40 alerts × 3 runs")
+    }
+
     func testBadInputExitsWith64AndNamesTheFileAndField() throws {
         let good = try targetsFile("targets:\n  - {name: a, type: webhook, url: 'http://127.0.0.1:9/x'}\n")
         let badTargets = try targetsFile("targets:\n  - {name: a, type: pagerduty}\n")
