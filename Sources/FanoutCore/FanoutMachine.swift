@@ -178,6 +178,7 @@ public struct FanoutMachine: Sendable {
     /// Plans every target: skips and first attempts.
     public mutating func start(now: Double, book: inout GuardBook) -> [Action] {
         var actions: [Action] = []
+        actions.reserveCapacity(candidates.count + 1)
         for (i, c) in candidates.enumerated() {
             if !c.enabled {
                 states[i] = .done(skipped(i, .disabled, now: now))
@@ -191,15 +192,17 @@ public struct FanoutMachine: Sendable {
                 states[i] = .done(skipped(i, reason, now: now))
                 continue
             }
-            actions += attempt(i, number: 1, admission: nil, last: nil, now: now, book: &book)
+            if let a = attempt(i, number: 1, admission: nil, last: nil, now: now, book: &book) { actions.append(a) }
         }
-        return observed(actions + completionIfDone(now: now), &book)
+        actions += completionIfDone(now: now)
+        return observed(actions, &book)
     }
 
     /// A `.wait` has elapsed.
     public mutating func timerFired(index i: Int, now: Double, book: inout GuardBook) -> [Action] {
         guard i >= 0, i < states.count, case .waiting(let n, let admission, let last) = states[i] else { return [] }
-        return observed(attempt(i, number: n, admission: admission, last: last, now: now, book: &book) + completionIfDone(now: now), &book)
+        let next = attempt(i, number: n, admission: admission, last: last, now: now, book: &book)
+        return observed((next.map { [$0] } ?? []) + completionIfDone(now: now), &book)
     }
 
     /// The lane place this publish's target `index` waited for is its now (`.resume`). Starts the attempt with
@@ -341,18 +344,19 @@ public struct FanoutMachine: Sendable {
 
     // MARK: - Internals
 
-    /// Starts attempt `number` now, after a rate-limit wait, or not at all.
+    /// Starts attempt `number` now (`.send`), after a rate-limit wait (`.wait`), or not at all (nil). One action
+    /// at most, so no array per attempt.
     private mutating func attempt(
         _ i: Int, number n: Int, admission given: CircuitBreaker.Admission?, last: TargetResult?,
         now: Double, book: inout GuardBook
-    ) -> [Action] {
+    ) -> Action? {
         let c = candidates[i]
         let left = deadline - now
         // Another publish learned meanwhile that the endpoint is gone: no retry, no further wait.
         if book.peek(c.name, { $0.endpointGone }) {
             if let given { book.record(c.name, outcome: .neutral, latency: 0, timedOut: false, admission: given, now: now) }
             states[i] = .done(last ?? skipped(i, .endpointGone, now: now))
-            return []
+            return nil
         }
         guard left >= FanoutMachine.minimumAttemptSeconds else {
             if let given { book.record(c.name, outcome: .neutral, latency: 0, timedOut: false, admission: given, now: now) }
@@ -362,7 +366,7 @@ public struct FanoutMachine: Sendable {
                         target: c.name, type: c.type, outcome: .failed, errorKind: .timeout,
                         message: "the publish deadline passed before the attempt", attempts: n - 1,
                         retryable: true, durationSeconds: elapsed(now)))
-            return []
+            return nil
         }
         var admission = given
         if admission == nil {
@@ -374,7 +378,7 @@ public struct FanoutMachine: Sendable {
                         r.message = (r.message ?? "") + " (circuit opened before the retry)"
                         return r
                     } ?? skipped(i, .circuitOpen, now: now))
-                return []
+                return nil
             }
             admission = a
             // Rate limit: wait if it fits the deadline, else give up on this target.
@@ -386,11 +390,11 @@ public struct FanoutMachine: Sendable {
                 else {
                     book.record(c.name, outcome: .neutral, latency: 0, timedOut: false, admission: a, now: now)
                     states[i] = .done(last ?? skipped(i, .rateLimited, now: now))
-                    return []
+                    return nil
                 }
                 if wait > 0 {
                     states[i] = .waiting(attempt: n, admission: a, last: last)
-                    return [.wait(index: i, seconds: wait)]
+                    return .wait(index: i, seconds: wait)
                 }
             }
         }
@@ -398,9 +402,9 @@ public struct FanoutMachine: Sendable {
         let admitted = admission ?? .allowed
         if let limit = c.maxInFlight, !book.acquireLane(c.name, limit: limit, ticket: LaneTicket(run: runID, index: i)) {
             states[i] = .queued(attempt: n, admission: admitted, last: last)
-            return []
+            return nil
         }
-        return [begin(i, number: n, admission: admitted, now: now, book: &book)]
+        return begin(i, number: n, admission: admitted, now: now, book: &book)
     }
 
     /// Attempt `n` leaves now (its lane place, if any, is held).
@@ -482,8 +486,8 @@ public struct FanoutMachine: Sendable {
     private mutating func completionIfDone(now: Double) -> [Action] {
         guard !completed else { return [] }
         // Called after every attempt: look before building anything (the results array is made once, at the end).
-        for s in states {
-            guard case .done = s else { return [] }
+        for i in states.indices {  // in place: no copy of each state
+            guard case .done = states[i] else { return [] }
         }
         var results: [TargetResult] = []
         results.reserveCapacity(states.count)
