@@ -12,8 +12,8 @@ enum HeaderBlock {
         let lines = headers.count + (expectOff ? 1 : 0)
         guard lines > 0 else { return nil }
         var textBytes = expectOff ? 8 : 0  // "Expect:" and its NUL
-        for h in headers {
-            textBytes += h.name.utf8.count + (isBlank(h.value) ? 2 : 3 + h.value.utf8.count)  // ";" NUL, or ": " value NUL
+        for i in headers.indices {  // in place: no copy (two retains) per header
+            textBytes += headers[i].name.utf8.count + (isBlank(headers[i].value) ? 2 : 3 + headers[i].value.utf8.count)  // ";" NUL, or ": " value NUL
         }
         let nodeBytes = lines * MemoryLayout<curl_slist>.stride
         let block = UnsafeMutableRawPointer.allocate(byteCount: nodeBytes + textBytes, alignment: MemoryLayout<curl_slist>.alignment)
@@ -22,16 +22,16 @@ enum HeaderBlock {
         var text = textStart
         var index = 0
         // Straight-line code, no nested functions: captured locals would be boxed on the heap.
-        for h in headers {
+        for i in headers.indices {
             let line = text
-            text = copy(h.name, to: text)
-            if isBlank(h.value) {
+            text = copy(headers[i].name, to: text)
+            if isBlank(headers[i].value) {
                 text[0] = UInt8(ascii: ";")
                 text += 1
             } else {
                 text[0] = UInt8(ascii: ":")
                 text[1] = UInt8(ascii: " ")
-                text = copy(h.value, to: text + 2)
+                text = copy(headers[i].value, to: text + 2)
             }
             append(line: line, end: &text, to: nodes, at: &index)
         }

@@ -96,22 +96,24 @@ final class PublishRun: @unchecked Sendable {
     }
 
     private func send(index: Int, attempt: Int, timeoutSeconds timeout: Double) {
-        let target = targets[index]
-        let formatter = Formatters.formatter(for: target.type)
+        // The target is read in place (`targets[index]`), not copied: a copy retains and releases each of its
+        // strings and arrays, twice per delivery.
+        let type = targets[index].type
+        let formatter = Formatters.formatter(for: type)
         var context = FormatContext(
             now: WallClock.now(), batch: batch,
-            rootlyAlertID: target.type == .rootly ? publisher.rootlyIndex.id(target: target.name, fingerprint: alert.fingerprint) : nil)
+            rootlyAlertID: type == .rootly ? publisher.rootlyIndex.id(target: targets[index].name, fingerprint: alert.fingerprint) : nil)
         if !group { context.memo = memo }
         let request: OutboundRequest
         do {
             if group, let batch {
-                guard let r = try formatter.request(forGroup: batch, target: target, context: context) else {
-                    finished(index, .notSent(.format, message: "\(target.type.rawValue) targets take one alert per request, not a group"))
+                guard let r = try formatter.request(forGroup: batch, target: targets[index], context: context) else {
+                    finished(index, .notSent(.format, message: "\(type.rawValue) targets take one alert per request, not a group"))
                     return
                 }
                 request = r
             } else {
-                request = try formatter.request(for: alert, target: target, context: context)
+                request = try formatter.request(for: alert, target: targets[index], context: context)
             }
         } catch {
             let kind: FailureKind
@@ -126,7 +128,7 @@ final class PublishRun: @unchecked Sendable {
             method: request.method, url: request.url, headers: request.headers,
             body: request.body, timeout: .microseconds(Int64((timeout * 1e6).rounded(.up))),
             connectTimeout: .microseconds(Int64((min(timeout, 5) * 1e6).rounded(.up))),
-            captureHeaders: PublishRun.capturedHeaders, maxResponseBodyBytes: 64 * 1024, connection: target.connection)
+            captureHeaders: PublishRun.capturedHeaders, maxResponseBodyBytes: 64 * 1024, connection: targets[index].connection)
         // The completion keeps only what the response's reading needs (not the request's body and headers).
         let action = request.action
         let idempotent = request.idempotent
@@ -140,8 +142,8 @@ final class PublishRun: @unchecked Sendable {
 
     private func received(index: Int, action: String, idempotent: Bool, result: Result<HTTPResponse, TransferError>) {
         guard !finished else { return }
-        let target = targets[index]
-        let formatter = Formatters.formatter(for: target.type)
+        let type = targets[index].type
+        let formatter = Formatters.formatter(for: type)
         let outcome: FanoutMachine.AttemptOutcome
         switch result {
         case .success(let response):
@@ -149,11 +151,11 @@ final class PublishRun: @unchecked Sendable {
             let status = response.status
             switch formatter.verdict(status: status, body: response.body, retryAfter: retryAfterHeader) {
             case .delivered(let detail):
-                if target.type == .rootly {
+                if type == .rootly {
                     if action == "create", let id = detail {
-                        publisher.rootlyIndex.remember(target: target.name, fingerprint: alert.fingerprint, id: id)
+                        publisher.rootlyIndex.remember(target: targets[index].name, fingerprint: alert.fingerprint, id: id)
                     } else if action == "resolve" {
-                        publisher.rootlyIndex.forget(target: target.name, fingerprint: alert.fingerprint)
+                        publisher.rootlyIndex.forget(target: targets[index].name, fingerprint: alert.fingerprint)
                     }
                 }
                 outcome = .delivered(status: status, action: action, detail: detail)
@@ -176,7 +178,7 @@ final class PublishRun: @unchecked Sendable {
             outcome = .transportFailed(
                 PublishRun.failureKind(error.kind), message: error.message, idempotent: idempotent, action: action)
         }
-        finished(index, PublishRun.scrubbed(outcome, target: target))
+        finished(index, PublishRun.scrubbed(outcome, target: targets[index]))
     }
 
     /// The reactor's transfer error kind as a failure kind (`deadline` is the attempt's `timeout`; a shutdown
