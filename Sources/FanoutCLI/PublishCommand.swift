@@ -108,48 +108,7 @@ struct PublishCommand: AsyncParsableCommand {
         if let rootlyStore, !rootlyTargets.isEmpty {
             try await rootlyStore.loadRootlyIDs(rootlyTargets.flatMap { t in batch.alerts.map { "\(t)|\($0.fingerprint)" } }, into: publisher)
         }
-        // Alerts are published through the callback API, `alertsInFlight` at a time: a completion stores its
-        // result in its input slot (on the reactor queue) and starts the next alert; one wait covers them all (a
-        // task per alert costs more than the delivery itself). Thousands of alerts at once would only queue their
-        // requests in the reactor — same throughput, a heap and cache footprint that slows every request.
-        let total = batch.alerts.count
-        let window = min(total, alertsInFlight)
-        let collected = Mutex(
-            (
-                results: [Result<PublishReport, PublishError>?](repeating: nil, count: total), count: CountWaiter(), next: window,
-                pending: [Int](), launching: false
-            ))
-        // Starts alert `i`, or leaves it to the caller already starting alerts: a publish that ends at once (every
-        // target skipped) completes inside `publish` and starts the next from there, which would nest one call
-        // per alert.
-        @Sendable func start(_ i: Int) {
-            let mine = collected.withLock { s in
-                s.pending.append(i)
-                defer { s.launching = true }
-                return !s.launching
-            }
-            guard mine else { return }
-            while let j = collected.withLock({ s -> Int? in
-                if let j = s.pending.popLast() { return j }
-                s.launching = false
-                return nil
-            }) {
-                publisher.publish(batch.alerts[j], options: options, batch: batch) { result in
-                    let (done, next) = collected.withLock { s -> (CheckedContinuation<Void, Never>?, Int?) in
-                        s.results[j] = result
-                        defer { s.next += 1 }
-                        return (s.count.add(), s.next < total ? s.next : nil)
-                    }
-                    if let next { start(next) }
-                    done?.resume()
-                }
-            }
-        }
-        for i in 0..<window { start(i) }
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            if !collected.withLock({ $0.count.park(c, until: total) }) { c.resume() }
-        }
-        let outcomes = collected.withLock { $0.results.compactMap { $0 } }
+        let outcomes = await PublishWindow(publisher: publisher, batch: batch, options: options, window: alertsInFlight).run()
         if let rootlyStore {
             for case .success(let report) in outcomes {
                 for r in report.results where rootlyTargets.contains(r.target) && r.outcome == .succeeded {
@@ -182,6 +141,75 @@ struct PublishCommand: AsyncParsableCommand {
             }
         }
         if exit != 0 { throw ExitCode(exit) }
+    }
+}
+
+/// Publishes a batch's alerts through the callback API, `window` at a time: a completion stores its result in
+/// its input slot (on the reactor queue) and starts the next alert; one wait covers them all (a task per alert
+/// costs more than the delivery itself). Thousands of alerts at once would only queue their requests in the
+/// reactor: the same throughput, with a heap and cache footprint that slows every request.
+final class PublishWindow: Sendable {
+    private struct State {
+        var results: [Result<PublishReport, PublishError>?]
+        var count = CountWaiter()
+        var next: Int
+        /// Alerts to start, and whether a caller is starting them (see `start`).
+        var pending: [Int] = []
+        var starting = false
+    }
+
+    private let publisher: FanoutPublisher
+    private let batch: AlertBatch
+    private let options: PublishOptions
+    private let window: Int
+    private let state: Mutex<State>
+
+    init(publisher: FanoutPublisher, batch: AlertBatch, options: PublishOptions, window: Int) {
+        self.publisher = publisher
+        self.batch = batch
+        self.options = options
+        self.window = min(batch.alerts.count, window)
+        state = Mutex(State(results: Array(repeating: nil, count: batch.alerts.count), next: self.window))
+    }
+
+    /// Every alert's result, in input order.
+    func run() async -> [Result<PublishReport, PublishError>] {
+        for i in 0..<window { start(i) }
+        let total = batch.alerts.count
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            if !state.withLock({ $0.count.park(c, until: total) }) { c.resume() }
+        }
+        return state.withLock { $0.results.compactMap { $0 } }
+    }
+
+    /// Starts alert `i`, or leaves it to the caller already starting alerts: a publish that ends at once (every
+    /// target skipped) completes inside `publish` and starts the next from there, which would nest one call per
+    /// alert.
+    private func start(_ i: Int) {
+        let mine = state.withLock { s in
+            s.pending.append(i)
+            defer { s.starting = true }
+            return !s.starting
+        }
+        guard mine else { return }
+        while let j = state.withLock({ s -> Int? in
+            if let j = s.pending.popLast() { return j }
+            s.starting = false
+            return nil
+        }) {
+            publisher.publish(batch.alerts[j], options: options, batch: batch) { [self] result in finished(j, result) }
+        }
+    }
+
+    private func finished(_ i: Int, _ result: Result<PublishReport, PublishError>) {
+        let total = batch.alerts.count
+        let (done, next) = state.withLock { s -> (CheckedContinuation<Void, Never>?, Int?) in
+            s.results[i] = result
+            defer { s.next += 1 }
+            return (s.count.add(), s.next < total ? s.next : nil)
+        }
+        if let next { start(next) }
+        done?.resume()
     }
 }
 

@@ -154,6 +154,9 @@ final class FormatterGoldenTests: XCTestCase {
         // The id is stable for retries of one notification and differs between firing and resolved.
         XCTAssertEqual(try f.request(for: Samples.firingFull, target: t, context: context()).headers, req.headers)
         XCTAssertNotEqual(WebhookFormatter.messageID(Samples.firingFull), WebhookFormatter.messageID(Samples.resolved))
+        // msg_ + the first 32 hex digits of SHA-256("fingerprint:status:startsAt"), computed elsewhere (Python hashlib).
+        XCTAssertEqual(WebhookFormatter.messageID(Samples.firingFull), "msg_2d2a4bb1b767f05ed692435eaa5c581a")
+        XCTAssertEqual(WebhookFormatter.messageID(Samples.resolved), "msg_7fed3ff5ee1209ee93d87398c69a4e07")
         var unsigned = t
         unsigned.secret = nil
         XCTAssertFalse(try f.request(for: Samples.minimal, target: unsigned, context: context()).headers.contains { $0.name == "webhook-signature" })

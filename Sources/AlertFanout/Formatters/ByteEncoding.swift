@@ -26,15 +26,15 @@ func base64Encode(_ bytes: [UInt8]) -> String {
     return String(decoding: out, as: UTF8.self)
 }
 
-private let hexDigits = Array("0123456789abcdef".utf8)
-
-/// Lowercase hex, two digits per byte.
-func lowercaseHex(_ bytes: some Sequence<UInt8>) -> String {
+/// Lowercase hex, two digits per byte, after `prefix` (one allocation: message ids are made per alert).
+func lowercaseHex(_ bytes: some Sequence<UInt8>, prefix: StaticString = "") -> String {
+    let digits: StaticString = "0123456789abcdef"
     var out: [UInt8] = []
-    out.reserveCapacity(bytes.underestimatedCount * 2)
+    out.reserveCapacity(prefix.utf8CodeUnitCount + 2 * bytes.underestimatedCount)
+    out.append(contentsOf: UnsafeBufferPointer(start: prefix.utf8Start, count: prefix.utf8CodeUnitCount))
     for b in bytes {
-        out.append(hexDigits[Int(b >> 4)])
-        out.append(hexDigits[Int(b & 15)])
+        out.append(digits.utf8Start[Int(b >> 4)])
+        out.append(digits.utf8Start[Int(b & 15)])
     }
     return String(decoding: out, as: UTF8.self)
 }

@@ -118,11 +118,13 @@ public struct WebhookFormatter: AlertFormatter {
     /// ``messageID(_:)`` with `startsAt` already formatted.
     static func messageID(_ alert: Alert, startsAt: String) -> String {
         var h = SHA256()
-        for part in [alert.fingerprint, ":", alert.status.rawValue, ":", startsAt] {
-            var part = part
-            part.withUTF8 { h.update(bufferPointer: UnsafeRawBufferPointer($0)) }
-        }
-        return "msg_" + lowercaseHex(h.finalize().prefix(16))
+        var fingerprint = alert.fingerprint
+        var startsAt = startsAt
+        fingerprint.withUTF8 { h.update(bufferPointer: UnsafeRawBufferPointer($0)) }
+        let status: StaticString = alert.status == .resolved ? ":resolved:" : ":firing:"  // ":\(status):"
+        h.update(bufferPointer: UnsafeRawBufferPointer(start: status.utf8Start, count: status.utf8CodeUnitCount))
+        startsAt.withUTF8 { h.update(bufferPointer: UnsafeRawBufferPointer($0)) }
+        return h.finalize().withUnsafeBytes { lowercaseHex(UnsafeRawBufferPointer(rebasing: $0.prefix(16)), prefix: "msg_") }
     }
 
     /// `v1,<base64(HMAC-SHA256(key, "id.timestamp.body"))>`, the key read by `WebhookSecret.key`.
