@@ -156,7 +156,7 @@ def publish_cost():
                         "annotations": {"summary": f"alert {i} for the publish-cost comparison"}} for i in range(alerts)], f)
         body_len = 1024  # the yardstick: a 1 KB POST (a webhook body for these alerts is of that order)
         # Interleaved rounds, compared by their medians: one pair of short runs on a shared 2-core VM varies by a third.
-        rounds = 1 if QUICK else 5
+        rounds = 1 if QUICK else 7
         publish_us, load_us, walls = [], [], []
         for _ in range(rounds):
             out, cpu, wall = timed([FANOUT, "publish", "--targets", tf, "--alerts", af, "--strategy", "publish_to_all", "--deadline", "60s", "--json"])
