@@ -237,10 +237,8 @@ extension FanoutServer {
         }
         return jsonResponse(reached == results.count ? .ok : .badGateway) { w in
             w.beginObject()
-            w.key(literal: "status")
-            w.string(status)
-            w.key(literal: "alerts")
-            w.int(results.count)
+            w.member("status", status)
+            w.member("alerts", int: results.count)
             w.key(literal: "reports")
             w.beginArray()
             for r in results { r.write(to: &w) }

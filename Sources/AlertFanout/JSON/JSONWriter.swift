@@ -36,23 +36,13 @@ public struct JSONWriter: Sendable {
     // MARK: - Containers
 
     /// Opens an object (as a value: after a key, as an array element, or at the top).
-    public mutating func beginObject() {
-        beforeValue()
-        bytes.append(0x7B)
-        depth += 1
-        empty = true
-    }
+    public mutating func beginObject() { open(0x7B) }
 
     /// Closes the innermost object.
     public mutating func endObject() { close(0x7D) }
 
     /// Opens an array (as a value).
-    public mutating func beginArray() {
-        beforeValue()
-        bytes.append(0x5B)
-        depth += 1
-        empty = true
-    }
+    public mutating func beginArray() { open(0x5B) }
 
     /// Closes the innermost array.
     public mutating func endArray() { close(0x5D) }
@@ -73,6 +63,32 @@ public struct JSONWriter: Sendable {
         bytes.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
         bytes.append(0x22)
         afterName()
+    }
+
+    // MARK: - Members named by literals
+
+    /// `"name": "value"`.
+    public mutating func member(_ name: StaticString, _ value: String) {
+        key(literal: name)
+        string(value)
+    }
+
+    /// `"name": value` for an integer.
+    public mutating func member(_ name: StaticString, int value: Int) {
+        key(literal: name)
+        int(value)
+    }
+
+    /// `"name": true` or `false`.
+    public mutating func member(_ name: StaticString, bool value: Bool) {
+        key(literal: name)
+        bool(value)
+    }
+
+    /// `"name": milliseconds` from seconds (``milliseconds(_:)``).
+    public mutating func member(_ name: StaticString, milliseconds seconds: Double) {
+        key(literal: name)
+        milliseconds(seconds)
     }
 
     // MARK: - Values
@@ -178,6 +194,13 @@ public struct JSONWriter: Sendable {
         if !empty { bytes.append(0x2C) }
         empty = false
         newline()
+    }
+
+    private mutating func open(_ bracket: UInt8) {
+        beforeValue()
+        bytes.append(bracket)
+        depth += 1
+        empty = true
     }
 
     private mutating func close(_ bracket: UInt8) {

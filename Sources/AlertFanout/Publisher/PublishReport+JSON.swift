@@ -15,24 +15,15 @@ extension PublishReport {
     }
 
     fileprivate func writeMembers(to w: inout JSONWriter) {
-        w.key(literal: "alert")
-        w.string(alertName)
-        w.key(literal: "fingerprint")
-        w.string(fingerprint)
-        w.key(literal: "status")
-        w.string(status)
-        w.key(literal: "duration_ms")
-        w.milliseconds(durationSeconds)
-        w.key(literal: "deadline_ms")
-        w.milliseconds(deadlineSeconds)
-        w.key(literal: "succeeded")
-        w.int(succeeded)
-        w.key(literal: "failed")
-        w.int(failed)
-        w.key(literal: "skipped")
-        w.int(skipped)
-        w.key(literal: "partial_success")
-        w.bool(isPartialSuccess)
+        w.member("alert", alertName)
+        w.member("fingerprint", fingerprint)
+        w.member("status", status)
+        w.member("duration_ms", milliseconds: durationSeconds)
+        w.member("deadline_ms", milliseconds: deadlineSeconds)
+        w.member("succeeded", int: succeeded)
+        w.member("failed", int: failed)
+        w.member("skipped", int: skipped)
+        w.member("partial_success", bool: isPartialSuccess)
         w.key(literal: "results")
         w.beginArray()
         for i in results.indices { results[i].write(to: &w) }  // in place: no copy of each result
@@ -49,48 +40,19 @@ extension TargetResult {
     /// Writes ``json``'s text (one object) without building the tree.
     public func write(to w: inout JSONWriter) {
         w.beginObject()
-        w.key(literal: "target")
-        w.string(target)
-        w.key(literal: "type")
-        w.string(type)
-        w.key(literal: "outcome")
-        w.string(outcome.rawValue)
-        if let action {
-            w.key(literal: "action")
-            w.string(action)
-        }
-        if let httpStatus {
-            w.key(literal: "http_status")
-            w.int(httpStatus)
-        }
-        if let errorKind {
-            w.key(literal: "error_kind")
-            w.string(errorKind.rawValue)
-        }
-        if let skipReason {
-            w.key(literal: "skip_reason")
-            w.string(skipReason.rawValue)
-        }
-        if let message {
-            w.key(literal: "message")
-            w.string(message)
-        }
-        w.key(literal: "attempts")
-        w.int(attempts)
-        if outcome == .failed {
-            w.key(literal: "retryable")
-            w.bool(retryable)
-        }
-        w.key(literal: "duration_ms")
-        w.milliseconds(durationSeconds)
-        if let deadlineSeconds {
-            w.key(literal: "deadline_ms")
-            w.milliseconds(deadlineSeconds)
-        }
-        if let detail {
-            w.key(literal: "detail")
-            w.string(detail)
-        }
+        w.member("target", target)
+        w.member("type", type)
+        w.member("outcome", outcome.rawValue)
+        if let action { w.member("action", action) }
+        if let httpStatus { w.member("http_status", int: httpStatus) }
+        if let errorKind { w.member("error_kind", errorKind.rawValue) }
+        if let skipReason { w.member("skip_reason", skipReason.rawValue) }
+        if let message { w.member("message", message) }
+        w.member("attempts", int: attempts)
+        if outcome == .failed { w.member("retryable", bool: retryable) }
+        w.member("duration_ms", milliseconds: durationSeconds)
+        if let deadlineSeconds { w.member("deadline_ms", milliseconds: deadlineSeconds) }
+        if let detail { w.member("detail", detail) }
         w.endObject()
     }
 }
@@ -103,8 +65,7 @@ extension PublishError {
     /// Writes ``json``'s text (one object) without building the tree.
     public func write(to w: inout JSONWriter) {
         w.beginObject()
-        w.key(literal: "error")
-        w.string(description)
+        w.member("error", description)
         report?.writeMembers(to: &w)
         w.endObject()
     }
