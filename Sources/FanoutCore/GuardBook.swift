@@ -99,6 +99,9 @@ public struct GuardBook: Sendable {
     /// reads it in place; a dictionary's getter copies the whole guard (a retain and a release per window array).
     private var slots: [String: Int] = [:]
     private var store: [TargetGuard] = []
+    /// The targets' names in `store` order: a book of a few targets finds a slot by scanning these (comparing a
+    /// name costs less than hashing it, and a delivery looks its target up about ten times).
+    private var names: [String] = []
     public private(set) var limiters: [String: TokenBucket] = [:]
     /// Per-target in-flight lanes (targets with a limit only).
     public private(set) var lanes: [String: TargetLane] = [:]
@@ -108,23 +111,31 @@ public struct GuardBook: Sendable {
     public init(config: ResilienceConfig = .init()) { self.config = config }
 
     public subscript(target: String) -> TargetGuard {
-        get { slots[target].map { store[$0] } ?? TargetGuard(config) }
+        get { slot(of: target).map { store[$0] } ?? TargetGuard(config) }
         set { update(target) { $0 = newValue } }
     }
 
     /// Changes `target`'s guard in place. Copying a guard out and back (`var g = self[t]; …; self[t] = g`)
     /// would copy its outcome windows' arrays on every attempt (copy-on-write while two copies exist).
     mutating func update<R>(_ target: String, _ body: (inout TargetGuard) -> R) -> R {
-        if let i = slots[target] { return body(&store[i]) }
+        if let i = slot(of: target) { return body(&store[i]) }
         slots[target] = store.count
+        names.append(target)
         store.append(TargetGuard(config))
         return body(&store[store.count - 1])
     }
 
     /// Reads `target`'s guard in place (a fresh guard when the target has none yet).
     func peek<R>(_ target: String, _ body: (borrowing TargetGuard) -> R) -> R {
-        if let i = slots[target] { return body(store[i]) }
+        if let i = slot(of: target) { return body(store[i]) }
         return body(TargetGuard(config))
+    }
+
+    /// Where `target`'s guard is in `store`, if it has one.
+    private func slot(of target: String) -> Int? {
+        guard names.count <= 16 else { return slots[target] }
+        for i in names.indices where names[i] == target { return i }
+        return nil
     }
 
     public func health(_ target: String, now: Double) -> HealthStatus { peek(target) { $0.health.status(now: now) } }

@@ -24,6 +24,25 @@ final class CoreDecisionTests: XCTestCase {
 
     // MARK: lanes
 
+    /// A book finds each target's guard by name, with a few guards (a scan of the names) and with many (the
+    /// dictionary): marking a target gone changes that target alone.
+    func testGuardBookKeepsOneGuardPerNameAtAnySize() {
+        for size in [3, 16, 17, 40] {
+            var book = GuardBook()
+            let names = (0..<size).map { "target-\($0)-with-a-name-longer-than-fifteen-bytes" }
+            for n in names { book[n] = book[n] }  // a guard for every target
+            for (i, n) in names.enumerated() where i % 3 == 0 { book.markGone(n) }
+            book.markGone("t\(size)")  // a short name, made on first use
+            for (i, n) in names.enumerated() {
+                // Looked up by an equal name in other storage.
+                XCTAssertEqual(book[String(decoding: Array(n.utf8), as: UTF8.self)].endpointGone, i % 3 == 0, "\(size) targets, \(n)")
+            }
+            XCTAssertTrue(book["t\(size)"].endpointGone)
+            XCTAssertFalse(book["unknown"].endpointGone)
+            XCTAssertEqual(book.guards.count, size + 1)
+        }
+    }
+
     func testALaneAdmitsItsLimitAndHandsPlacesOnFirstComeFirstServed() throws {
         let lane = C(name: "t", type: "webhook", maxInFlight: 1)
         var a = machine([lane], run: 1)
