@@ -243,7 +243,8 @@ public struct FanoutMachine: Sendable {
                 TargetResult(
                     target: c.name, type: c.type, outcome: .succeeded, httpStatus: status, attempts: n,
                     durationSeconds: elapsed(now), deadlineSeconds: timeout, action: action, detail: detail))
-            return observed(freed + completionIfDone(now: now), &book)
+            let done = completionIfDone(now: now)
+            return observed(freed.isEmpty ? done : freed + done, &book)  // `[] + done` would copy `done`
         case .failed(let kind, let status, let message, let retryable, let safe, let retryAfter, let action):
             return observed(
                 freed

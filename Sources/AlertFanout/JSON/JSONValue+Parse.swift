@@ -89,6 +89,8 @@ private struct JSONParser {
         i += 1
         var members: [(String, JSONValue)] = []
         skipWhitespace()
+        // Room for an Alertmanager alert's seven members at once: growing 1 → 2 → 4 → 8 made four allocations.
+        if i < bytes.count, bytes[i] != 0x7D { members.reserveCapacity(8) }
         if i < bytes.count, bytes[i] == 0x7D {
             i += 1
             return .object(members)
