@@ -123,6 +123,15 @@ final class ModelTests: XCTestCase {
         lines.append(String(repeating: "  ", count: 40) + "1")
         lines += (0..<40).reversed().map { String(repeating: "  ", count: $0) + "]" }
         XCTAssertEqual(deep.prettyText(), lines.joined(separator: "\n"))
+        // Deeper than one copy of the indent, with commas at every depth, against a plain recursive printer.
+        func reference(_ v: JSONValue, _ d: Int) -> String {
+            guard case .array(let items) = v, !items.isEmpty else { return v.jsonText }
+            let pad = { (n: Int) in String(repeating: "  ", count: n) }
+            return "[\n" + items.map { pad(d + 1) + reference($0, d + 1) }.joined(separator: ",\n") + "\n" + pad(d) + "]"
+        }
+        var wide: JSONValue = .array([])
+        for level in 0..<45 { wide = .array([.int(level), wide, .int(-level)]) }
+        XCTAssertEqual(wide.prettyText(), reference(wide, 0))
         // Integers at the ends of Int, written without a String in between.
         for v in [0, 7, -1, 10, 99, 100, Int.max, Int.min] { XCTAssertEqual(JSONValue.int(v).jsonText, String(v)) }
         var w = JSONWriter()

@@ -49,20 +49,23 @@ public struct JSONWriter: Sendable {
 
     /// An object member's name; its value comes next.
     public mutating func key(_ name: String) {
-        beforeKey()
+        separate()
         JSONWriter.appendString(name, to: &bytes)
-        afterName()
+        let colon = JSONWriter.closeQuoteColonSpace
+        bytes.append(contentsOf: UnsafeBufferPointer(start: colon.utf8Start + 1, count: pretty ? 2 : 1))
+        afterKey = true
     }
 
     /// An object member's name given as a literal that needs no escaping (letters, digits, `_`, `-`…: checked
     /// in debug builds), copied as is.
     public mutating func key(literal name: StaticString) {
         assert(UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount).allSatisfy { $0 >= 0x20 && $0 != 0x22 && $0 != 0x5C && $0 != 0x7F })
-        beforeKey()
+        separate()
         bytes.append(0x22)
         bytes.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
-        bytes.append(0x22)
-        afterName()
+        let close = JSONWriter.closeQuoteColonSpace  // `": ` (pretty) or `":`, in one copy
+        bytes.append(contentsOf: UnsafeBufferPointer(start: close.utf8Start, count: pretty ? 3 : 2))
+        afterKey = true
     }
 
     // MARK: - Members named by literals
@@ -191,9 +194,7 @@ public struct JSONWriter: Sendable {
             return
         }
         guard depth > 0 else { return }  // the top-level value
-        if !empty { bytes.append(0x2C) }
-        empty = false
-        newline()
+        separate()
     }
 
     private mutating func open(_ bracket: UInt8) {
@@ -211,33 +212,38 @@ public struct JSONWriter: Sendable {
         empty = false
     }
 
-    /// In pretty output: a line break and the current depth's indent.
-    private mutating func newline() {
-        guard pretty else { return }
-        let text = JSONWriter.lineBreakAndIndent
-        var k = min(1 + depth * 2, text.utf8CodeUnitCount)
-        bytes.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: k))
-        var more = 1 + depth * 2 - k
+    /// Before a member or element: a comma unless it is the container's first, then (pretty) a line break and
+    /// the current depth's indent — one copy from a literal for the usual depths.
+    private mutating func separate() {
+        let comma = empty ? 0 : 1
+        empty = false
+        guard pretty else {
+            if comma == 1 { bytes.append(0x2C) }
+            return
+        }
+        let text = JSONWriter.commaLineBreakAndIndent
+        let wanted = comma + 1 + depth * 2
+        let k = min(wanted, text.utf8CodeUnitCount - 1 + comma)
+        bytes.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start + 1 - comma, count: k))
+        var more = wanted - k
         while more > 0 {  // deeper than the literal's indent: further spaces from it
-            k = min(more, text.utf8CodeUnitCount - 1)
-            bytes.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start + 1, count: k))
-            more -= k
+            let n = min(more, text.utf8CodeUnitCount - 2)
+            bytes.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start + 2, count: n))
+            more -= n
         }
     }
 
-    private mutating func beforeKey() {
-        if !empty { bytes.append(0x2C) }
-        empty = false
-        newline()
+    /// Before a closing bracket of a container with members: (pretty) a line break and the indent.
+    private mutating func newline() {
+        guard pretty else { return }
+        let saved = empty
+        empty = true  // no comma
+        separate()
+        empty = saved
     }
 
-    private mutating func afterName() {
-        bytes.append(0x3A)
-        if pretty { bytes.append(0x20) }
-        afterKey = true
-    }
-
-    private static let lineBreakAndIndent: StaticString = "\n                                                                "
+    private static let commaLineBreakAndIndent: StaticString = ",\n                                                                "
+    private static let closeQuoteColonSpace: StaticString = "\": "
 
     /// `v` in decimal.
     static func appendDecimal(_ v: Int, to out: inout [UInt8]) {
