@@ -99,14 +99,14 @@ extension PagerDutyFormatter {
     }
 }
 
-/// Bytes `s` takes as a JSON string, quotes included, as `JSONValue.writeString` writes it.
+/// Bytes `s` takes as a JSON string, quotes included, as `JSONWriter` writes it.
 func jsonSize(_ s: String) -> Int {
     var n = 2
     for b in s.utf8 { n += jsonByteSize(b) }
     return n
 }
 
-/// Bytes one UTF-8 byte takes in `JSONValue.writeString`'s output (`\"`, `\\`, `\n`… 2; other controls and
+/// Bytes one UTF-8 byte takes in `JSONWriter`'s string output (`\"`, `\\`, `\n`… 2; other controls and
 /// DEL `\u00XX` 6; everything else as is).
 @inline(__always)
 func jsonByteSize(_ b: UInt8) -> Int {
