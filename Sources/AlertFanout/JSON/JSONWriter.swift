@@ -207,39 +207,37 @@ public struct JSONWriter: Sendable {
     private mutating func close(_ bracket: UInt8) {
         precondition(depth > 0 && !afterKey, "JSONWriter: closing with nothing open, or right after a key")
         depth -= 1
-        if !empty { newline() }
+        if !empty && pretty { lineBreak(comma: false) }
         bytes.append(bracket)
         empty = false
     }
 
     /// Before a member or element: a comma unless it is the container's first, then (pretty) a line break and
-    /// the current depth's indent — one copy from a literal for the usual depths.
+    /// the current depth's indent.
     private mutating func separate() {
-        let comma = empty ? 0 : 1
+        let comma = !empty
         empty = false
-        guard pretty else {
-            if comma == 1 { bytes.append(0x2C) }
-            return
+        if pretty {
+            lineBreak(comma: comma)
+        } else if comma {
+            bytes.append(0x2C)
         }
+    }
+
+    /// A line break and the current depth's indent, after a comma when `comma`: one copy from a literal for the
+    /// usual depths.
+    private mutating func lineBreak(comma: Bool) {
         let text = JSONWriter.commaLineBreakAndIndent
-        let wanted = comma + 1 + depth * 2
-        let k = min(wanted, text.utf8CodeUnitCount - 1 + comma)
-        bytes.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start + 1 - comma, count: k))
+        let c = comma ? 1 : 0
+        let wanted = c + 1 + depth * 2
+        let k = min(wanted, text.utf8CodeUnitCount - 1 + c)
+        bytes.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start + 1 - c, count: k))
         var more = wanted - k
         while more > 0 {  // deeper than the literal's indent: further spaces from it
             let n = min(more, text.utf8CodeUnitCount - 2)
             bytes.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start + 2, count: n))
             more -= n
         }
-    }
-
-    /// Before a closing bracket of a container with members: (pretty) a line break and the indent.
-    private mutating func newline() {
-        guard pretty else { return }
-        let saved = empty
-        empty = true  // no comma
-        separate()
-        empty = saved
     }
 
     private static let commaLineBreakAndIndent: StaticString = ",\n                                                                "
