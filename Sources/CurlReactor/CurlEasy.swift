@@ -37,6 +37,68 @@ final class CurlEasy {
         return names.contains { getenv($0) != nil }
     }
 
+    /// Whether this libcurl keeps response headers for `curl_easy_header` (7.84 and later unless built without
+    /// the headers API). When it does, no header callback is installed: captured headers are read once the
+    /// response is complete, instead of curl handing every header line to Swift.
+    static let headersAPI: Bool = {
+        guard let h = curl_easy_init() else { return false }
+        defer { curl_easy_cleanup(h) }
+        var out: UnsafeMutablePointer<curl_header>?
+        return curl_easy_header(h, "x", 0, UInt32(CURLH_HEADER), -1, &out) != CURLHE_NOT_BUILT_IN
+    }()
+
+    /// The final response's headers named in `names` (lowercase), in arrival order: at most `maxCount`, of at
+    /// most `maxBytes` (names and values) in all.
+    func capturedHeaders(_ names: [String], maxCount: Int, maxBytes: Int) -> [HTTPHeader] {
+        var out: [HTTPHeader] = []
+        var bytes = 0
+        let origin = UInt32(CURLH_HEADER | CURLH_TRAILER)
+        // False once `maxCount` are kept; a value over the byte budget is left out and later ones still count.
+        func add(_ name: String, _ h: UnsafeMutablePointer<curl_header>) -> Bool {
+            guard out.count < maxCount else { return false }
+            guard let v = h.pointee.value else { return true }
+            let size = name.utf8.count + strlen(v)
+            guard bytes + size <= maxBytes else { return true }
+            bytes += size
+            out.append(HTTPHeader(name, String(cString: v)))
+            return true
+        }
+        if names.count == 1 {
+            // One name (the usual `retry-after`): curl finds it, and how many there are.
+            var h: UnsafeMutablePointer<curl_header>?
+            guard curl_easy_header(raw, names[0], 0, origin, -1, &h) == CURLHE_OK, let first = h else { return [] }
+            let amount = first.pointee.amount
+            var i = 0
+            var next: UnsafeMutablePointer<curl_header>? = first
+            while let current = next, add(names[0], current) {
+                i += 1
+                guard i < amount, curl_easy_header(raw, names[0], i, origin, -1, &h) == CURLHE_OK else { break }
+                next = h
+            }
+            return out
+        }
+        var prev: UnsafeMutablePointer<curl_header>?
+        while let h = curl_easy_nextheader(raw, origin, -1, prev) {
+            prev = h
+            guard let n = h.pointee.name, let name = names.first(where: { sameName($0, n) }) else { continue }
+            guard add(name, h) else { break }
+        }
+        return out
+    }
+
+    /// `lower` (lowercase) against a C string, ignoring the C string's ASCII case.
+    private func sameName(_ lower: String, _ c: UnsafePointer<CChar>) -> Bool {
+        var p = c
+        for expected in lower.utf8 {
+            var b = UInt8(bitPattern: p.pointee)
+            if b == 0 { return false }
+            if b >= 0x41 && b <= 0x5A { b |= 0x20 }
+            if b != expected { return false }
+            p += 1
+        }
+        return p.pointee == 0
+    }
+
     deinit {
         curl_easy_cleanup(raw)
         errorBuffer.deallocate()

@@ -59,6 +59,10 @@ public struct HTTPRequest: Sendable {
     /// False: the response body is counted (`HTTPResponse.bodyBytes`) but not kept, whatever its size — what a
     /// load generator wants (no buffer per response). True (the default): kept in `HTTPResponse.body`.
     public var keepResponseBody: Bool
+    /// False: a 2xx response keeps neither its body (still counted in `HTTPResponse.bodyBytes`) nor captured
+    /// headers — for callers that read only what a failure says (a webhook's 2xx says all there is): no buffer
+    /// and no header lookup per delivered request. True (the default): 2xx responses are kept like the others.
+    public var keepSuccessDetails: Bool
     /// Open a new connection for this request and close it afterwards (`CURLOPT_FORBID_REUSE`).
     public var forbidReuse: Bool
     /// The HTTP version to ask for.
@@ -78,6 +82,7 @@ public struct HTTPRequest: Sendable {
         captureHeaders: [String] = ["retry-after"],
         maxResponseBodyBytes: Int? = nil,
         keepResponseBody: Bool = true,
+        keepSuccessDetails: Bool = true,
         forbidReuse: Bool = false,
         httpVersion: HTTPVersion = .http1_1,
         connection: ConnectionOptions? = nil
@@ -93,6 +98,7 @@ public struct HTTPRequest: Sendable {
         self.captureHeaders = captureHeaders
         self.maxResponseBodyBytes = maxResponseBodyBytes
         self.keepResponseBody = keepResponseBody
+        self.keepSuccessDetails = keepSuccessDetails
         self.forbidReuse = forbidReuse
         self.httpVersion = httpVersion
     }

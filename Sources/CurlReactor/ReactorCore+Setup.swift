@@ -50,9 +50,10 @@ extension ReactorCore {
         let p = Unmanaged.passUnretained(t).toOpaque()
         easy.set(CURLOPT_PRIVATE, pointer: p)
         easy.set(CURLOPT_WRITEDATA, pointer: p)
-        // Header lines reach Swift only for requests that capture some: without a header function and header
-        // data libcurl does not hand them out at all (five or so calls per response saved).
-        let wantsHeaders = !t.captureNames.isEmpty
+        // Header lines reach Swift only for requests that capture some, and only from a libcurl without the
+        // headers API (`CurlEasy.headersAPI`): without a header function and header data libcurl does not hand
+        // them out at all (five or so calls per response saved); with the API they are read at completion.
+        let wantsHeaders = !t.captureNames.isEmpty && !CurlEasy.headersAPI
         if wantsHeaders != easy.headerCallbackInstalled {
             easy.set(CURLOPT_HEADERFUNCTION, callback: wantsHeaders ? curlHeaderCallback : nil)
             easy.headerCallbackInstalled = wantsHeaders
@@ -76,7 +77,10 @@ extension ReactorCore {
             easy.set(CURLOPT_CUSTOMREQUEST, string: method == "GET" ? nil : method)
         }
 
-        let list = HeaderBlock.make(r.headers, expectOff: r.body != nil)
+        // `Expect:` turns off the 100-continue round trip curl starts for a body over 1 MiB (7.88; over 1,024
+        // bytes in older versions). A smaller body does without the line: one header less for curl to check and
+        // print on every request.
+        let list = HeaderBlock.make(r.headers, expectOff: (r.body?.count ?? 0) > 1024)
         t.headerList = list
         easy.set(CURLOPT_HTTPHEADER, list: list)
 
@@ -93,6 +97,7 @@ extension ReactorCore {
         t.body = []
         t.bodyBytes = 0
         t.keepBody = r.keepResponseBody
+        t.dropsSuccessBody = r.keepResponseBody && !r.keepSuccessDetails
         t.bodyCap = r.maxResponseBodyBytes ?? config.maxResponseBodyBytes
         t.bodyOverflow = false
         t.captured = []
@@ -119,10 +124,19 @@ extension ReactorCore {
         if code == CURLE_OK {
             let body = t.body
             t.body = []
+            let status = easy.info(long: CURLINFO_RESPONSE_CODE)
+            let headers: [HTTPHeader]
+            if t.captureNames.isEmpty || (!t.request.keepSuccessDetails && (200...299).contains(status)) {
+                headers = []
+            } else if !CurlEasy.headersAPI {
+                headers = t.captured
+            } else {
+                headers = easy.capturedHeaders(t.captureNames, maxCount: Transfer.maxCapturedHeaders, maxBytes: Transfer.maxCapturedHeaderBytes)
+            }
             return .success(
                 HTTPResponse(
-                    status: easy.info(long: CURLINFO_RESPONSE_CODE),
-                    headers: t.captured,
+                    status: status,
+                    headers: headers,
                     body: body,
                     bodyBytes: t.bodyBytes,
                     timings: timings,

@@ -43,6 +43,9 @@ final class Transfer: @unchecked Sendable {
     /// Body bytes received (kept or not), and whether they are kept (`HTTPRequest.keepResponseBody`).
     var bodyBytes = 0
     var keepBody = true
+    /// `request.keepSuccessDetails` is false and the status is not read yet: the first body bytes read it, and a
+    /// 2xx status stops the body from being kept.
+    var dropsSuccessBody = false
     var bodyCap: Int = 0
     var bodyOverflow = false
     @exclusivity(unchecked) var captured: [HTTPHeader] = []
@@ -76,6 +79,10 @@ final class Transfer: @unchecked Sendable {
     @inline(__always)
     func appendBody(_ p: UnsafeRawPointer, _ n: Int) -> Bool {
         bodyBytes += n
+        if dropsSuccessBody {
+            dropsSuccessBody = false
+            if let easy, (200...299).contains(easy.info(long: CURLINFO_RESPONSE_CODE)) { keepBody = false }
+        }
         guard keepBody else { return true }
         if body.count + n > bodyCap {
             bodyOverflow = true

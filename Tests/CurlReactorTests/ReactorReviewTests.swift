@@ -305,6 +305,52 @@ class ReactorReviewTests: ReactorTestCase {
         await assertReleased(reactor)
     }
 
+    /// `keepSuccessDetails: false`: a 2xx keeps neither body nor captured headers (its bytes still counted); any
+    /// other status keeps both.
+    func testSuccessDetailsCanBeLeftOut() async throws {
+        let server = try MockTarget()
+        defer { server.stop() }
+        server.route("/ok", .respond(status: 202, body: Array("accepted".utf8), headers: [("Retry-After", "5")]))
+        server.route("/busy", .respond(status: 503, body: Array("try later".utf8), headers: [("Retry-After", "7")]))
+        let reactor = try makeReactor()
+        for keep in [true, false] {
+            let okResult = await reactor.execute(HTTPRequest(url: server.url("/ok"), keepSuccessDetails: keep))
+            let ok = try XCTUnwrap(okResult.response, "\(okResult)")
+            XCTAssertEqual(ok.status, 202)
+            XCTAssertEqual(ok.bodyBytes, 8)
+            XCTAssertEqual(ok.bodyText, keep ? "accepted" : "", "keep \(keep)")
+            XCTAssertEqual(ok.header("retry-after"), keep ? "5" : nil, "keep \(keep)")
+            let busyResult = await reactor.execute(HTTPRequest(url: server.url("/busy"), keepSuccessDetails: keep))
+            let busy = try XCTUnwrap(busyResult.response, "\(busyResult)")
+            XCTAssertEqual(busy.status, 503)
+            XCTAssertEqual(busy.bodyText, "try later", "keep \(keep)")
+            XCTAssertEqual(busy.header("retry-after"), "7", "keep \(keep)")
+        }
+        await assertReleased(reactor)
+    }
+
+    /// Captured headers are the final response's, every value of a name, in arrival order across names, whatever
+    /// the case on the wire; names not asked for are left out.
+    func testCapturedHeadersKeepEveryValueInArrivalOrder() async throws {
+        let server = try MockTarget()
+        defer { server.stop() }
+        server.route(
+            "/h", .respond(status: 429, headers: [("Retry-After", "1"), ("X-A", "a"), ("X-Other", "o"), ("retry-AFTER", "2"), ("x-a", " b ")]))
+        let reactor = try makeReactor()
+        let bothResult = await reactor.execute(HTTPRequest(url: server.url("/h"), captureHeaders: ["X-A", "retry-after"]))
+        let both = try XCTUnwrap(bothResult.response, "\(bothResult)")
+        XCTAssertEqual(both.status, 429)
+        XCTAssertEqual(both.headers.map { "\($0.name)=\($0.value)" }, ["retry-after=1", "x-a=a", "retry-after=2", "x-a=b"])
+        let oneResult = await reactor.execute(HTTPRequest(url: server.url("/h"), captureHeaders: ["Retry-After"]))
+        let one = try XCTUnwrap(oneResult.response, "\(oneResult)")
+        XCTAssertEqual(one.headers.map { "\($0.name)=\($0.value)" }, ["retry-after=1", "retry-after=2"])
+        XCTAssertEqual(one.header("retry-after"), "2", "the last value")
+        let noneResult = await reactor.execute(HTTPRequest(url: server.url("/h"), captureHeaders: ["x-missing"]))
+        let none = try XCTUnwrap(noneResult.response, "\(noneResult)")
+        XCTAssertEqual(none.headers.count, 0)
+        await assertReleased(reactor)
+    }
+
     // MARK: - Bounds
 
     func testAFullAdmissionQueueAnswersOverloaded() async throws {

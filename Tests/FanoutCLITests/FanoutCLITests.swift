@@ -154,6 +154,28 @@ final class FanoutCLITests: XCTestCase {
         XCTAssertEqual(server.requestCount, 120, "40 alerts × 3 runs")
     }
 
+    /// Reports are written as alerts finish, not at the end: the first alert's table is out while the second
+    /// alert's request still waits for its answer; the tables end with one summary line.
+    func testReportsAreWrittenAsAlertsFinish() throws {
+        let server = try MockTarget()
+        defer { server.stop() }
+        server.route("/hook", .sequence([.respond(), .respond(delay: .seconds(3))]))
+        let targets = try targetsFile("targets:\n  - {name: hook, type: webhook, url: '\(server.url("/hook"))'}\n")
+        var seenWhileRunning = ""
+        let out = try runFanout(
+            ["publish", "--targets", targets, "--alerts", "-", "--alerts-in-flight", "1"],
+            stdin: #"[{"labels":{"alertname":"First"}},{"labels":{"alertname":"Second"}}]"#,
+            whileRunning: { sofar in
+                if seenWhileRunning.isEmpty, sofar.contains("alert First") { seenWhileRunning = sofar }
+            })
+        XCTAssertEqual(out.status, 0, out.err)
+        XCTAssertTrue(seenWhileRunning.contains("hook"), "the first table was written while the second alert waited: \(out.out)")
+        XCTAssertFalse(seenWhileRunning.contains("alert Second"), seenWhileRunning)
+        let lines = out.out.split(separator: "\n")
+        XCTAssertEqual(lines.filter { $0.hasPrefix("alert ") }.map { $0.split(separator: " ")[1] }, ["First", "Second"])
+        XCTAssertTrue(lines.last?.hasPrefix("2 alerts: 2 delivered — targets 2 ok in ") ?? false, out.out)
+    }
+
     func testBadInputExitsWith64AndNamesTheFileAndField() throws {
         let good = try targetsFile("targets:\n  - {name: a, type: webhook, url: 'http://127.0.0.1:9/x'}\n")
         let badTargets = try targetsFile("targets:\n  - {name: a, type: pagerduty}\n")

@@ -4,9 +4,11 @@ import TestSupport
 import XCTest
 
 /// Runs the built `fanout` with a time limit, reading standard output and error at the same time. `onStart` gets
-/// the child's process id once it runs (to signal it).
+/// the child's process id once it runs (to signal it); `whileRunning` the standard output so far, every few
+/// milliseconds while the child runs.
 func runFanout(
-    _ args: [String], stdin: String? = nil, env: [String: String] = [:], seconds: Double = 60, onStart: (Int32) -> Void = { _ in }
+    _ args: [String], stdin: String? = nil, env: [String: String] = [:], seconds: Double = 60, onStart: (Int32) -> Void = { _ in },
+    whileRunning: (String) -> Void = { _ in }
 ) throws -> (status: Int32, out: String, err: String) {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("fanout")
@@ -35,7 +37,10 @@ func runFanout(
     if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
     try input.fileHandleForWriting.close()
     let deadline = Date().addingTimeInterval(seconds)
-    while p.isRunning && Date() < deadline { usleep(5000) }
+    while p.isRunning && Date() < deadline {
+        usleep(5000)
+        whileRunning(String(decoding: outData.withLock { $0 }, as: UTF8.self))
+    }
     if p.isRunning {
         kill(p.processIdentifier, SIGKILL)
         p.waitUntilExit()

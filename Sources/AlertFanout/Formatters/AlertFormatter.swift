@@ -111,9 +111,14 @@ public protocol AlertFormatter: Sendable {
     func request(forGroup batch: AlertBatch, target: Target, context: FormatContext) throws(FormatError) -> OutboundRequest?
     /// How to read the vendor's response to that request.
     func verdict(status: Int, body: [UInt8], retryAfter: String?) -> DeliveryVerdict
+    /// Whether ``verdict(status:body:retryAfter:)`` reads the body or `Retry-After` of a 2xx response (Rootly's
+    /// new incident id, Slack's `ok`). False lets the reactor keep neither for a 2xx (default: true).
+    var readsSuccessDetails: Bool { get }
 }
 
 extension AlertFormatter {
+    public var readsSuccessDetails: Bool { true }
+
     /// Nil: by default a formatter takes one alert per request.
     public func request(forGroup batch: AlertBatch, target: Target, context: FormatContext) throws(FormatError) -> OutboundRequest? { nil }
 }

@@ -95,6 +95,9 @@ public struct AlertmanagerFormatter: AlertFormatter {
     }
 
     /// 2xx is delivered; 408, 425, 429 and 5xx are retryable, the rest permanent; the message is a body excerpt.
+    /// A 2xx is delivered, whatever its body says.
+    public var readsSuccessDetails: Bool { false }
+
     public func verdict(status: Int, body: [UInt8], retryAfter: String?) -> DeliveryVerdict {
         if (200...299).contains(status) { return .delivered(detail: nil) }
         let text = bodyExcerpt(body)

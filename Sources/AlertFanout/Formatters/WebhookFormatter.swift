@@ -53,6 +53,9 @@ public struct WebhookFormatter: AlertFormatter {
     /// Standard Webhooks "Delivery success and failure": 2xx success; 410 → stop sending (`gone`); 3xx and every
     /// other status → retry ("The rest of the status codes should be treated as a failure"), honouring
     /// `Retry-After` ("429 … 502 … 504 … recommended to throttle").
+    /// A 2xx is delivered, whatever its body says.
+    public var readsSuccessDetails: Bool { false }
+
     public func verdict(status: Int, body: [UInt8], retryAfter: String?) -> DeliveryVerdict {
         if (200...299).contains(status) { return .delivered(detail: nil) }
         let text = bodyExcerpt(body)

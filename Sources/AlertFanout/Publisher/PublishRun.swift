@@ -128,7 +128,8 @@ final class PublishRun: @unchecked Sendable {
             method: request.method, url: request.url, headers: request.headers,
             body: request.body, timeout: .microseconds(Int64((timeout * 1e6).rounded(.up))),
             connectTimeout: .microseconds(Int64((min(timeout, 5) * 1e6).rounded(.up))),
-            captureHeaders: PublishRun.capturedHeaders, maxResponseBodyBytes: 64 * 1024, connection: targets[index].connection)
+            captureHeaders: PublishRun.capturedHeaders, maxResponseBodyBytes: 64 * 1024, keepSuccessDetails: formatter.readsSuccessDetails,
+            connection: targets[index].connection)
         // The completion keeps only what the response's reading needs (not the request's body and headers).
         let action = request.action
         let idempotent = request.idempotent
