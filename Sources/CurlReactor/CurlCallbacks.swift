@@ -28,8 +28,8 @@ let curlWriteCallback: curl_write_callback = { ptr, size, nmemb, userdata in
     let n = size * nmemb
     guard let userdata else { return 0 }
     guard n > 0, let ptr else { return n }
-    // The transfer is held by the reactor's active list while curl runs it.
-    return Unmanaged<Transfer>.fromOpaque(userdata)._withUnsafeGuaranteedRef { $0.appendBody(ptr, n) } ? n : 0
+    // The handle outlives its requests; its transfer is held by the reactor's active list while curl runs it.
+    return Unmanaged<CurlEasy>.fromOpaque(userdata)._withUnsafeGuaranteedRef { $0.transfer?.appendBody(ptr, n) ?? false } ? n : 0
 }
 
 let curlHeaderCallback: curl_write_callback = { ptr, size, nmemb, userdata in

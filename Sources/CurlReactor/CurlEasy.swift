@@ -19,6 +19,47 @@ final class CurlEasy {
     private let environmentProxies: Bool
     /// True while `CURLOPT_HEADERFUNCTION` is installed (requests that capture response headers).
     var headerCallbackInstalled = false
+    /// The request this handle carries now (set at admission, cleared when it leaves curl): curl's private
+    /// pointer and write data name the handle, set once, instead of each request's transfer, set per request.
+    var transfer: Transfer?
+
+    // What the previous request set, so that a request setting the same does not set it again (a setopt call
+    // each, and a copy of the URL, per request). Any failed set forgets them all: curl may have dropped the old
+    // value on the way (a failed string option frees it).
+    private(set) var lastURL: String?
+    /// `"HEAD"`, `"B " + method` (a body) or `"G " + method` (no body): the method options last set.
+    var lastMethodKey: String?
+    var lastTimeoutMs = -1
+    var lastConnectTimeoutMs = -1
+    var lastForbidReuse: Bool?
+    var lastHTTPVersion = -1
+    var lastHeaderData: UnsafeMutableRawPointer?
+    var lastHeaderListWasNil = false
+
+    private func forgetLastValues() {
+        lastURL = nil
+        lastMethodKey = nil
+        lastTimeoutMs = -1
+        lastConnectTimeoutMs = -1
+        lastForbidReuse = nil
+        lastHTTPVersion = -1
+        lastHeaderData = UnsafeMutableRawPointer(bitPattern: 1)
+        lastHeaderListWasNil = false
+    }
+
+    /// `CURLOPT_URL`, unless the previous request set the same.
+    func setURL(_ url: String) {
+        guard url != lastURL else { return }
+        set(CURLOPT_URL, string: url)
+        if setupFailure == nil { lastURL = url }
+    }
+
+    /// An integer option, unless `last` says it already has `v`; `last` is updated when the set succeeds.
+    func set(_ o: CURLoption, _ v: Int, last: ReferenceWritableKeyPath<CurlEasy, Int>) {
+        guard self[keyPath: last] != v else { return }
+        set(o, v)
+        if setupFailure == nil { self[keyPath: last] = v }
+    }
 
     init?(environmentProxies: Bool) {
         guard let h = curl_easy_init() else { return nil }
@@ -117,7 +158,9 @@ final class CurlEasy {
     }
 
     private func check(_ rc: CURLcode, _ option: @autoclosure () -> String) {
-        if rc != CURLE_OK && setupFailure == nil { setupFailure = (rc, option()) }
+        guard rc != CURLE_OK else { return }
+        if setupFailure == nil { setupFailure = (rc, option()) }
+        forgetLastValues()
     }
 
     func set(_ o: CURLoption, _ v: Int) { check(cc_easy_setopt_long(raw, o, v), "option \(o.rawValue)") }

@@ -98,6 +98,7 @@ extension ReactorCore {
         t.timeoutMs = limit == .max ? 0 : max(1, Int((limit + 999_999) / 1_000_000))
         configure(easy, for: t)
         if let failure = easy.setupFailure {
+            easy.transfer = nil
             recycle(easy)
             t.freeHeaderList()
             let kind: TransferError.Kind = failure.code == CURLE_UNSUPPORTED_PROTOCOL || failure.code == CURLE_URL_MALFORMAT ? .invalidRequest : .other
@@ -126,6 +127,7 @@ extension ReactorCore {
     func detach(_ t: Transfer) {
         if let easy = t.easy {
             multi.remove(easy)
+            easy.transfer = nil
             t.easy = nil
             recycle(easy)
         }

@@ -32,6 +32,10 @@ extension ReactorCore {
     /// Options that never change for an easy handle: callbacks, signals, protocols.
     func configureOnce(_ easy: CurlEasy) {
         let me = Unmanaged.passUnretained(self).toOpaque()
+        // The handle outlives its requests; `easy.transfer` names the current one.
+        let handle = Unmanaged.passUnretained(easy).toOpaque()
+        easy.set(CURLOPT_PRIVATE, pointer: handle)
+        easy.set(CURLOPT_WRITEDATA, pointer: handle)
         easy.set(CURLOPT_NOSIGNAL, true)
         easy.set(CURLOPT_WRITEFUNCTION, callback: curlWriteCallback)
         easy.setOpenSocket(curlOpenSocketCallback)
@@ -43,13 +47,13 @@ extension ReactorCore {
         easy.set(CURLOPT_FOLLOWLOCATION, false)
     }
 
-    /// Options for one request. Every option a previous request may have changed is set again here.
+    /// Options for one request: every option a previous request may have changed, unless the handle's last
+    /// request set the same value (`CurlEasy.lastURL` and the others).
     func configure(_ easy: CurlEasy, for t: Transfer) {
         let r = t.request
         easy.beginSetup()
+        easy.transfer = t
         let p = Unmanaged.passUnretained(t).toOpaque()
-        easy.set(CURLOPT_PRIVATE, pointer: p)
-        easy.set(CURLOPT_WRITEDATA, pointer: p)
         // Header lines reach Swift only for requests that capture some, and only from a libcurl without the
         // headers API (`CurlEasy.headersAPI`): without a header function and header data libcurl does not hand
         // them out at all (five or so calls per response saved); with the API they are read at completion.
@@ -58,40 +62,55 @@ extension ReactorCore {
             easy.set(CURLOPT_HEADERFUNCTION, callback: wantsHeaders ? curlHeaderCallback : nil)
             easy.headerCallbackInstalled = wantsHeaders
         }
-        easy.set(CURLOPT_HEADERDATA, pointer: wantsHeaders ? p : nil)
-        easy.set(CURLOPT_URL, string: r.url)
+        let headerData = wantsHeaders ? p : nil
+        if headerData != easy.lastHeaderData {
+            easy.set(CURLOPT_HEADERDATA, pointer: headerData)
+            if easy.setupFailure == nil { easy.lastHeaderData = headerData }
+        }
+        easy.setURL(r.url)
 
-        easy.set(CURLOPT_NOBODY, false)
         let method = r.method
+        let methodKey = method == "HEAD" ? "HEAD" : (r.body == nil ? "G " : "B ") + method
+        let sameMethod = methodKey == easy.lastMethodKey
+        if !sameMethod { easy.set(CURLOPT_NOBODY, false) }
         if method == "HEAD" {
-            easy.set(CURLOPT_NOBODY, true)
-            easy.set(CURLOPT_CUSTOMREQUEST, string: nil)
+            if !sameMethod {
+                easy.set(CURLOPT_NOBODY, true)
+                easy.set(CURLOPT_CUSTOMREQUEST, string: nil)
+            }
         } else if let body = r.body {
             easy.set(CURLOPT_POSTFIELDSIZE_LARGE, offset: Int64(body.count))
             body.withUnsafeBytes { buf in
                 easy.set(CURLOPT_COPYPOSTFIELDS, pointer: UnsafeMutableRawPointer(mutating: buf.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!))
             }
-            easy.set(CURLOPT_CUSTOMREQUEST, string: method == "POST" ? nil : method)
-        } else {
+            if !sameMethod { easy.set(CURLOPT_CUSTOMREQUEST, string: method == "POST" ? nil : method) }
+        } else if !sameMethod {
             easy.set(CURLOPT_HTTPGET, true)
             easy.set(CURLOPT_CUSTOMREQUEST, string: method == "GET" ? nil : method)
         }
+        if easy.setupFailure == nil { easy.lastMethodKey = methodKey }
 
         // `Expect:` turns off the 100-continue round trip curl starts for a body over 1 MiB (7.88; over 1,024
         // bytes in older versions). A smaller body does without the line: one header less for curl to check and
         // print on every request.
         let list = HeaderBlock.make(r.headers, expectOff: (r.body?.count ?? 0) > 1024)
         t.headerList = list
-        easy.set(CURLOPT_HTTPHEADER, list: list)
+        if list != nil || !easy.lastHeaderListWasNil {
+            easy.set(CURLOPT_HTTPHEADER, list: list)
+            if easy.setupFailure == nil { easy.lastHeaderListWasNil = list == nil }
+        }
 
-        easy.set(CURLOPT_TIMEOUT_MS, t.timeoutMs)
+        easy.set(CURLOPT_TIMEOUT_MS, t.timeoutMs, last: \.lastTimeoutMs)
         let connect = (r.connectTimeout ?? config.defaultConnectTimeout).nanosecondsClamped
-        easy.set(CURLOPT_CONNECTTIMEOUT_MS, max(1, Int(min(connect / 1_000_000, UInt64(Int32.max)))))
-        easy.set(CURLOPT_FORBID_REUSE, r.forbidReuse)
+        easy.set(CURLOPT_CONNECTTIMEOUT_MS, max(1, Int(min(connect / 1_000_000, UInt64(Int32.max)))), last: \.lastConnectTimeoutMs)
+        if r.forbidReuse != easy.lastForbidReuse {
+            easy.set(CURLOPT_FORBID_REUSE, r.forbidReuse)
+            if easy.setupFailure == nil { easy.lastForbidReuse = r.forbidReuse }
+        }
         easy.apply(r.connection)
         switch r.httpVersion {
-        case .http1_1: easy.set(CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1)
-        case .http2: easy.set(CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE)
+        case .http1_1: easy.set(CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1, last: \.lastHTTPVersion)
+        case .http2: easy.set(CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE, last: \.lastHTTPVersion)
         }
 
         t.body = []

@@ -254,8 +254,7 @@ final class ReactorCore: @unchecked Sendable {
 
     func drainCompletions() {
         while let (raw, code) = multi.nextDone() {
-            guard let p = cc_private(raw) else { continue }
-            let t = Unmanaged<Transfer>.fromOpaque(p).takeUnretainedValue()
+            guard let p = cc_private(raw), let t = Unmanaged<CurlEasy>.fromOpaque(p).takeUnretainedValue().transfer else { continue }
             guard t.state == .admitted else { continue }
             finishAdmitted(t, code: code)
         }

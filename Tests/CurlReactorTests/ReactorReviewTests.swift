@@ -305,6 +305,56 @@ class ReactorReviewTests: ReactorTestCase {
         await assertReleased(reactor)
     }
 
+    /// One easy handle carries every request in turn and sets only the options that changed since its last one:
+    /// each request still goes out with its own method, path, body, headers and timeout, and after an option
+    /// curl refused (a URL over its 8 MB limit) the next request sets everything again.
+    func testAReusedHandleSendsEachRequestAsGiven() async throws {
+        let server = try MockTarget()
+        defer { server.stop() }
+        server.route("/slow", .respond(delay: .milliseconds(300)))
+        let reactor = try makeReactor(.init(maxInFlightTotal: 1))
+        let steps: [HTTPRequest] = [
+            HTTPRequest(url: server.url("/a")),
+            HTTPRequest(url: server.url("/a")),
+            HTTPRequest(method: "POST", url: server.url("/b"), body: Array("one".utf8)),
+            HTTPRequest(method: "POST", url: server.url("/b"), body: Array("two".utf8)),
+            HTTPRequest(method: "HEAD", url: server.url("/a")),
+            HTTPRequest(method: "HEAD", url: server.url("/a")),
+            HTTPRequest(url: server.url("/a"), headers: [HTTPHeader("X-Only", "here")]),
+            HTTPRequest(url: server.url("/a")),
+            HTTPRequest(method: "PUT", url: server.url("/c"), body: Array("three".utf8)),
+            HTTPRequest(method: "PUT", url: server.url("/c")),
+            HTTPRequest(method: "DELETE", url: server.url("/a"), forbidReuse: true),
+            HTTPRequest(url: server.url("/a")),
+        ]
+        for (i, r) in steps.enumerated() {
+            let result = await reactor.execute(r)
+            XCTAssertEqual(result.response?.status, 200, "step \(i): \(result)")
+        }
+        let recs = server.requests
+        XCTAssertEqual(
+            recs.map { "\($0.method) \($0.path) \($0.bodyText)" },
+            [
+                "GET /a ", "GET /a ", "POST /b one", "POST /b two", "HEAD /a ", "HEAD /a ", "GET /a ", "GET /a ", "PUT /c three",
+                "PUT /c ", "DELETE /a ", "GET /a ",
+            ])
+        XCTAssertEqual(recs[6].header("x-only"), "here")
+        XCTAssertNil(recs[7].header("x-only"), "a request without headers sends none of the last one's")
+        // A short timeout, then the default: the second waits out the slow answer.
+        let short = await reactor.execute(HTTPRequest(url: server.url("/slow"), timeout: .milliseconds(50)))
+        XCTAssertEqual(short.failure?.kind, .deadline, "\(short)")
+        let long = await reactor.execute(HTTPRequest(url: server.url("/slow")))
+        XCTAssertEqual(long.response?.status, 200, "\(long)")
+        // curl refuses a method over 8 MB (and drops the one it had): the next PUT sets its method again.
+        _ = await reactor.execute(HTTPRequest(method: "PUT", url: server.url("/c")))
+        let huge = await reactor.execute(HTTPRequest(method: String(repeating: "Q", count: 8_100_000), url: server.url("/c")))
+        XCTAssertNotNil(huge.failure, "\(huge)")
+        let after = await reactor.execute(HTTPRequest(method: "PUT", url: server.url("/c")))
+        XCTAssertEqual(after.response?.status, 200, "\(after)")
+        XCTAssertEqual(server.requests.suffix(2).map { "\($0.method) \($0.path)" }, ["PUT /c", "PUT /c"])
+        await assertReleased(reactor)
+    }
+
     /// `keepSuccessDetails: false`: a 2xx keeps neither body nor captured headers (its bytes still counted); any
     /// other status keeps both.
     func testSuccessDetailsCanBeLeftOut() async throws {

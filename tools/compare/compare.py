@@ -93,6 +93,40 @@ def throughput():
     return rows
 
 
+def head_to_head():
+    """`fanout load` against the C multi_socket loop and hey in short runs taken in turn, each compared with the
+    runs beside it: on this shared VM the same client's req/s drifts by a third within minutes, so the medians of
+    the table above (runs a minute apart) mix that drift into their ratios; a ratio per round does not."""
+    secs = 3 if QUICK else 5
+    rounds = 1 if QUICK else 7
+    tools = [
+        ("fanout load", [FANOUT, "load", NGINX, "-c", str(CONNS), "-d", f"{secs}s", "--no-progress", "--json"]),
+        ("C multi_socket", [C_SOCKET, NGINX, str(CONNS), str(secs)]),
+        ("hey", ["hey", "-c", str(CONNS), "-z", f"{secs}s", NGINX]),
+    ]
+    tools = [(n, c) for n, c in tools if os.path.exists(c[0]) or c[0] == "hey"]
+    runs = {n: [] for n, _ in tools}
+    for r in range(rounds):
+        for name, cmd in tools[r % len(tools):] + tools[:r % len(tools)]:
+            out, cpu, _ = timed(cmd)
+            try:
+                n, t = requests_from(name, out)
+            except Exception:
+                print(f"  {name}: could not read its output:\n{out[-500:]}", file=sys.stderr)
+                return
+            runs[name].append((n / t, cpu / max(n, 1) * 1e6))
+    print(f"head to head: {secs} s runs in turn, {rounds} round(s), {CONNS} connections; ratios per round, then their median")
+    f = runs["fanout load"]
+    for peer in [n for n, _ in tools if n != "fanout load"]:
+        p = runs[peer]
+        rps = [a[0] / b[0] for a, b in zip(f, p)]
+        cpu = [a[1] / b[1] for a, b in zip(f, p)]
+        print(f"  fanout ÷ {peer:<15} req/s {statistics.median(rps):.2f}× ({', '.join(f'{x:.2f}' for x in rps)})   "
+              f"CPU/req {statistics.median(cpu):.2f}× ({', '.join(f'{x:.2f}' for x in cpu)})")
+    for name, _ in tools:
+        print(f"  {name:<15} req/s {', '.join(f'{x:.0f}' for x, _ in runs[name])}   µs/req {', '.join(f'{y:.1f}' for _, y in runs[name])}")
+
+
 def idle_cost():
     mock = subprocess.Popen([MOCK, "--port", "18091", "--no-record"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1)
@@ -192,6 +226,7 @@ def main():
         print(f"machine: {os.cpu_count()} cores; {subprocess.run(['uname', '-sr'], capture_output=True, text=True).stdout.strip()}; "
               f"{subprocess.run(['curl-config', '--version'], capture_output=True, text=True).stdout.strip() or 'libcurl'}")
         throughput()
+        head_to_head()
         churn()
         publish_cost()
     finally:
