@@ -112,6 +112,13 @@ public final class CurlReactor: Sendable {
         released.wait()
     }
 
+    /// Requests waiting for a place (their host's or the reactor's limit on requests in flight). Read on the
+    /// reactor queue (a completion); elsewhere it waits for the queue.
+    public var waitingRequests: Int {
+        if core.isOnQueue { return core.admission.queued }
+        return core.queue.sync { core.admission.queued }
+    }
+
     /// A snapshot of the counters. Blocks briefly for the reactor queue when called from elsewhere.
     public func stats() -> ReactorStats {
         if core.isOnQueue { return core.snapshot() }

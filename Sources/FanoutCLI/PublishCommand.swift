@@ -40,7 +40,7 @@ struct PublishCommand: AsyncParsableCommand {
 
     @Option(
         help:
-            "Alerts being published at once; the next starts as one finishes. Each alert's --deadline counts from its start. Bounds memory for long alert files without slowing them: the targets' connections stay busy."
+            "At most this many alerts being published at once. An alert starts as another finishes, while few requests wait for a connection: each alert's --deadline counts from its start, and memory stays bounded without slowing a long alert file (the targets' connections stay busy)."
     )
     var alertsInFlight: Int = 256
 

@@ -7,8 +7,11 @@ import FanoutCore
 import FanoutLoad
 import Synchronization
 
-/// Publishes a batch's alerts through the callback API, `window` at a time: a completion starts the next alert.
-/// The reports that form an unbroken run from the first unwritten one go to `output`, in input order, on its
+/// Publishes a batch's alerts through the callback API, at most `window` at a time, and only as fast as the
+/// targets' connections take their requests: an alert starts when one finishes and fewer than `backlog` requests
+/// wait in the reactor for a connection (or none is in flight). Requests queued behind busy connections gain
+/// nothing — they go out no sooner — but their memory is held and their alerts' deadlines run; a short queue
+/// keeps every connection busy all the same. The reports that form an unbroken run from the first unwritten one go to `output`, in input order, on its
 /// queue: every 50 ms, and as soon as 256 are ready or the last is — not once per alert, which would wake the
 /// output thread as often as alerts finish. A task per alert would cost more than the delivery itself; thousands
 /// of alerts at once would only queue their requests in the reactor (4,000 alerts × 5 targets: 73 MB peak
@@ -21,8 +24,9 @@ final class PublishWindow: Sendable {
         var taken = 0
         var ready = 0
         var handOverQueued = false
-        /// The next alert to start.
-        var next: Int
+        /// The next alert to start, and the alerts started and not finished.
+        var next = 0
+        var inFlight = 0
         /// Alerts to start, and whether a caller is starting them (see `start`).
         var pending: [Int] = []
         var starting = false
@@ -36,6 +40,10 @@ final class PublishWindow: Sendable {
     private let output: PublishOutput
     private let state: Mutex<State>
     static let handOverEvery = 256
+    /// Alerts started at once at the beginning (more follow as the reactor's queue allows).
+    static let firstAlerts = 16
+    /// Requests waiting for a connection above which no further alert starts.
+    static let backlog = 64
 
     init(publisher: FanoutPublisher, batch: AlertBatch, options: PublishOptions, window: Int, output: PublishOutput) {
         self.publisher = publisher
@@ -43,7 +51,7 @@ final class PublishWindow: Sendable {
         self.options = options
         self.window = min(batch.alerts.count, window)
         self.output = output
-        state = Mutex(State(held: Array(repeating: nil, count: batch.alerts.count), next: self.window))
+        state = Mutex(State(held: Array(repeating: nil, count: batch.alerts.count)))
     }
 
     /// Returns once every alert's report has been handed to the output and written.
@@ -52,7 +60,10 @@ final class PublishWindow: Sendable {
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             state.withLock { $0.done = c }
             output.startTimer { [self] in handOver() }
-            for i in 0..<window { start(i) }
+            for _ in 0..<min(window, PublishWindow.firstAlerts) {
+                guard let i = state.withLock({ s -> Int? in take(&s) }) else { break }
+                start(i)
+            }
         }
     }
 
@@ -75,21 +86,34 @@ final class PublishWindow: Sendable {
         }
     }
 
+    /// The next alert to start, counted as in flight, or nil when none is left or `window` are in flight.
+    private func take(_ s: inout State) -> Int? {
+        guard s.next < batch.alerts.count, s.inFlight < window else { return nil }
+        defer {
+            s.next += 1
+            s.inFlight += 1
+        }
+        return s.next
+    }
+
     private func finished(_ i: Int, _ result: Result<PublishReport, PublishError>) {
         let total = batch.alerts.count
-        let (next, handOverNow) = state.withLock { s -> (Int?, Bool) in
+        let handOverNow = state.withLock { s -> Bool in
             s.held[i] = result
-            defer { s.next += 1 }
+            s.inFlight -= 1
             while s.ready < total, s.held[s.ready] != nil { s.ready += 1 }
-            var now = false
-            if !s.handOverQueued, s.ready == total || s.ready - s.taken >= PublishWindow.handOverEvery {
-                s.handOverQueued = true
-                now = true
-            }
-            return (s.next < total ? s.next : nil, now)
+            guard !s.handOverQueued, s.ready == total || s.ready - s.taken >= PublishWindow.handOverEvery else { return false }
+            s.handOverQueued = true
+            return true
         }
         if handOverNow { output.queue.async { [self] in handOver() } }
-        if let next { start(next) }
+        // As many alerts as the window and the reactor's queue allow (one alert's requests may all have been
+        // admitted at once, or not at all).
+        while true {
+            let waiting = publisher.reactor.waitingRequests
+            guard let next = state.withLock({ s -> Int? in s.inFlight == 0 || waiting < PublishWindow.backlog ? take(&s) : nil }) else { break }
+            start(next)
+        }
     }
 
     /// Writes the reports ready since the last hand-over (on the output queue); after the last, stops the timer

@@ -154,6 +154,24 @@ final class FanoutCLITests: XCTestCase {
         XCTAssertEqual(server.requestCount, 120, "40 alerts × 3 runs")
     }
 
+    /// Alerts start only while few requests wait for a connection: 200 alerts to one slow target (64 connections
+    /// to a host) go out in waves, and no alert sits in the reactor's queue behind several waves of others — each
+    /// report's time is within about two answers, where starting them all at once gives the last ones four.
+    func testAlertsStartAsTheConnectionsTakeTheirRequests() throws {
+        let server = try MockTarget(recordRequests: false)
+        defer { server.stop() }
+        let targets = try targetsFile("targets:\n  - {name: slow, type: webhook, url: '\(server.url("/slow?delay_ms=300"))'}\n")
+        let alerts = (0..<200).map { #"{"labels":{"alertname":"W\#($0)"}}"# }
+        let out = try run(["publish", "--targets", targets, "--alerts", "-", "--json", "--deadline", "30s"], stdin: "[\(alerts.joined(separator: ","))]")
+        XCTAssertEqual(out.status, 0, out.err)
+        let reports = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(out.out.utf8)) as? [[String: Any]])
+        XCTAssertEqual(reports.count, 200)
+        let times = reports.compactMap { $0["duration_ms"] as? Double }
+        let answer = try XCTUnwrap(times.min())
+        XCTAssertGreaterThanOrEqual(answer, 300)
+        XCTAssertLessThan(try XCTUnwrap(times.max()), answer * 2.6, "an alert waited behind more than one wave: \(times.map { Int($0) })")
+    }
+
     /// Reports are written as alerts finish, not at the end: the first alert's table is out while the second
     /// alert's request still waits for its answer; the tables end with one summary line.
     func testReportsAreWrittenAsAlertsFinish() throws {
