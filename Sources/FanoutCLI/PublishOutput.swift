@@ -5,7 +5,7 @@ import AlertFanout
 import Dispatch
 import FanoutCore
 import FanoutLoad
-import Synchronization
+import Foundation
 
 /// Publishes a batch's alerts through the callback API, at most `window` at a time, and only as fast as the
 /// targets' connections take their requests: an alert starts when one finishes and fewer than `backlog` requests
@@ -38,7 +38,7 @@ final class PublishWindow: Sendable {
     private let options: PublishOptions
     private let window: Int
     private let output: PublishOutput
-    private let state: Mutex<State>
+    private let state: Locked<State>
     static let handOverEvery = 256
     /// Alerts started at once at the beginning (more follow as the reactor's queue allows).
     static let firstAlerts = 16
@@ -51,7 +51,7 @@ final class PublishWindow: Sendable {
         self.options = options
         self.window = min(batch.alerts.count, window)
         self.output = output
-        state = Mutex(State(held: Array(repeating: nil, count: batch.alerts.count)))
+        state = Locked(State(held: Array(repeating: nil, count: batch.alerts.count)))
     }
 
     /// Returns once every alert's report has been handed to the output and written.
@@ -138,6 +138,22 @@ final class PublishWindow: Sendable {
             output.stopTimer()
             done.resume()
         }
+    }
+}
+
+/// A value behind a pthread mutex (`NSLock`). The window's state is touched from the reactor queue, the output
+/// queue and the starting thread; the thread sanitizer follows a pthread mutex but not `Synchronization.Mutex`,
+/// whose futex it cannot see (it reported every such pair of accesses as a race).
+final class Locked<Value>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Value
+
+    init(_ value: Value) { self.value = value }
+
+    func withLock<R>(_ body: (inout Value) -> R) -> R {
+        lock.lock()
+        defer { lock.unlock() }
+        return body(&value)
     }
 }
 

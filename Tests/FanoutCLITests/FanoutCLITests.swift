@@ -169,7 +169,9 @@ final class FanoutCLITests: XCTestCase {
         let times = reports.compactMap { $0["duration_ms"] as? Double }
         let answer = try XCTUnwrap(times.min())
         XCTAssertGreaterThanOrEqual(answer, 300)
-        XCTAssertLessThan(try XCTUnwrap(times.max()), answer * 2.6, "an alert waited behind more than one wave: \(times.map { Int($0) })")
+        // Two answers' time when alerts wait behind at most one wave (a little more under the thread sanitizer);
+        // four when all 200 start at once (64 connections: waves 1 to 4).
+        XCTAssertLessThan(try XCTUnwrap(times.max()), answer * 3.2, "an alert waited behind several waves: \(times.map { Int($0) })")
     }
 
     /// Reports are written as alerts finish, not at the end: the first alert's table is out while the second
