@@ -31,6 +31,47 @@ final class PublisherTests: XCTestCase {
         Target(name: name, type: .webhook, url: server.url(path), enabled: enabled, timeoutSeconds: timeout)
     }
 
+    /// An alert's deadline also bounds the wait for a connection: with one connection and five alerts to a 300 ms
+    /// target, the later alerts end at their 700 ms deadline (a request still waiting is `overloaded`: our side's
+    /// congestion, not the target's) instead of each waiting out the ones before it (up to 1.5 s).
+    func testTheDeadlineBoundsTheWaitForAConnection() async throws {
+        let server = try MockTarget()
+        defer { server.stop() }
+        let reactor = try CurlReactor(configuration: .init(maxInFlightPerHost: 1, maxInFlightTotal: 1))
+        let publisher = try FanoutPublisher(
+            targets: TargetsConfig(targets: [webhook("one", server, "/slow?delay_ms=300", timeout: 5)]), reactor: reactor)
+        let results = await withTaskGroup(of: Result<PublishReport, PublishError>.self) { group in
+            for i in 0..<5 {
+                var alert = Samples.firingFull
+                alert.labels["n"] = "\(i)"
+                alert.fingerprint = Alert.fingerprint(of: alert.labels)
+                group.addTask {
+                    do throws(PublishError) { return .success(try await publisher.publish(alert, options: .init(deadline: .milliseconds(700)))) } catch {
+                        return .failure(error)
+                    }
+                }
+            }
+            return await group.reduce(into: []) { $0.append($1) }
+        }
+        let reports = results.compactMap { r -> PublishReport? in
+            switch r {
+            case .success(let rep): return rep
+            case .failure(let e): return e.report
+            }
+        }
+        XCTAssertEqual(reports.count, 5)
+        let outcomes = reports.flatMap(\.results)
+        XCTAssertGreaterThanOrEqual(outcomes.filter { $0.outcome == .succeeded }.count, 1, "\(outcomes)")
+        let waited = outcomes.filter { $0.errorKind == .overloaded }
+        XCTAssertGreaterThanOrEqual(waited.count, 1, "\(outcomes)")
+        XCTAssertTrue(waited.allSatisfy { $0.message?.contains("waited") ?? false }, "\(waited)")
+        for r in reports { XCTAssertLessThan(r.durationSeconds, 1.0, "no alert outlives its 700 ms deadline by much: \(r.results)") }
+        await assertDrained(publisher, releasesReactor: false)  // the reactor is the test's: shut down here
+        await reactor.shutdown()
+        let s = reactor.stats()
+        XCTAssertTrue(s.released && s.isIdleAndEmpty, "\(s)")
+    }
+
     /// A target's `max_in_flight` holds across publishes: with a limit of 2, eight concurrent publishes never
     /// have more than two requests waiting at the server, and every one is delivered (none lost in the lane).
     func testAPerTargetInFlightLimitHoldsAcrossPublishesAndLosesNothing() async throws {

@@ -124,9 +124,13 @@ final class PublishRun: @unchecked Sendable {
             finished(index, .notSent(kind, message: error.message))
             return
         }
+        // `timeout` counts once the request has a connection; what is left of the publish deadline bounds the
+        // wait for one too (a request queued behind busy connections must not outlive its alert's deadline).
+        let left = max(machine.deadline - WallClock.monotonic(), 0.001)
         let http = HTTPRequest(
             method: request.method, url: request.url, headers: request.headers,
             body: request.body, timeout: .microseconds(Int64((timeout * 1e6).rounded(.up))),
+            overallTimeout: .microseconds(Int64((max(left, timeout) * 1e6).rounded(.up))),
             connectTimeout: .microseconds(Int64((min(timeout, 5) * 1e6).rounded(.up))),
             captureHeaders: PublishRun.capturedHeaders, maxResponseBodyBytes: 64 * 1024, keepSuccessDetails: formatter.readsSuccessDetails,
             connection: targets[index].connection)
@@ -175,6 +179,13 @@ final class PublishRun: @unchecked Sendable {
                     status: status, reading: .gone, message: message, retryAfterSeconds: nil, idempotent: idempotent,
                     action: action)
             }
+        case .failure(let error) where error.kind == .deadline && error.timings.total == .zero:
+            // Never reached the target: the deadline passed while it waited for a connection. Our side's
+            // congestion, not the target's: `overloaded` keeps it out of the target's breaker and health.
+            outcome = .transportFailed(
+                .overloaded,
+                message: "the publish deadline passed while the request waited \(Int(error.timings.queued.seconds * 1000)) ms for a connection",
+                idempotent: idempotent, action: action)
         case .failure(let error):
             outcome = .transportFailed(
                 PublishRun.failureKind(error.kind), message: error.message, idempotent: idempotent, action: action)
