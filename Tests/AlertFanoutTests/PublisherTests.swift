@@ -232,7 +232,9 @@ final class PublisherTests: XCTestCase {
                 var alert = Samples.minimal
                 alert.labels["i"] = String(i)
                 alert.fingerprint = Alert.fingerprint(of: alert.labels)
-                publisher.publish(alert) { result in
+                // All at once: the last requests wait for a connection behind thousands of others, and an alert's
+                // deadline bounds that wait (ten seconds by default; a sanitized build takes longer than that).
+                publisher.publish(alert, options: .init(deadline: .seconds(120))) { result in
                     let done = tally.withLock { t -> Bool in
                         t.reports += 1
                         switch result {
