@@ -52,6 +52,24 @@ def requests_from(name, out):
     return int(m.group(1)), float(m.group(3))
 
 
+def rotating_rounds(tools, rounds):
+    """Runs each (name, command) once per round, starting each round one tool later; returns name → [(req/s, CPU µs
+    per request)]. A tool that is not built is skipped; a run whose output cannot be read is left out."""
+    runs = {name: [] for name, _ in tools}
+    for r in range(rounds):
+        for name, cmd in tools[r % len(tools):] + tools[:r % len(tools)]:
+            if not os.path.exists(cmd[0]) and not cmd[0].startswith(("wrk", "hey")):
+                continue
+            out, cpu, _ = timed(cmd)
+            try:
+                n, secs = requests_from(name, out)
+            except Exception:
+                print(f"  {name}: could not read its output:\n{out[-500:]}", file=sys.stderr)
+                continue
+            runs[name].append((n / secs, cpu / max(n, 1) * 1e6))
+    return runs
+
+
 def throughput():
     tools = [
         ("fanout load", [FANOUT, "load", NGINX, "-c", str(CONNS), "-d", f"{SECS}s", "--no-progress", "--json"]),
@@ -68,18 +86,7 @@ def throughput():
     # Rounds rotate the order and each figure is the median of its rounds: one 10 s run on this shared 2-core VM
     # varies by up to a fifth (the same `fanout load` took 25.6k and 30.9k req/s back to back).
     rounds = 1 if QUICK else 3
-    runs = {name: [] for name, _ in tools}
-    for r in range(rounds):
-        for name, cmd in tools[r % len(tools):] + tools[:r % len(tools)]:
-            if not os.path.exists(cmd[0]) and not cmd[0].startswith(("wrk", "hey")):
-                continue
-            out, cpu, _ = timed(cmd)
-            try:
-                n, secs = requests_from(name, out)
-            except Exception:
-                print(f"  {name}: could not read its output:\n{out[-500:]}", file=sys.stderr)
-                continue
-            runs[name].append((n / secs, cpu / max(n, 1) * 1e6))
+    runs = rotating_rounds(tools, rounds)
     rows = [(name, statistics.median(x for x, _ in runs[name]), statistics.median(y for _, y in runs[name])) for name, _ in tools if runs[name]]
     skipped = [name for name, _ in tools if not runs[name]]
     base = rows[0]
@@ -105,16 +112,10 @@ def head_to_head():
         ("hey", ["hey", "-c", str(CONNS), "-z", f"{secs}s", NGINX]),
     ]
     tools = [(n, c) for n, c in tools if os.path.exists(c[0]) or c[0] == "hey"]
-    runs = {n: [] for n, _ in tools}
-    for r in range(rounds):
-        for name, cmd in tools[r % len(tools):] + tools[:r % len(tools)]:
-            out, cpu, _ = timed(cmd)
-            try:
-                n, t = requests_from(name, out)
-            except Exception:
-                print(f"  {name}: could not read its output:\n{out[-500:]}", file=sys.stderr)
-                return
-            runs[name].append((n / t, cpu / max(n, 1) * 1e6))
+    runs = rotating_rounds(tools, rounds)
+    if any(len(runs[n]) != rounds for n, _ in tools):
+        print("head to head: a run failed (see above); no ratios")
+        return
     print(f"head to head: {secs} s runs in turn, {rounds} round(s), {CONNS} connections; ratios per round, then their median")
     f = runs["fanout load"]
     for peer in [n for n, _ in tools if n != "fanout load"]:
