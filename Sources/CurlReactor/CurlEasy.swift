@@ -31,7 +31,7 @@ final class CurlEasy {
     var lastMethodKey: String?
     var lastTimeoutMs = -1
     var lastConnectTimeoutMs = -1
-    var lastForbidReuse: Bool?
+    var lastForbidReuse = -1
     var lastHTTPVersion = -1
     var lastHeaderData: UnsafeMutableRawPointer?
     var lastHeaderListWasNil = false
@@ -41,7 +41,7 @@ final class CurlEasy {
         lastMethodKey = nil
         lastTimeoutMs = -1
         lastConnectTimeoutMs = -1
-        lastForbidReuse = nil
+        lastForbidReuse = -1
         lastHTTPVersion = -1
         lastHeaderData = UnsafeMutableRawPointer(bitPattern: 1)
         lastHeaderListWasNil = false

@@ -103,10 +103,7 @@ extension ReactorCore {
         easy.set(CURLOPT_TIMEOUT_MS, t.timeoutMs, last: \.lastTimeoutMs)
         let connect = (r.connectTimeout ?? config.defaultConnectTimeout).nanosecondsClamped
         easy.set(CURLOPT_CONNECTTIMEOUT_MS, max(1, Int(min(connect / 1_000_000, UInt64(Int32.max)))), last: \.lastConnectTimeoutMs)
-        if r.forbidReuse != easy.lastForbidReuse {
-            easy.set(CURLOPT_FORBID_REUSE, r.forbidReuse)
-            if easy.setupFailure == nil { easy.lastForbidReuse = r.forbidReuse }
-        }
+        easy.set(CURLOPT_FORBID_REUSE, r.forbidReuse ? 1 : 0, last: \.lastForbidReuse)
         easy.apply(r.connection)
         switch r.httpVersion {
         case .http1_1: easy.set(CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1, last: \.lastHTTPVersion)

@@ -291,14 +291,8 @@ final class PublishOutput: @unchecked Sendable {
     }
 }
 
-/// One alert's table: target, type, outcome, HTTP status, attempts, milliseconds, and the reason or message.
-func renderPublish(alert: Alert, _ r: Result<PublishReport, PublishError>) -> String {
-    var s = ""
-    renderPublish(alert: alert, r, into: &s)
-    return s
-}
-
-/// ``renderPublish(alert:_:)`` appended to `out` (no line break after the last row).
+/// One alert's table — target, type, outcome, HTTP status, attempts, milliseconds, and the reason or message —
+/// appended to `out` (no line break after the last row).
 func renderPublish(alert: Alert, _ r: Result<PublishReport, PublishError>, into out: inout String) {
     let report: PublishReport
     var head: String
