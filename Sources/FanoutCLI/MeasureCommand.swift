@@ -112,10 +112,14 @@ struct OverheadCommand: AsyncParsableCommand {
     @Option(help: "Target latencies in milliseconds, comma-separated.") var latencies = "50,80,120,150,200"
     @Option(help: "Alerts per second.") var rate = 200.0
     @Option(name: .short, help: "How long to publish.", transform: parseDuration) var duration: Duration = .seconds(10)
+    @Option(
+        help: "Alerts published at once: bursts of this many, as often as --rate allows (Alertmanager sends groups in bursts).")
+    var burst = 1
 
     func validate() throws {
         guard !delays.isEmpty, delays.allSatisfy({ $0 >= 0 }) else { throw ValidationError("--latencies must be comma-separated milliseconds") }
         guard rate > 0, duration > .zero else { throw ValidationError("--rate and -d must be positive") }
+        guard (1...10_000).contains(burst) else { throw ValidationError("--burst must be between 1 and 10000") }
     }
 
     var delays: [Int] { latencies.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
@@ -126,13 +130,15 @@ struct OverheadCommand: AsyncParsableCommand {
         let slowest = Double(delays.max() ?? 0) / 1000
         let config = TargetsConfig(targets: servers.enumerated().map { Target(name: "t\($0.offset)", type: .webhook, url: $0.element.url("/t")) })
         let publisher = try FanoutPublisher(targets: config)
-        let count = Int(rate * duration.seconds)
+        let count = max(burst, Int(rate * duration.seconds) / burst * burst)
         let tally = OverheadTally(expected: count, slowest: slowest)
         let clock = ContinuousClock()
         let start = clock.now
         let cpu0 = processCPUSeconds()
         for i in 0..<count {
-            try? await clock.sleep(until: start + .nanoseconds(Int64(Double(i) / rate * 1e9)), tolerance: .microseconds(200))
+            if i % burst == 0 {
+                try? await clock.sleep(until: start + .nanoseconds(Int64(Double(i) / rate * 1e9)), tolerance: .microseconds(200))
+            }
             let alert = Alert(labels: ["alertname": "Overhead", "i": String(i)], startsAt: Timestamp(seconds: 1_700_000_000))
             publisher.publish(alert) { tally.record($0) }
         }
@@ -140,7 +146,8 @@ struct OverheadCommand: AsyncParsableCommand {
         let cpu = processCPUSeconds() - cpu0
         await publisher.shutdown()
         let s = tally.samples.withLock { ($0.overhead, $0.failures) }
-        print("overhead: \(count) alerts at \(fmt(rate, 0))/s to \(delays.count) targets answering in \(latencies) ms")
+        let shape = burst > 1 ? "in bursts of \(burst) " : ""
+        print("overhead: \(count) alerts \(shape)at \(fmt(rate, 0))/s to \(delays.count) targets answering in \(latencies) ms")
         print(
             "  completion minus the slowest target (\(fmt(slowest * 1000, 0)) ms): p50 \(fmt(Double(s.0.valueAtPercentile(50)) / 1000, 3)) ms  p99 \(fmt(Double(s.0.valueAtPercentile(99)) / 1000, 3)) ms  max \(fmt(Double(s.0.max) / 1000, 3)) ms; \(s.1) not fully delivered; CPU \(fmt(cpu, 2)) s (client and in-process servers)"
         )

@@ -198,4 +198,17 @@ final class CLIPromiseTests: XCTestCase {
         let bad = try runFanout(["measure", "stragglers", "--every", "1"])
         XCTAssertEqual(bad.status, 64, bad.err)
     }
+
+    /// `fanout measure overhead --burst N` publishes N alerts at once, as often as the rate allows, to loopback
+    /// servers it starts itself, and says how many were fully delivered.
+    func testMeasureOverheadPublishesInBursts() throws {
+        let r = try runFanout(["measure", "overhead", "--latencies", "20,40", "--rate", "60", "--burst", "5", "-d", "1s"], seconds: 120)
+        XCTAssertEqual(r.status, 0, r.err)
+        XCTAssertTrue(r.out.contains("60 alerts in bursts of 5 at 60/s to 2 targets"), r.out)
+        XCTAssertTrue(r.out.contains("completion minus the slowest target (40 ms)"), r.out)
+        XCTAssertTrue(r.out.contains("; 0 not fully delivered;"), r.out)
+        let bad = try runFanout(["measure", "overhead", "--burst", "0"])
+        XCTAssertEqual(bad.status, 64, bad.err)
+        XCTAssertTrue(bad.err.contains("--burst"), bad.err)
+    }
 }
