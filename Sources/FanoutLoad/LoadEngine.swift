@@ -61,6 +61,8 @@ public final class LoadEngine: @unchecked Sendable {
     private var done: CheckedContinuation<LoadResult, Never>?
     private var cpuStart = 0.0
     @exclusivity(unchecked) private var interval: MicrosHistogram?
+    /// Slots of requests no longer in flight, reused by the next send (at most `concurrency` ever exist).
+    @exclusivity(unchecked) private var freeSlots: [RequestSlot] = []
     private var intervalStart: UInt64 = 0
     /// Called once a second on the reactor queue (progress line).
     public var onProgress: (@Sendable (LoadProgress) -> Void)?
@@ -164,12 +166,17 @@ public final class LoadEngine: @unchecked Sendable {
         if plan.rate != nil {
             _ = perURL[urlIndex].lag.record(max(1, (sentAt &- intended) / 1000))
         }
-        reactor.submit(plan.request(urlIndex)) { [self] result in
-            completed(urlIndex: urlIndex, intended: intended, result: result)
-        }
+        let slot = freeSlots.popLast() ?? RequestSlot(engine: self)
+        slot.urlIndex = urlIndex
+        slot.intended = intended
+        // The closure captures one object reference, which Swift uses as its context: no allocation per request.
+        reactor.submit(plan.request(urlIndex)) { [slot] result in slot.engine.completed(slot, result) }
     }
 
-    private func completed(urlIndex: Int, intended: UInt64, result: Result<HTTPResponse, TransferError>) {
+    private func completed(_ slot: RequestSlot, _ result: Result<HTTPResponse, TransferError>) {
+        let urlIndex = slot.urlIndex
+        let intended = slot.intended
+        freeSlots.append(slot)
         inFlight -= 1
         let completedAt = now()
         let latency = (completedAt &- intended) / 1000
@@ -217,6 +224,7 @@ public final class LoadEngine: @unchecked Sendable {
     private func finishIfDone() {
         guard stopped || issued >= plan.maxRequests, inFlight == 0, let c = done else { return }
         done = nil
+        freeSlots = []  // each slot holds the engine
         stopIssuing()
         reporter?.cancel()
         reporter = nil
@@ -228,4 +236,13 @@ public final class LoadEngine: @unchecked Sendable {
                 cpuSeconds: processCPUSeconds() - cpuStart, interrupted: interrupted,
                 connectionsOpened: reactor.stats().connectionsOpened))
     }
+}
+
+/// What a request in flight needs at its completion. Touched on the reactor queue only, like the engine.
+private final class RequestSlot: @unchecked Sendable {
+    let engine: LoadEngine
+    var urlIndex = 0
+    var intended: UInt64 = 0
+
+    init(engine: LoadEngine) { self.engine = engine }
 }
